@@ -1,0 +1,139 @@
+//! The socket side: reading frames off a stream and writing batched frames.
+//!
+//! Both runtimes split a connection into a read half, owned by one reader
+//! loop, and a write half, owned by one writer task fed by an [`Outbox`].
+
+use std::io;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::codec::{self, CodecError, Decoder};
+use crate::message::Message;
+
+pub type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+pub type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// The queue of messages waiting for a connection's writer task.
+pub type Outbox = mpsc::Sender<Message>;
+
+/// How many messages may wait for the writer before senders wait in turn.
+pub const OUTBOX_CAPACITY: usize = 1024;
+
+/// The writer gathers queued messages into one buffer of up to this many bytes
+/// before each write, so pipelined replies cost one system call, not many.
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// Splits a plain TCP stream without a lock between the halves.
+pub fn split_tcp(tcp: TcpStream) -> (ReadHalf, WriteHalf) {
+    let (r, w) = tcp.into_split();
+    (Box::new(r), Box::new(w))
+}
+
+/// Splits any other stream, such as a TLS one.
+pub fn split<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S) -> (ReadHalf, WriteHalf) {
+    let (r, w) = tokio::io::split(stream);
+    (Box::new(r), Box::new(w))
+}
+
+/// Why reading the next frame failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error("connection failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Reads whole messages off a read half.
+pub struct FrameReader {
+    io: ReadHalf,
+    buf: BytesMut,
+    decoder: Decoder,
+}
+
+impl FrameReader {
+    pub fn new(io: ReadHalf, max_frame: usize) -> FrameReader {
+        FrameReader {
+            io,
+            buf: BytesMut::with_capacity(64 * 1024),
+            decoder: Decoder::new(max_frame),
+        }
+    }
+
+    /// The next message, or `None` at a clean end of stream. Cancel-safe: a
+    /// cancelled call loses no bytes, because they stay in the buffer.
+    pub async fn next(&mut self) -> Result<Option<Message>, ReadError> {
+        loop {
+            if let Some(msg) = self.decoder.decode(&mut self.buf)? {
+                return Ok(Some(msg));
+            }
+            if self.buf.capacity() - self.buf.len() < 4096 {
+                self.buf.reserve(64 * 1024);
+            }
+            if self.io.read_buf(&mut self.buf).await? == 0 {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(ReadError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed in the middle of a frame",
+                )));
+            }
+        }
+    }
+
+    /// Reads and throws away what the peer still sends, for a short while.
+    ///
+    /// Closing a socket with unread bytes makes the kernel send a reset, which
+    /// can destroy the error frame we just wrote before the peer reads it.
+    pub async fn linger(mut self, for_at_most: Duration) {
+        let mut sink = [0u8; 8192];
+        let drain = async {
+            let mut budget = 1 << 20;
+            while budget > 0 {
+                match self.io.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => budget -= n.min(budget),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(for_at_most, drain).await;
+    }
+}
+
+/// Writes one message straight to a write half; for the handshake, before the
+/// writer task exists.
+pub async fn write_now(io: &mut WriteHalf, msg: &Message) -> io::Result<()> {
+    let mut buf = BytesMut::new();
+    codec::encode(msg, &mut buf);
+    io.write_all(&buf).await?;
+    io.flush().await
+}
+
+/// Spawns the writer task of a connection. It ends, after a graceful shutdown
+/// of the write half, once every `Outbox` clone is dropped.
+pub fn spawn_writer(
+    mut io: WriteHalf,
+    mut rx: mpsc::Receiver<Message>,
+) -> tokio::task::JoinHandle<io::Result<()>> {
+    tokio::spawn(async move {
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        while let Some(msg) = rx.recv().await {
+            codec::encode(&msg, &mut buf);
+            while buf.len() < WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(msg) => codec::encode(&msg, &mut buf),
+                    Err(_) => break,
+                }
+            }
+            io.write_all(&buf).await?;
+            io.flush().await?;
+            buf.clear();
+        }
+        io.shutdown().await
+    })
+}

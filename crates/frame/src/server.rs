@@ -1,0 +1,720 @@
+//! The server runtime: accept loop, handshake, dispatch, streams and shutdown.
+//!
+//! A service implements [`Service`]; [`run`] does everything else. Every
+//! connection has one reader loop (this module's `Connection::serve`), one
+//! writer task, and one task per request in flight.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{Auth, Identity};
+use crate::body;
+use crate::error::{Error, ErrorCode};
+use crate::io::{self, FrameReader, Outbox, WriteHalf};
+use crate::message::{CONNECTION_ID, Hello, Limits, Message, PROTOCOL_VERSION, Welcome};
+use crate::stream::{ByteSink, ByteStream, Inbound};
+
+/// A boxed stream of download bytes.
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
+/// A boxed stream of encoded event bodies.
+pub type EventStream = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
+
+/// How a service answers a call.
+pub enum Reply {
+    /// One value: the common case.
+    Value(Bytes),
+    /// A head value, then a byte stream (a download or a large result).
+    Stream { head: Bytes, body: BodyStream },
+    /// An acknowledgement, then events until the stream ends or the client
+    /// cancels.
+    Subscription { head: Bytes, events: EventStream },
+}
+
+impl Reply {
+    /// A reply of one encoded value.
+    pub fn value<T: Serialize + ?Sized>(value: &T) -> Result<Reply, Error> {
+        body::try_encode(value).map(Reply::Value)
+    }
+}
+
+/// One request, as a handler sees it.
+pub struct Call {
+    pub method: String,
+    pub body: Bytes,
+    pub identity: Arc<Identity>,
+    /// The caller's upload, when the request carries one.
+    pub upload: Option<ByteStream>,
+    pub peer: SocketAddr,
+}
+
+impl Call {
+    /// Decodes the request body into the handler's argument type.
+    pub fn args<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        body::decode(&self.body)
+    }
+
+    /// Takes the upload, failing with `bad_request` when there is none.
+    pub fn take_upload(&mut self) -> Result<ByteStream, Error> {
+        self.upload.take().ok_or_else(|| {
+            Error::bad_request(format!("{} needs a streamed request body", self.method))
+        })
+    }
+}
+
+/// What a service does with its calls. Handlers run concurrently, one task per
+/// request, and are dropped when the client cancels.
+pub trait Service: Send + Sync + 'static {
+    fn call(&self, call: Call) -> impl Future<Output = Result<Reply, Error>> + Send;
+}
+
+/// How a server runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The service name clients must ask for in `Hello`.
+    pub service: String,
+    /// The server's own version, announced in `Welcome`.
+    pub version: String,
+    pub limits: Limits,
+    pub max_connections: usize,
+    pub auth: Auth,
+    /// Allows open access on a non-loopback address.
+    pub insecure: bool,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// How long a client has to complete the handshake.
+    pub handshake_timeout: Duration,
+    /// How long in-flight requests may run on after shutdown begins.
+    pub drain_timeout: Duration,
+}
+
+impl ServerConfig {
+    pub fn new(service: impl Into<String>, version: impl Into<String>) -> ServerConfig {
+        ServerConfig {
+            service: service.into(),
+            version: version.into(),
+            limits: Limits::default(),
+            max_connections: 1024,
+            auth: Auth::default(),
+            insecure: false,
+            tls: None,
+            handshake_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Insecure(String),
+    #[error("cannot read the listener's address: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What `info` answers; every server has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Info {
+    pub service: String,
+    pub version: String,
+    pub uptime_ms: u64,
+    pub connections: u64,
+    pub requests_served: u64,
+}
+
+/// State shared by every connection of one server.
+struct Shared<S> {
+    service: S,
+    config: ServerConfig,
+    started: Instant,
+    connections: AtomicU64,
+    served: AtomicU64,
+    sessions: AtomicU64,
+    shutdown: CancellationToken,
+}
+
+impl<S> Shared<S> {
+    fn info(&self) -> Info {
+        Info {
+            service: self.config.service.clone(),
+            version: self.config.version.clone(),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            connections: self.connections.load(Ordering::Relaxed),
+            requests_served: self.served.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Serves `service` on `listener` until `shutdown` completes, then drains.
+///
+/// Returns once every connection has closed: at the latest one drain timeout
+/// (plus a moment to flush) after `shutdown`.
+pub async fn run<S: Service>(
+    listener: TcpListener,
+    config: ServerConfig,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let addr = listener.local_addr()?;
+    config
+        .auth
+        .check_bind(addr, config.insecure)
+        .map_err(StartError::Insecure)?;
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let shared = Arc::new(Shared {
+        service,
+        config,
+        started: Instant::now(),
+        connections: AtomicU64::new(0),
+        served: AtomicU64::new(0),
+        sessions: AtomicU64::new(0),
+        shutdown: CancellationToken::new(),
+    });
+    let tracker = TaskTracker::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    tracing::info!(%addr, service = %shared.config.service, "serving");
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit,
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permit else { break };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        let tls = tls.clone();
+        tracker.spawn(async move {
+            let _permit = permit;
+            shared.connections.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = accept_connection(&shared, tcp, peer, tls).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            shared.connections.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+    drop(listener);
+    tracing::info!(%addr, "shutting down");
+    shared.shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+async fn accept_connection<S: Service>(
+    shared: &Arc<Shared<S>>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<(), String> {
+    let _ = tcp.set_nodelay(true);
+    let (reader, writer) = match tls {
+        None => io::split_tcp(tcp),
+        Some(acceptor) => {
+            let accept = tokio::time::timeout(
+                shared.config.handshake_timeout,
+                acceptor.accept(tcp),
+            );
+            let stream = accept
+                .await
+                .map_err(|_| "TLS handshake timed out".to_owned())?
+                .map_err(|e| format!("TLS handshake failed: {e}"))?;
+            io::split(stream)
+        }
+    };
+    let reader = FrameReader::new(reader, shared.config.limits.max_frame as usize);
+    Connection::handshake(shared.clone(), reader, writer, peer).await
+}
+
+/// One request in flight: how to stop it and where its streams go.
+#[derive(Default)]
+struct Slot {
+    abort: Option<AbortHandle>,
+    upload: Option<Inbound>,
+    download_credit: Option<Arc<Semaphore>>,
+    subscription: bool,
+}
+
+/// The requests in flight on one connection.
+///
+/// Whoever removes a request's slot sends its final message, which settles
+/// every race between a handler finishing and a client cancelling. The lock is
+/// a std one: it is never held across an await.
+struct Table {
+    slots: Mutex<HashMap<u64, Slot>>,
+    /// Signalled when the table empties, for draining.
+    emptied: Notify,
+}
+
+impl Table {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Slot>> {
+        // A panic while holding this lock leaves the map consistent (every
+        // operation is a single insert, remove or field store), so recover it.
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remove(&self, id: u64) -> Option<Slot> {
+        let mut slots = self.lock();
+        let slot = slots.remove(&id);
+        if slot.is_some() && slots.is_empty() {
+            self.emptied.notify_one();
+        }
+        slot
+    }
+}
+
+struct Connection<S> {
+    shared: Arc<Shared<S>>,
+    identity: Arc<Identity>,
+    peer: SocketAddr,
+    out: Outbox,
+    table: Arc<Table>,
+    tasks: TaskTracker,
+}
+
+/// How a connection's reader loop ended.
+enum End {
+    /// The peer closed, left, or the connection failed.
+    Closed,
+    /// We refused the peer; its last bytes are drained so it reads our error.
+    Refused,
+    Drained,
+}
+
+impl<S: Service> Connection<S> {
+    async fn handshake(
+        shared: Arc<Shared<S>>,
+        mut reader: FrameReader,
+        mut writer: WriteHalf,
+        peer: SocketAddr,
+    ) -> Result<(), String> {
+        let first = tokio::time::timeout(shared.config.handshake_timeout, reader.next()).await;
+        let hello = match first {
+            Err(_) => Err(Error::timeout("no Hello within the handshake timeout")),
+            Ok(Ok(Some(Message::Hello(hello)))) => Ok(hello),
+            Ok(Ok(Some(other))) => Err(Error::bad_request(format!(
+                "expected Hello, got {:?}",
+                other.kind()
+            ))),
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(io::ReadError::Codec(e))) => Err(e.to_error()),
+            Ok(Err(io::ReadError::Io(e))) => return Err(e.to_string()),
+        };
+        let identity = match hello.and_then(|h| check_hello(&shared, &h)) {
+            Ok(identity) => identity,
+            Err(error) => {
+                let refusal = Message::Error {
+                    id: CONNECTION_ID,
+                    error: error.clone(),
+                };
+                let _ = io::write_now(&mut writer, &refusal).await;
+                let _ = tokio::io::AsyncWriteExt::shutdown(&mut writer).await;
+                reader.linger(Duration::from_secs(1)).await;
+                return Err(format!("handshake refused: {error}"));
+            }
+        };
+        let session = format!(
+            "{:x}-{:x}",
+            shared.started.elapsed().as_nanos() as u64,
+            shared.sessions.fetch_add(1, Ordering::Relaxed)
+        );
+        let welcome = Message::Welcome(Welcome {
+            service: shared.config.service.clone(),
+            server_version: shared.config.version.clone(),
+            session,
+            limits: shared.config.limits,
+        });
+        io::write_now(&mut writer, &welcome)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::debug!(%peer, user = %identity.user, "welcomed");
+
+        let (out, rx) = mpsc::channel(io::OUTBOX_CAPACITY);
+        let writer = io::spawn_writer(writer, rx);
+        let conn = Connection {
+            shared,
+            identity: Arc::new(identity),
+            peer,
+            out,
+            table: Arc::new(Table {
+                slots: Mutex::new(HashMap::new()),
+                emptied: Notify::new(),
+            }),
+            tasks: TaskTracker::new(),
+        };
+        let (end, reader) = conn.serve(reader).await;
+        conn.close(writer).await;
+        if matches!(end, End::Refused) {
+            reader.linger(Duration::from_secs(1)).await;
+        }
+        Ok(())
+    }
+
+    /// The reader loop: one message at a time, until the peer goes, the
+    /// connection idles out, or shutdown has drained.
+    async fn serve(&self, mut reader: FrameReader) -> (End, FrameReader) {
+        let limits = self.shared.config.limits;
+        let idle = Duration::from_millis(limits.idle_timeout_ms);
+        let mut idle_deadline = tokio::time::Instant::now() + idle;
+        let mut drain_deadline = None;
+        let end = loop {
+            let draining = drain_deadline.is_some();
+            let drain_at = drain_deadline.unwrap_or(idle_deadline);
+            tokio::select! {
+                biased;
+                () = self.shared.shutdown.cancelled(), if !draining => {
+                    drain_deadline = Some(tokio::time::Instant::now() + self.shared.config.drain_timeout);
+                    self.begin_drain().await;
+                    if self.table.lock().is_empty() {
+                        break End::Drained;
+                    }
+                }
+                () = self.table.emptied.notified(), if draining => {
+                    if self.table.lock().is_empty() {
+                        break End::Drained;
+                    }
+                }
+                () = tokio::time::sleep_until(drain_at), if draining => break End::Drained,
+                () = tokio::time::sleep_until(idle_deadline) => {
+                    let _ = self.out.send(Message::Goodbye {
+                        reason: format!("idle for {} ms", limits.idle_timeout_ms),
+                    }).await;
+                    break End::Closed;
+                }
+                read = reader.next() => match read {
+                    Ok(Some(msg)) => {
+                        idle_deadline = tokio::time::Instant::now() + idle;
+                        if let Err(error) = self.dispatch(msg, draining).await {
+                            let _ = self.out.send(Message::Error { id: CONNECTION_ID, error }).await;
+                            break End::Refused;
+                        }
+                    }
+                    Ok(None) => break End::Closed,
+                    Err(io::ReadError::Codec(e)) => {
+                        tracing::debug!(peer = %self.peer, error = %e, "bad frame");
+                        let _ = self.out.send(Message::Error { id: CONNECTION_ID, error: e.to_error() }).await;
+                        break End::Refused;
+                    }
+                    Err(io::ReadError::Io(e)) => {
+                        tracing::debug!(peer = %self.peer, error = %e, "read failed");
+                        break End::Closed;
+                    }
+                },
+            }
+        };
+        (end, reader)
+    }
+
+    /// Stops everything still running, then lets the writer flush and close.
+    async fn close(self, writer: tokio::task::JoinHandle<std::io::Result<()>>) {
+        let leftover: Vec<Slot> = self.table.lock().drain().map(|(_, s)| s).collect();
+        for slot in leftover {
+            if let Some(abort) = slot.abort {
+                abort.abort();
+            }
+            if let Some(credit) = slot.download_credit {
+                credit.close();
+            }
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+        drop(self.out);
+        // A peer that stopped reading must not hold this task forever.
+        let flush = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        if flush.is_err() {
+            tracing::debug!(peer = %self.peer, "gave up flushing to a peer that does not read");
+        }
+    }
+
+    /// Announces shutdown and ends subscriptions; requests keep running.
+    async fn begin_drain(&self) {
+        let _ = self
+            .out
+            .send(Message::Goodbye {
+                reason: "server shutting down".into(),
+            })
+            .await;
+        let ended: Vec<u64> = {
+            let slots = self.table.lock();
+            slots
+                .iter()
+                .filter(|(_, s)| s.subscription)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        for id in ended {
+            if let Some(slot) = self.table.remove(id) {
+                if let Some(abort) = slot.abort {
+                    abort.abort();
+                }
+                let _ = self.out.send(Message::Cancel { id }).await;
+            }
+        }
+    }
+
+    /// Handles one message from the client. An error closes the connection.
+    async fn dispatch(&self, msg: Message, draining: bool) -> Result<(), Error> {
+        match msg {
+            Message::Request {
+                id,
+                method,
+                body,
+                stream,
+            } => self.request(id, method, body, stream, draining).await,
+            Message::Cancel { id } => {
+                if let Some(slot) = self.table.remove(id) {
+                    if let Some(abort) = slot.abort {
+                        abort.abort();
+                    }
+                    let error = Error::cancelled("cancelled by the client");
+                    let _ = self.out.send(Message::Error { id, error }).await;
+                }
+                Ok(())
+            }
+            Message::Chunk { id, data, last } => {
+                let slots = self.table.lock();
+                // Chunks for a finished or cancelled request are dropped.
+                let Some(upload) = slots.get(&id).and_then(|s| s.upload.as_ref()) else {
+                    return Ok(());
+                };
+                upload.push(data, last).map_err(|_| {
+                    Error::bad_request(format!("stream {id} sent more than its credit"))
+                })
+            }
+            Message::Credit { id, bytes } => {
+                if let Some(credit) = self.table.lock().get(&id).and_then(|s| s.download_credit.as_ref()) {
+                    ByteSink::add_credit(credit, bytes);
+                }
+                Ok(())
+            }
+            Message::Ping { nonce } => {
+                let _ = self.out.send(Message::Pong { nonce }).await;
+                Ok(())
+            }
+            Message::Pong { .. } => Ok(()),
+            Message::Goodbye { .. } => Err(Error::cancelled("client said goodbye")),
+            other => Err(Error::bad_request(format!(
+                "a client may not send {:?} after the handshake",
+                other.kind()
+            ))),
+        }
+    }
+
+    async fn request(
+        &self,
+        id: u64,
+        method: String,
+        body: Bytes,
+        stream: bool,
+        draining: bool,
+    ) -> Result<(), Error> {
+        if id == CONNECTION_ID {
+            return Err(Error::bad_request("request id 0 is reserved"));
+        }
+        if draining {
+            let error = Error::unavailable("the server is shutting down");
+            let _ = self.out.send(Message::Error { id, error }).await;
+            return Ok(());
+        }
+        // Built-ins answer inline: no task, no slot, the cheapest round trip.
+        let builtin = match method.as_str() {
+            "ping" => Some(Ok(body.clone())),
+            "info" => Some(body::try_encode(&self.shared.info())),
+            _ => None,
+        };
+        if let Some(result) = builtin {
+            self.shared.served.fetch_add(1, Ordering::Relaxed);
+            let reply = match result {
+                Ok(body) => Message::Response {
+                    id,
+                    body,
+                    stream: false,
+                },
+                Err(error) => Message::Error { id, error },
+            };
+            let _ = self.out.send(reply).await;
+            return Ok(());
+        }
+        let max = self.shared.config.limits.max_in_flight as usize;
+        let admitted = {
+            let mut slots = self.table.lock();
+            if slots.contains_key(&id) {
+                return Err(Error::bad_request(format!(
+                    "request id {id} is already in flight"
+                )));
+            }
+            if slots.len() >= max {
+                None
+            } else {
+                let mut slot = Slot::default();
+                let upload = stream.then(|| {
+                    let window = self.shared.config.limits.stream_window;
+                    let (inbound, upload) = ByteStream::new(id, self.out.clone(), window);
+                    slot.upload = Some(inbound);
+                    upload
+                });
+                slots.insert(id, slot);
+                Some(upload)
+            }
+        };
+        let Some(upload) = admitted else {
+            let error = Error::busy(format!(
+                "{max} requests are already in flight on this connection; wait for one to finish"
+            ));
+            let _ = self.out.send(Message::Error { id, error }).await;
+            return Ok(());
+        };
+        let call = Call {
+            method,
+            body,
+            identity: self.identity.clone(),
+            upload,
+            peer: self.peer,
+        };
+        let task = self.tasks.spawn(handle(
+            id,
+            call,
+            self.shared.clone(),
+            self.table.clone(),
+            self.out.clone(),
+        ));
+        if let Some(slot) = self.table.lock().get_mut(&id) {
+            slot.abort = Some(task.abort_handle());
+        }
+        Ok(())
+    }
+}
+
+/// Runs one request to its end: its handler, then its stream or events.
+async fn handle<S: Service>(
+    id: u64,
+    call: Call,
+    shared: Arc<Shared<S>>,
+    table: Arc<Table>,
+    out: Outbox,
+) {
+    let method = call.method.clone();
+    let reply = shared.service.call(call).await;
+    shared.served.fetch_add(1, Ordering::Relaxed);
+    let finish = |msg: Message| {
+        let live = table.remove(id).is_some();
+        let out = out.clone();
+        async move {
+            if live {
+                let _ = out.send(msg).await;
+            }
+        }
+    };
+    match reply {
+        Err(error) => {
+            tracing::debug!(id, %method, %error, "request failed");
+            finish(Message::Error { id, error }).await;
+        }
+        Ok(Reply::Value(body)) => {
+            finish(Message::Response {
+                id,
+                body,
+                stream: false,
+            })
+            .await;
+        }
+        Ok(Reply::Stream { head, mut body }) => {
+            let window = shared.config.limits.stream_window;
+            let credit = ByteSink::initial_credit(window);
+            match table.lock().get_mut(&id) {
+                Some(slot) => slot.download_credit = Some(credit.clone()),
+                None => return,
+            }
+            let _ = out
+                .send(Message::Response {
+                    id,
+                    body: head,
+                    stream: true,
+                })
+                .await;
+            let mut sink = ByteSink::new(id, out.clone(), credit, window);
+            while let Some(piece) = next(&mut body).await {
+                let sent = match piece {
+                    Ok(data) => sink.send(data).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(error) = sent {
+                    finish(Message::Error { id, error }).await;
+                    return;
+                }
+            }
+            if table.remove(id).is_some() {
+                let _ = sink.finish().await;
+            }
+        }
+        Ok(Reply::Subscription { head, mut events }) => {
+            match table.lock().get_mut(&id) {
+                Some(slot) => slot.subscription = true,
+                None => return,
+            }
+            let _ = out
+                .send(Message::Response {
+                    id,
+                    body: head,
+                    stream: false,
+                })
+                .await;
+            while let Some(body) = next(&mut events).await {
+                if out.send(Message::Event { id, body }).await.is_err() {
+                    return;
+                }
+            }
+            finish(Message::Cancel { id }).await;
+        }
+    }
+}
+
+async fn next<T, St: Stream<Item = T> + ?Sized>(stream: &mut Pin<Box<St>>) -> Option<T> {
+    std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await
+}
+
+fn check_hello<S>(shared: &Shared<S>, hello: &Hello) -> Result<Identity, Error> {
+    if hello.version != PROTOCOL_VERSION {
+        return Err(Error::new(
+            ErrorCode::VersionMismatch,
+            format!(
+                "this server speaks protocol version {PROTOCOL_VERSION}, the client sent {}",
+                hello.version
+            ),
+        ));
+    }
+    if hello.service != shared.config.service {
+        return Err(Error::new(
+            ErrorCode::WrongService,
+            format!(
+                "this is the {} service, not {:?}",
+                shared.config.service, hello.service
+            ),
+        ));
+    }
+    shared.config.auth.authenticate(hello.token.as_deref())
+}
