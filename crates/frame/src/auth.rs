@@ -207,7 +207,10 @@ mod tests {
             a.authenticate(Some("nope")).unwrap_err().code,
             ErrorCode::Unauthorized
         );
-        assert_eq!(a.authenticate(None).unwrap_err().code, ErrorCode::Unauthorized);
+        assert_eq!(
+            a.authenticate(None).unwrap_err().code,
+            ErrorCode::Unauthorized
+        );
     }
 
     #[test]

@@ -92,7 +92,10 @@ impl Conn {
     }
 
     fn closed_reason(&self) -> Option<Error> {
-        self.closed.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.closed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn set_closed(&self, error: Error) {
@@ -228,7 +231,11 @@ impl Client {
     }
 
     /// Opens a subscription; the returned stream yields its events.
-    pub async fn subscribe<Req, Ev>(&self, method: &str, args: &Req) -> Result<Subscription<Ev>, Error>
+    pub async fn subscribe<Req, Ev>(
+        &self,
+        method: &str,
+        args: &Req,
+    ) -> Result<Subscription<Ev>, Error>
     where
         Req: Serialize + ?Sized,
         Ev: DeserializeOwned,
@@ -247,7 +254,11 @@ impl Client {
     }
 
     /// Sends a request whose answer is a head value and then a byte stream.
-    pub async fn download<Req, Head>(&self, method: &str, args: &Req) -> Result<(Head, ByteStream), Error>
+    pub async fn download<Req, Head>(
+        &self,
+        method: &str,
+        args: &Req,
+    ) -> Result<(Head, ByteStream), Error>
     where
         Req: Serialize + ?Sized,
         Head: DeserializeOwned,
@@ -259,7 +270,10 @@ impl Client {
         guard.disarm();
         let answer = answer?;
         let stream = answer.download.ok_or_else(|| {
-            Error::new(ErrorCode::BadRequest, format!("{method} does not stream its answer"))
+            Error::new(
+                ErrorCode::BadRequest,
+                format!("{method} does not stream its answer"),
+            )
         })?;
         Ok((body::decode(&answer.body)?, stream))
     }
@@ -273,7 +287,11 @@ impl Client {
         let window = self.inner.welcome.limits.stream_window;
         let credit = ByteSink::initial_credit(window);
         let (rx, guard) = self
-            .start(method, body::try_encode(args)?, Expect::Upload(credit.clone()))
+            .start(
+                method,
+                body::try_encode(args)?,
+                Expect::Upload(credit.clone()),
+            )
             .await?;
         let sink = ByteSink::new(guard.id, self.inner.conn.out.clone(), credit, window);
         Ok(UploadCall {
@@ -496,7 +514,12 @@ async fn connect_once(config: &ClientConfig) -> Result<Client, Error> {
                 config.addr
             )));
         }
-        Err(e) => return Err(Error::unavailable(format!("handshake with {}: {e}", config.addr))),
+        Err(e) => {
+            return Err(Error::unavailable(format!(
+                "handshake with {}: {e}",
+                config.addr
+            )));
+        }
     };
     let (out, rx) = mpsc::channel(io::OUTBOX_CAPACITY);
     io::spawn_writer(writer, rx);
@@ -591,7 +614,10 @@ fn deliver(conn: &Conn, msg: Message) -> Result<(), Error> {
             }
             Ok(())
         }
-        Message::Error { id: CONNECTION_ID, error } => {
+        Message::Error {
+            id: CONNECTION_ID,
+            error,
+        } => {
             conn.set_closed(error.clone());
             Ok(())
         }
@@ -646,7 +672,11 @@ fn deliver(conn: &Conn, msg: Message) -> Result<(), Error> {
             Ok(())
         }
         Message::Credit { id, bytes } => {
-            if let Some(credit) = conn.pending().get(&id).and_then(|p| p.upload_credit.as_ref()) {
+            if let Some(credit) = conn
+                .pending()
+                .get(&id)
+                .and_then(|p| p.upload_credit.as_ref())
+            {
                 ByteSink::add_credit(credit, bytes);
             }
             Ok(())
@@ -657,7 +687,9 @@ fn deliver(conn: &Conn, msg: Message) -> Result<(), Error> {
         }
         Message::Pong { .. } => Ok(()),
         Message::Goodbye { reason } => {
-            conn.set_closed(Error::unavailable(format!("the server said goodbye: {reason}")));
+            conn.set_closed(Error::unavailable(format!(
+                "the server said goodbye: {reason}"
+            )));
             Ok(())
         }
         other => Err(Error::bad_request(format!(

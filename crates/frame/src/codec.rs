@@ -280,14 +280,18 @@ mod tests {
 
     fn arb_message() -> impl Strategy<Value = Message> {
         prop_oneof![
-            (any::<u32>(), ".{0,20}", proptest::option::of(".{0,64}"), ".{0,20}").prop_map(
-                |(version, service, token, client)| Message::Hello(Hello {
+            (
+                any::<u32>(),
+                ".{0,20}",
+                proptest::option::of(".{0,64}"),
+                ".{0,20}"
+            )
+                .prop_map(|(version, service, token, client)| Message::Hello(Hello {
                     version,
                     service,
                     token,
                     client
-                })
-            ),
+                })),
             (
                 ".{0,20}",
                 ".{0,20}",

@@ -129,6 +129,14 @@ impl Error {
     pub fn timeout(message: impl Into<String>) -> Error {
         Error::new(ErrorCode::Timeout, message)
     }
+
+    /// The answer to a method the service does not have.
+    pub fn unknown_method(method: &str) -> Error {
+        Error::new(
+            ErrorCode::UnknownMethod,
+            format!("no method named {method:?}"),
+        )
+    }
 }
 
 impl From<std::io::Error> for Error {

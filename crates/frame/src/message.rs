@@ -103,20 +103,45 @@ pub enum Message {
         stream: bool,
     },
     /// A successful result. With `stream` set, `Chunk`s of the same id follow.
-    Response { id: u64, body: Bytes, stream: bool },
+    Response {
+        id: u64,
+        body: Bytes,
+        stream: bool,
+    },
     /// A failed request (or, with id 0, a failed connection).
-    Error { id: u64, error: Error },
+    Error {
+        id: u64,
+        error: Error,
+    },
     /// A pushed event of the subscription opened by request `id`.
-    Event { id: u64, body: Bytes },
+    Event {
+        id: u64,
+        body: Bytes,
+    },
     /// The sender abandons request, stream or subscription `id`.
-    Cancel { id: u64 },
-    Ping { nonce: u64 },
-    Pong { nonce: u64 },
-    Goodbye { reason: String },
+    Cancel {
+        id: u64,
+    },
+    Ping {
+        nonce: u64,
+    },
+    Pong {
+        nonce: u64,
+    },
+    Goodbye {
+        reason: String,
+    },
     /// A piece of the byte stream that belongs to request `id`.
-    Chunk { id: u64, data: Bytes, last: bool },
+    Chunk {
+        id: u64,
+        data: Bytes,
+        last: bool,
+    },
     /// The receiver of stream `id` lets the sender send `bytes` more.
-    Credit { id: u64, bytes: u64 },
+    Credit {
+        id: u64,
+        bytes: u64,
+    },
 }
 
 impl Message {

@@ -103,7 +103,7 @@ impl<'a> Reader<'a> {
             0xcd => self.be(2),
             0xce => self.be(4),
             0xcf => self.be(8),
-            0xd0 | 0xd1 | 0xd2 | 0xd3 => {
+            0xd0..=0xd3 => {
                 let width = 1 << (m - 0xd0);
                 let raw = self.be(width)?;
                 let shift = 64 - 8 * width as u32;

@@ -235,10 +235,8 @@ async fn accept_connection<S: Service>(
     let (reader, writer) = match tls {
         None => io::split_tcp(tcp),
         Some(acceptor) => {
-            let accept = tokio::time::timeout(
-                shared.config.handshake_timeout,
-                acceptor.accept(tcp),
-            );
+            let accept =
+                tokio::time::timeout(shared.config.handshake_timeout, acceptor.accept(tcp));
             let stream = accept
                 .await
                 .map_err(|_| "TLS handshake timed out".to_owned())?
@@ -506,7 +504,12 @@ impl<S: Service> Connection<S> {
                 })
             }
             Message::Credit { id, bytes } => {
-                if let Some(credit) = self.table.lock().get(&id).and_then(|s| s.download_credit.as_ref()) {
+                if let Some(credit) = self
+                    .table
+                    .lock()
+                    .get(&id)
+                    .and_then(|s| s.download_credit.as_ref())
+                {
                     ByteSink::add_credit(credit, bytes);
                 }
                 Ok(())

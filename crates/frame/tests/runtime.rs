@@ -1,0 +1,823 @@
+//! Loopback integration tests of the client and server runtimes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backroom_frame::auth::{Auth, Role, User, hash_token};
+use backroom_frame::body;
+use backroom_frame::client::{Client, ClientConfig};
+use backroom_frame::codec::{self, Decoder};
+use backroom_frame::message::{Hello, Message, PROTOCOL_VERSION};
+use backroom_frame::server::{self, Call, Reply, ServerConfig, Service, StartError};
+use backroom_frame::{Error, ErrorCode};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// What the test service tells the test about its handlers.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    Started(String),
+    Dropped(String),
+}
+
+/// Tells the test when a handler is dropped before it finished.
+struct DropSignal {
+    name: String,
+    seen: mpsc::UnboundedSender<Seen>,
+    armed: bool,
+}
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.seen.send(Seen::Dropped(self.name.clone()));
+        }
+    }
+}
+
+struct State {
+    seen: mpsc::UnboundedSender<Seen>,
+    gate: watch::Receiver<bool>,
+    news: broadcast::Sender<u64>,
+    /// The senders of `hold` requests, released all at once in reverse.
+    held: Mutex<Vec<oneshot::Sender<()>>>,
+    hold_count: usize,
+}
+
+#[derive(Clone)]
+struct TestService(Arc<State>);
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Len {
+    len: u64,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Whoami {
+    user: String,
+    role: Role,
+}
+
+/// The byte at `offset` of every test download.
+fn pattern(offset: u64) -> u8 {
+    (offset % 251) as u8
+}
+
+impl Service for TestService {
+    async fn call(&self, mut call: Call) -> Result<Reply, Error> {
+        let state = &self.0;
+        match call.method.as_str() {
+            "echo" => Ok(Reply::Value(call.body.clone())),
+            "whoami" => Reply::value(&Whoami {
+                user: call.identity.user.clone(),
+                role: call.identity.role,
+            }),
+            "hold" => {
+                let n: u64 = call.args()?;
+                let (tx, rx) = oneshot::channel();
+                let mut held = state.held.lock().await;
+                held.push(tx);
+                if held.len() == state.hold_count {
+                    // Release in reverse order of arrival.
+                    while let Some(tx) = held.pop() {
+                        let _ = tx.send(());
+                    }
+                }
+                drop(held);
+                let _ = rx.await;
+                Reply::value(&n)
+            }
+            "gate" => {
+                let _ = state.seen.send(Seen::Started("gate".into()));
+                let mut gate = state.gate.clone();
+                gate.wait_for(|open| *open)
+                    .await
+                    .map_err(|_| Error::internal("gate dropped"))?;
+                Reply::value("through")
+            }
+            "forever" => {
+                let _signal = DropSignal {
+                    name: "forever".into(),
+                    seen: state.seen.clone(),
+                    armed: true,
+                };
+                let _ = state.seen.send(Seen::Started("forever".into()));
+                std::future::pending::<()>().await;
+                Reply::value(&())
+            }
+            "news" => {
+                let rx = state.news.subscribe();
+                let signal = DropSignal {
+                    name: "news".into(),
+                    seen: state.seen.clone(),
+                    armed: true,
+                };
+                let events = futures_util::stream::unfold((rx, signal), |(mut rx, signal)| async {
+                    let n = rx.recv().await.ok()?;
+                    Some((body::encode(&n), (rx, signal)))
+                });
+                Ok(Reply::Subscription {
+                    head: body::encode("subscribed"),
+                    events: Box::pin(events),
+                })
+            }
+            "download" => {
+                let Len { len } = call.args()?;
+                let piece: u64 = 64 * 1024;
+                let chunks = futures_util::stream::iter((0..len.div_ceil(piece)).map(move |i| {
+                    let start = i * piece;
+                    let end = (start + piece).min(len);
+                    Ok((start..end).map(pattern).collect::<Bytes>())
+                }));
+                Ok(Reply::Stream {
+                    head: body::encode(&Len { len }),
+                    body: Box::pin(chunks),
+                })
+            }
+            "upload" => {
+                let mut upload = call.take_upload()?;
+                let mut total = 0u64;
+                while let Some(chunk) = upload.chunk().await? {
+                    for (i, b) in chunk.iter().enumerate() {
+                        if *b != pattern(total + i as u64) {
+                            return Err(Error::bad_request("upload corrupted"));
+                        }
+                    }
+                    total += chunk.len() as u64;
+                }
+                Reply::value(&Len { len: total })
+            }
+            "upload_max_1mib" => {
+                let mut upload = call.take_upload()?;
+                let mut total = 0;
+                while let Some(chunk) = upload.chunk().await? {
+                    total += chunk.len();
+                    if total > 1 << 20 {
+                        return Err(Error::new(ErrorCode::TooLarge, "over 1 MiB"));
+                    }
+                }
+                Reply::value(&total)
+            }
+            other => Err(Error::unknown_method(other)),
+        }
+    }
+}
+
+struct TestServer {
+    addr: SocketAddr,
+    seen: mpsc::UnboundedReceiver<Seen>,
+    gate: watch::Sender<bool>,
+    news: broadcast::Sender<u64>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), StartError>>,
+}
+
+impl TestServer {
+    async fn start(config: ServerConfig) -> TestServer {
+        TestServer::start_holding(config, 0).await
+    }
+
+    async fn start_holding(config: ServerConfig, hold_count: usize) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (seen_tx, seen) = mpsc::unbounded_channel();
+        let (gate, gate_rx) = watch::channel(false);
+        let (news, _) = broadcast::channel(64);
+        let service = TestService(Arc::new(State {
+            seen: seen_tx,
+            gate: gate_rx,
+            news: news.clone(),
+            held: Mutex::new(Vec::new()),
+            hold_count,
+        }));
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::run(listener, config, service, async {
+            let _ = stop.await;
+        }));
+        TestServer {
+            addr,
+            seen,
+            gate,
+            news,
+            shutdown: Some(shutdown),
+            task,
+        }
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        ClientConfig::new(self.addr.to_string(), "test")
+    }
+
+    async fn client(&self) -> Client {
+        Client::connect(&self.client_config())
+            .await
+            .expect("connect")
+    }
+
+    async fn raw(&self) -> Raw {
+        Raw::connect(self.addr).await
+    }
+
+    async fn stop(mut self) -> Result<(), StartError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.expect("server task")
+    }
+}
+
+fn config() -> ServerConfig {
+    ServerConfig::new("test", "9.9.9")
+}
+
+/// A client that speaks frames by hand, to send what a good client never would.
+struct Raw {
+    tcp: TcpStream,
+    buf: BytesMut,
+}
+
+impl Raw {
+    async fn connect(addr: SocketAddr) -> Raw {
+        Raw {
+            tcp: TcpStream::connect(addr).await.expect("connect"),
+            buf: BytesMut::new(),
+        }
+    }
+
+    async fn send(&mut self, msg: &Message) {
+        self.send_bytes(&codec::to_bytes(msg)).await;
+    }
+
+    async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.tcp.write_all(bytes).await.expect("write");
+    }
+
+    /// The next message, or `None` at end of stream.
+    async fn recv(&mut self) -> Option<Message> {
+        let decoder = Decoder::new(usize::MAX);
+        loop {
+            if let Some(msg) = decoder
+                .decode(&mut self.buf)
+                .expect("server sends valid frames")
+            {
+                return Some(msg);
+            }
+            match self.tcp.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    async fn hello(&mut self, version: u32, service: &str, token: Option<&str>) -> Message {
+        self.send(&Message::Hello(Hello {
+            version,
+            service: service.into(),
+            token: token.map(str::to_owned),
+            client: "raw".into(),
+        }))
+        .await;
+        self.recv().await.expect("an answer to Hello")
+    }
+
+    async fn welcomed(addr: SocketAddr) -> Raw {
+        let mut raw = Raw::connect(addr).await;
+        let answer = raw.hello(PROTOCOL_VERSION, "test", None).await;
+        assert!(matches!(answer, Message::Welcome(_)), "{answer:?}");
+        raw
+    }
+
+    /// Expects a connection error with `code`, then the end of the stream.
+    async fn expect_refusal(&mut self, code: ErrorCode) {
+        match self.recv().await {
+            Some(Message::Error { id: 0, error }) => assert_eq!(error.code, code, "{error}"),
+            other => panic!("expected a {code} connection error, got {other:?}"),
+        }
+        assert_eq!(self.recv().await, None, "the connection should close");
+    }
+}
+
+fn request(id: u64, method: &str, body: Bytes) -> Message {
+    Message::Request {
+        id,
+        method: method.into(),
+        body,
+        stream: false,
+    }
+}
+
+fn users() -> Auth {
+    Auth::new(vec![
+        User {
+            name: "ann".into(),
+            token_sha256: hash_token("ann-token"),
+            role: Role::Admin,
+        },
+        User {
+            name: "bob".into(),
+            token_sha256: hash_token("bob-token"),
+            role: Role::ReadOnly,
+        },
+    ])
+    .expect("users")
+}
+
+#[tokio::test]
+async fn handshake_welcomes_with_service_version_and_limits() {
+    let server = TestServer::start(config()).await;
+    let client = server.client().await;
+    let welcome = client.welcome();
+    assert_eq!(welcome.service, "test");
+    assert_eq!(welcome.server_version, "9.9.9");
+    assert!(!welcome.session.is_empty());
+    assert_eq!(welcome.limits.max_frame, 16 << 20);
+    let info = client.info().await.expect("info");
+    assert_eq!(info.service, "test");
+    assert_eq!(info.connections, 1);
+}
+
+#[tokio::test]
+async fn a_good_token_gives_the_users_identity_and_role() {
+    let mut config = config();
+    config.auth = users();
+    let server = TestServer::start(config).await;
+    let mut client_config = server.client_config();
+    client_config.token = Some("bob-token".into());
+    let client = Client::connect(&client_config).await.expect("connect");
+    let me: Whoami = client.request("whoami", &()).await.expect("whoami");
+    assert_eq!(
+        me,
+        Whoami {
+            user: "bob".into(),
+            role: Role::ReadOnly
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_bad_or_missing_token_is_refused() {
+    let mut config = config();
+    config.auth = users();
+    let server = TestServer::start(config).await;
+    for token in [Some("wrong".to_owned()), None] {
+        let mut client_config = server.client_config();
+        client_config.token = token;
+        let err = Client::connect(&client_config).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::Unauthorized, "{err}");
+    }
+    let mut raw = server.raw().await;
+    match raw.hello(PROTOCOL_VERSION, "test", Some("wrong")).await {
+        Message::Error { id: 0, error } => assert_eq!(error.code, ErrorCode::Unauthorized),
+        other => panic!("expected unauthorized, got {other:?}"),
+    }
+    assert_eq!(raw.recv().await, None);
+}
+
+#[tokio::test]
+async fn a_version_mismatch_is_refused() {
+    let server = TestServer::start(config()).await;
+    let mut raw = server.raw().await;
+    match raw.hello(PROTOCOL_VERSION + 1, "test", None).await {
+        Message::Error { id: 0, error } => {
+            assert_eq!(error.code, ErrorCode::VersionMismatch);
+            assert!(error.message.contains("version 1"), "{}", error.message);
+        }
+        other => panic!("expected version_mismatch, got {other:?}"),
+    }
+    assert_eq!(raw.recv().await, None);
+}
+
+#[tokio::test]
+async fn the_wrong_service_is_refused() {
+    let server = TestServer::start(config()).await;
+    let err = Client::connect(&ClientConfig::new(server.addr.to_string(), "files"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::WrongService);
+    assert!(err.message.contains("test service"), "{}", err.message);
+}
+
+#[tokio::test]
+async fn a_request_before_hello_is_refused() {
+    let server = TestServer::start(config()).await;
+    let mut raw = server.raw().await;
+    raw.send(&request(1, "echo", body::NIL.clone())).await;
+    raw.expect_refusal(ErrorCode::BadRequest).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_thousand_pipelined_requests_are_answered_out_of_order() {
+    let server = TestServer::start_holding(config(), 1000).await;
+    let client = server.client().await;
+    let mut calls: FuturesUnordered<_> = (0..1000u64)
+        .map(|n| {
+            let client = client.clone();
+            async move { client.request::<_, u64>("hold", &n).await.map(|r| (n, r)) }
+        })
+        .collect();
+    let mut order = Vec::new();
+    while let Some(answer) = calls.next().await {
+        let (sent, got) = answer.expect("answer");
+        assert_eq!(sent, got, "each answer belongs to its own request");
+        order.push(got);
+    }
+    assert_eq!(order.len(), 1000);
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    assert_ne!(order, sorted, "answers should arrive out of order");
+    assert_ne!(
+        order[0], 0,
+        "the first request was held until the last arrived"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_method_gets_an_error_and_the_connection_stays_open() {
+    let server = TestServer::start(config()).await;
+    let client = server.client().await;
+    let err = client
+        .call("no_such_method", body::NIL.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::UnknownMethod);
+    let echoed: String = client.request("echo", "still here").await.expect("echo");
+    assert_eq!(echoed, "still here");
+}
+
+#[tokio::test]
+async fn a_mismatched_body_is_a_bad_request_and_the_connection_stays_open() {
+    let server = TestServer::start(config()).await;
+    let client = server.client().await;
+    let err = client
+        .request::<_, Len>("download", "not a map")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::BadRequest);
+    client.ping().await.expect("ping");
+}
+
+#[tokio::test]
+async fn dropping_a_request_cancels_its_handler() {
+    let mut server = TestServer::start(config()).await;
+    let client = server.client().await;
+    let call = client.call("forever", body::NIL.clone());
+    tokio::select! {
+        _ = call => panic!("forever never answers"),
+        seen = server.seen.recv() => assert_eq!(seen, Some(Seen::Started("forever".into()))),
+    }
+    assert_eq!(
+        server.seen.recv().await,
+        Some(Seen::Dropped("forever".into()))
+    );
+    client.ping().await.expect("the connection is still good");
+}
+
+#[tokio::test]
+async fn an_explicit_cancel_is_confirmed_with_a_cancelled_error() {
+    let mut server = TestServer::start(config()).await;
+    let mut raw = Raw::welcomed(server.addr).await;
+    raw.send(&request(5, "forever", body::NIL.clone())).await;
+    assert_eq!(
+        server.seen.recv().await,
+        Some(Seen::Started("forever".into()))
+    );
+    raw.send(&Message::Cancel { id: 5 }).await;
+    match raw.recv().await {
+        Some(Message::Error { id: 5, error }) => assert_eq!(error.code, ErrorCode::Cancelled),
+        other => panic!("expected cancelled, got {other:?}"),
+    }
+    assert_eq!(
+        server.seen.recv().await,
+        Some(Seen::Dropped("forever".into()))
+    );
+}
+
+#[tokio::test]
+async fn requests_beyond_the_in_flight_cap_are_busy() {
+    let mut config = config();
+    config.limits.max_in_flight = 2;
+    let mut server = TestServer::start(config).await;
+    let mut raw = Raw::welcomed(server.addr).await;
+    for id in 1..=2 {
+        raw.send(&request(id, "gate", body::NIL.clone())).await;
+        assert_eq!(server.seen.recv().await, Some(Seen::Started("gate".into())));
+    }
+    raw.send(&request(3, "gate", body::NIL.clone())).await;
+    match raw.recv().await {
+        Some(Message::Error { id: 3, error }) => assert_eq!(error.code, ErrorCode::Busy),
+        other => panic!("expected busy, got {other:?}"),
+    }
+    // Built-ins need no slot, so the connection still answers them.
+    raw.send(&request(4, "ping", body::NIL.clone())).await;
+    assert!(matches!(
+        raw.recv().await,
+        Some(Message::Response { id: 4, .. })
+    ));
+    server.gate.send_replace(true);
+    let mut done = Vec::new();
+    while done.len() < 2 {
+        match raw.recv().await {
+            Some(Message::Response { id, .. }) => done.push(id),
+            other => panic!("expected a response, got {other:?}"),
+        }
+    }
+    done.sort_unstable();
+    assert_eq!(done, [1, 2]);
+}
+
+#[tokio::test]
+async fn a_duplicate_request_id_closes_the_connection() {
+    let mut server = TestServer::start(config()).await;
+    let mut raw = Raw::welcomed(server.addr).await;
+    raw.send(&request(1, "gate", body::NIL.clone())).await;
+    assert_eq!(server.seen.recv().await, Some(Seen::Started("gate".into())));
+    raw.send(&request(1, "echo", body::NIL.clone())).await;
+    raw.expect_refusal(ErrorCode::BadRequest).await;
+}
+
+#[tokio::test]
+async fn subscription_events_arrive_and_dropping_it_ends_it_on_the_server() {
+    let mut server = TestServer::start(config()).await;
+    let client = server.client().await;
+    let mut sub = client
+        .subscribe::<_, u64>("news", &())
+        .await
+        .expect("subscribe");
+    assert_eq!(
+        body::decode::<String>(&sub.head).expect("head"),
+        "subscribed"
+    );
+    for n in 1..=3 {
+        server.news.send(n).expect("a subscriber is listening");
+    }
+    for n in 1..=3 {
+        assert_eq!(sub.next().await.expect("event").expect("decodes"), n);
+    }
+    drop(sub);
+    assert_eq!(server.seen.recv().await, Some(Seen::Dropped("news".into())));
+    client.ping().await.expect("the connection is still good");
+}
+
+#[tokio::test]
+async fn small_requests_are_answered_while_a_100_mib_stream_runs() {
+    let server = TestServer::start(config()).await;
+    let client = server.client().await;
+    let len = 100u64 << 20;
+    let (head, mut download) = client
+        .download::<_, Len>("download", &Len { len })
+        .await
+        .expect("download");
+    assert_eq!(head.len, len);
+    let first = download.chunk().await.expect("first chunk").expect("data");
+    let mut received = first.len() as u64;
+    // The stream is stalled on credit now, but small requests still pass.
+    for i in 0..100u32 {
+        let echoed: u32 = client.request("echo", &i).await.expect("echo");
+        assert_eq!(echoed, i);
+    }
+    while let Some(chunk) = download.chunk().await.expect("chunk") {
+        assert_eq!(chunk[0], pattern(received), "at offset {received}");
+        received += chunk.len() as u64;
+    }
+    assert_eq!(received, len);
+}
+
+#[tokio::test]
+async fn an_upload_streams_to_the_handler_under_flow_control() {
+    let mut config = config();
+    config.limits.stream_window = 64 * 1024;
+    let server = TestServer::start(config).await;
+    let client = server.client().await;
+    let mut upload = client.upload("upload", &()).await.expect("upload");
+    let len: u64 = 8 << 20;
+    let piece: u64 = 100_000;
+    let mut offset = 0;
+    while offset < len {
+        let end = (offset + piece).min(len);
+        upload
+            .send((offset..end).map(pattern).collect())
+            .await
+            .expect("send");
+        offset = end;
+    }
+    let answer: Len = upload.finish().await.expect("answer");
+    assert_eq!(answer.len, len);
+}
+
+#[tokio::test]
+async fn an_upload_refused_midway_reports_the_servers_error() {
+    let server = TestServer::start(config()).await;
+    let client = server.client().await;
+    let mut upload = client.upload("upload_max_1mib", &()).await.expect("upload");
+    let chunk = Bytes::from(vec![0u8; 256 * 1024]);
+    let mut refusal = None;
+    for _ in 0..64 {
+        if let Err(e) = upload.send(chunk.clone()).await {
+            refusal = Some(e);
+            break;
+        }
+    }
+    let err = match refusal {
+        Some(e) => e,
+        None => upload.finish::<u64>().await.unwrap_err(),
+    };
+    assert_eq!(err.code, ErrorCode::TooLarge, "{err}");
+    client.ping().await.expect("the connection is still good");
+}
+
+#[tokio::test]
+async fn a_chunk_beyond_its_credit_closes_the_connection() {
+    let mut config = config();
+    config.limits.stream_window = 4096;
+    let server = TestServer::start(config).await;
+    let mut raw = Raw::welcomed(server.addr).await;
+    raw.send(&Message::Request {
+        id: 1,
+        method: "upload".into(),
+        body: body::NIL.clone(),
+        stream: true,
+    })
+    .await;
+    raw.send(&Message::Chunk {
+        id: 1,
+        data: Bytes::from(vec![0u8; 5000]),
+        last: false,
+    })
+    .await;
+    raw.expect_refusal(ErrorCode::BadRequest).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_connection_times_out() {
+    let mut config = config();
+    config.limits.idle_timeout_ms = 30_000;
+    let server = TestServer::start(config).await;
+    let mut raw = Raw::welcomed(server.addr).await;
+    let started = tokio::time::Instant::now();
+    match raw.recv().await {
+        Some(Message::Goodbye { reason }) => assert!(reason.contains("idle"), "{reason}"),
+        other => panic!("expected an idle goodbye, got {other:?}"),
+    }
+    assert_eq!(raw.recv().await, None);
+    assert!(started.elapsed() >= Duration::from_secs(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn keepalive_pings_keep_a_quiet_connection_open() {
+    let mut config = config();
+    config.limits.idle_timeout_ms = 30_000;
+    let server = TestServer::start(config).await;
+    let client = server.client().await;
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert_eq!(client.closed(), None);
+    client
+        .ping()
+        .await
+        .expect("still open after ten idle timeouts");
+}
+
+#[tokio::test]
+async fn an_oversize_frame_is_refused() {
+    let mut config = config();
+    config.limits.max_frame = 1024;
+    let server = TestServer::start(config).await;
+    let mut raw = Raw::welcomed(server.addr).await;
+    raw.send_bytes(&1025u32.to_be_bytes()).await;
+    raw.expect_refusal(ErrorCode::TooLarge).await;
+
+    let mut before_hello = server.raw().await;
+    before_hello.send_bytes(&u32::MAX.to_be_bytes()).await;
+    before_hello.expect_refusal(ErrorCode::TooLarge).await;
+}
+
+#[tokio::test]
+async fn garbage_on_one_connection_does_not_disturb_another() {
+    let server = TestServer::start(config()).await;
+    let good = server.client().await;
+    let mut bad = Raw::welcomed(server.addr).await;
+    bad.send_bytes(b"\x00\x00\x00\x05GET / HTTP/1.1\r\n\r\n")
+        .await;
+    bad.expect_refusal(ErrorCode::BadRequest).await;
+
+    let mut http = server.raw().await;
+    http.send_bytes(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    http.expect_refusal(ErrorCode::TooLarge).await;
+
+    let echoed: String = good.request("echo", "unharmed").await.expect("echo");
+    assert_eq!(echoed, "unharmed");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_drains_in_flight_requests() {
+    let mut server = TestServer::start(config()).await;
+    let client = server.client().await;
+    let mut sub = client
+        .subscribe::<_, u64>("news", &())
+        .await
+        .expect("subscribe");
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move { client.request::<_, String>("gate", &()).await }
+    });
+    assert_eq!(server.seen.recv().await, Some(Seen::Started("gate".into())));
+    let shutdown = server.shutdown.take().expect("running");
+    let _ = shutdown.send(());
+    // Subscriptions end at once, so the subscriber knows the server is going.
+    assert!(sub.next().await.is_none(), "the subscription ends");
+    let refused = client.call("echo", body::NIL.clone()).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Unavailable, "{refused}");
+    server.gate.send_replace(true);
+    let answer = in_flight
+        .await
+        .expect("task")
+        .expect("drained, not dropped");
+    assert_eq!(answer, "through");
+    server.task.await.expect("server task").expect("clean stop");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_gives_up_on_requests_after_the_drain_timeout() {
+    let mut config = config();
+    config.drain_timeout = Duration::from_secs(5);
+    let mut server = TestServer::start(config).await;
+    let client = server.client().await;
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move { client.call("forever", body::NIL.clone()).await }
+    });
+    assert_eq!(
+        server.seen.recv().await,
+        Some(Seen::Started("forever".into()))
+    );
+    let started = tokio::time::Instant::now();
+    server.stop().await.expect("clean stop");
+    assert!(started.elapsed() >= Duration::from_secs(5));
+    let err = in_flight.await.expect("task").unwrap_err();
+    assert_eq!(err.code, ErrorCode::Unavailable, "{err}");
+}
+
+#[tokio::test]
+async fn a_client_retries_until_the_server_is_up() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let mut client_config = ClientConfig::new(addr.to_string(), "test");
+    client_config.retries = 0;
+    let err = Client::connect(&client_config).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Unavailable);
+    assert!(err.message.contains(&addr.to_string()), "{}", err.message);
+}
+
+mod tls {
+    use super::*;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    fn identity() -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+        let der = cert.cert.der().clone();
+        let key = PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()).into();
+        (der, key)
+    }
+
+    #[tokio::test]
+    async fn the_tls_handshake_works_and_carries_requests() {
+        let (cert, key) = identity();
+        let mut config = config();
+        config.tls = Some(
+            backroom_frame::tls::server_config_from_der(vec![cert.clone()], key).expect("tls"),
+        );
+        let server = TestServer::start(config).await;
+        let mut client_config =
+            ClientConfig::new(format!("localhost:{}", server.addr.port()), "test");
+        client_config.tls =
+            Some(backroom_frame::tls::client_config_from_der(vec![cert]).expect("roots"));
+        let client = Client::connect(&client_config)
+            .await
+            .expect("connect over TLS");
+        let echoed: String = client.request("echo", "secret").await.expect("echo");
+        assert_eq!(echoed, "secret");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_trust_the_certificate_is_refused() {
+        let (cert, key) = identity();
+        let (other_cert, _) = identity();
+        let mut config = config();
+        config.tls =
+            Some(backroom_frame::tls::server_config_from_der(vec![cert], key).expect("tls"));
+        let server = TestServer::start(config).await;
+        let mut client_config =
+            ClientConfig::new(format!("localhost:{}", server.addr.port()), "test");
+        client_config.tls =
+            Some(backroom_frame::tls::client_config_from_der(vec![other_cert]).expect("roots"));
+        let err = Client::connect(&client_config).await.unwrap_err();
+        assert!(err.message.contains("TLS"), "{err}");
+    }
+}
