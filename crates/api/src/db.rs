@@ -1,0 +1,1 @@
+//! The db service's messages and typed client: filled in by the db server's issue.

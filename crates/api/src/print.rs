@@ -1,0 +1,1 @@
+//! The print service's messages and typed client: filled in by the print server's issue.
