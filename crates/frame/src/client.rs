@@ -522,14 +522,14 @@ async fn connect_once(config: &ClientConfig) -> Result<Client, Error> {
         }
     };
     let (out, rx) = mpsc::channel(io::OUTBOX_CAPACITY);
-    io::spawn_writer(writer, rx);
+    let stop = CancellationToken::new();
+    io::spawn_writer(writer, rx, stop.clone());
     let conn = Arc::new(Conn {
         out,
         pending: Mutex::new(HashMap::new()),
         closed: Mutex::new(None),
         window: welcome.limits.stream_window,
     });
-    let stop = CancellationToken::new();
     tokio::spawn(read_loop(reader, conn.clone(), stop.clone()));
     tokio::spawn(keepalive(
         conn.clone(),

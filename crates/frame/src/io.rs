@@ -10,6 +10,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::codec::{self, CodecError, Decoder};
 use crate::message::Message;
@@ -115,25 +116,34 @@ pub async fn write_now(io: &mut WriteHalf, msg: &Message) -> io::Result<()> {
 }
 
 /// Spawns the writer task of a connection. It ends, after a graceful shutdown
-/// of the write half, once every `Outbox` clone is dropped.
+/// of the write half, once every `Outbox` clone is dropped; or at once when
+/// `stop` is cancelled, which is how a peer that never reads is cut off.
 pub fn spawn_writer(
-    mut io: WriteHalf,
-    mut rx: mpsc::Receiver<Message>,
+    io: WriteHalf,
+    rx: mpsc::Receiver<Message>,
+    stop: CancellationToken,
 ) -> tokio::task::JoinHandle<io::Result<()>> {
     tokio::spawn(async move {
-        let mut buf = BytesMut::with_capacity(64 * 1024);
-        while let Some(msg) = rx.recv().await {
-            codec::encode(&msg, &mut buf);
-            while buf.len() < WRITE_BATCH {
-                match rx.try_recv() {
-                    Ok(msg) => codec::encode(&msg, &mut buf),
-                    Err(_) => break,
-                }
-            }
-            io.write_all(&buf).await?;
-            io.flush().await?;
-            buf.clear();
+        tokio::select! {
+            written = write_loop(io, rx) => written,
+            () = stop.cancelled() => Ok(()),
         }
-        io.shutdown().await
     })
+}
+
+async fn write_loop(mut io: WriteHalf, mut rx: mpsc::Receiver<Message>) -> io::Result<()> {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    while let Some(msg) = rx.recv().await {
+        codec::encode(&msg, &mut buf);
+        while buf.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(msg) => codec::encode(&msg, &mut buf),
+                Err(_) => break,
+            }
+        }
+        io.write_all(&buf).await?;
+        io.flush().await?;
+        buf.clear();
+    }
+    io.shutdown().await
 }

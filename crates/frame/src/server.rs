@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_core::Stream;
+use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -143,7 +145,10 @@ struct Shared<S> {
     connections: AtomicU64,
     served: AtomicU64,
     sessions: AtomicU64,
+    /// Cancelled when shutdown begins: connections say goodbye and drain.
     shutdown: CancellationToken,
+    /// Cancelled when draining has taken too long: everything stops at once.
+    hard_stop: CancellationToken,
 }
 
 impl<S> Shared<S> {
@@ -183,6 +188,7 @@ pub async fn run<S: Service>(
         served: AtomicU64::new(0),
         sessions: AtomicU64::new(0),
         shutdown: CancellationToken::new(),
+        hard_stop: CancellationToken::new(),
     });
     let tracker = TaskTracker::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -221,7 +227,13 @@ pub async fn run<S: Service>(
     tracing::info!(%addr, "shutting down");
     shared.shutdown.cancel();
     tracker.close();
-    tracker.wait().await;
+    // Drains end on their own; this bound is for peers that stopped reading.
+    let grace = shared.config.drain_timeout + Duration::from_secs(1);
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!("connections still open after the drain timeout; closing them");
+        shared.hard_stop.cancel();
+        tracker.wait().await;
+    }
     Ok(())
 }
 
@@ -292,6 +304,25 @@ struct Connection<S> {
     out: Outbox,
     table: Arc<Table>,
     tasks: TaskTracker,
+    /// Ends every request task of this connection when it closes.
+    tasks_stop: CancellationToken,
+    /// How long the reader waits for room in the outbox before it decides
+    /// the peer has stopped reading.
+    stall_limit: Duration,
+}
+
+/// Why the reader loop must stop.
+enum Fault {
+    /// The peer broke the protocol; tell it why, then close.
+    Refuse(Error),
+    /// The peer stopped reading; nothing more can be told.
+    Stalled,
+}
+
+impl From<Error> for Fault {
+    fn from(e: Error) -> Fault {
+        Fault::Refuse(e)
+    }
 }
 
 /// How a connection's reader loop ended.
@@ -352,7 +383,9 @@ impl<S: Service> Connection<S> {
         tracing::debug!(%peer, user = %identity.user, "welcomed");
 
         let (out, rx) = mpsc::channel(io::OUTBOX_CAPACITY);
-        let writer = io::spawn_writer(writer, rx);
+        let hard = shared.hard_stop.child_token();
+        let writer = io::spawn_writer(writer, rx, hard.clone());
+        let stall_limit = Duration::from_millis(shared.config.limits.idle_timeout_ms);
         let conn = Connection {
             shared,
             identity: Arc::new(identity),
@@ -363,10 +396,15 @@ impl<S: Service> Connection<S> {
                 emptied: Notify::new(),
             }),
             tasks: TaskTracker::new(),
+            tasks_stop: CancellationToken::new(),
+            stall_limit,
         };
-        let (end, reader) = conn.serve(reader).await;
-        conn.close(writer).await;
-        if matches!(end, End::Refused) {
+        let served = tokio::select! {
+            served = conn.serve(reader) => Some(served),
+            () = hard.cancelled() => None,
+        };
+        conn.close(writer, &hard).await;
+        if let Some((End::Refused, reader)) = served {
             reader.linger(Duration::from_secs(1)).await;
         }
         Ok(())
@@ -386,7 +424,7 @@ impl<S: Service> Connection<S> {
                 biased;
                 () = self.shared.shutdown.cancelled(), if !draining => {
                     drain_deadline = Some(tokio::time::Instant::now() + self.shared.config.drain_timeout);
-                    self.begin_drain().await;
+                    self.begin_drain();
                     if self.table.lock().is_empty() {
                         break End::Drained;
                     }
@@ -398,23 +436,27 @@ impl<S: Service> Connection<S> {
                 }
                 () = tokio::time::sleep_until(drain_at), if draining => break End::Drained,
                 () = tokio::time::sleep_until(idle_deadline) => {
-                    let _ = self.out.send(Message::Goodbye {
+                    let _ = self.out.try_send(Message::Goodbye {
                         reason: format!("idle for {} ms", limits.idle_timeout_ms),
-                    }).await;
+                    });
                     break End::Closed;
                 }
                 read = reader.next() => match read {
                     Ok(Some(msg)) => {
                         idle_deadline = tokio::time::Instant::now() + idle;
-                        if let Err(error) = self.dispatch(msg, draining).await {
-                            let _ = self.out.send(Message::Error { id: CONNECTION_ID, error }).await;
-                            break End::Refused;
+                        match self.dispatch(msg, draining).await {
+                            Ok(()) => {}
+                            Err(Fault::Refuse(error)) => {
+                                let _ = self.out.try_send(Message::Error { id: CONNECTION_ID, error });
+                                break End::Refused;
+                            }
+                            Err(Fault::Stalled) => break End::Closed,
                         }
                     }
                     Ok(None) => break End::Closed,
                     Err(io::ReadError::Codec(e)) => {
                         tracing::debug!(peer = %self.peer, error = %e, "bad frame");
-                        let _ = self.out.send(Message::Error { id: CONNECTION_ID, error: e.to_error() }).await;
+                        let _ = self.out.try_send(Message::Error { id: CONNECTION_ID, error: e.to_error() });
                         break End::Refused;
                     }
                     Err(io::ReadError::Io(e)) => {
@@ -428,34 +470,37 @@ impl<S: Service> Connection<S> {
     }
 
     /// Stops everything still running, then lets the writer flush and close.
-    async fn close(self, writer: tokio::task::JoinHandle<std::io::Result<()>>) {
+    async fn close(
+        self,
+        mut writer: tokio::task::JoinHandle<std::io::Result<()>>,
+        hard: &CancellationToken,
+    ) {
         let leftover: Vec<Slot> = self.table.lock().drain().map(|(_, s)| s).collect();
         for slot in leftover {
-            if let Some(abort) = slot.abort {
-                abort.abort();
-            }
             if let Some(credit) = slot.download_credit {
                 credit.close();
             }
         }
+        self.tasks_stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;
         drop(self.out);
         // A peer that stopped reading must not hold this task forever.
-        let flush = tokio::time::timeout(Duration::from_secs(5), writer).await;
-        if flush.is_err() {
-            tracing::debug!(peer = %self.peer, "gave up flushing to a peer that does not read");
+        tokio::select! {
+            _ = &mut writer => {}
+            () = tokio::time::sleep(Duration::from_secs(5)) => {
+                tracing::debug!(peer = %self.peer, "gave up flushing to a peer that does not read");
+                hard.cancel();
+                let _ = writer.await;
+            }
         }
     }
 
     /// Announces shutdown and ends subscriptions; requests keep running.
-    async fn begin_drain(&self) {
-        let _ = self
-            .out
-            .send(Message::Goodbye {
-                reason: "server shutting down".into(),
-            })
-            .await;
+    fn begin_drain(&self) {
+        let _ = self.out.try_send(Message::Goodbye {
+            reason: "server shutting down".into(),
+        });
         let ended: Vec<u64> = {
             let slots = self.table.lock();
             slots
@@ -469,13 +514,22 @@ impl<S: Service> Connection<S> {
                 if let Some(abort) = slot.abort {
                     abort.abort();
                 }
-                let _ = self.out.send(Message::Cancel { id }).await;
+                let _ = self.out.try_send(Message::Cancel { id });
             }
         }
     }
 
+    /// Queues a message for the peer, waiting for room, but only so long: a
+    /// peer that reads nothing for a whole idle timeout is cut off.
+    async fn send(&self, msg: Message) -> Result<(), Fault> {
+        match tokio::time::timeout(self.stall_limit, self.out.send(msg)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Fault::Stalled),
+        }
+    }
+
     /// Handles one message from the client. An error closes the connection.
-    async fn dispatch(&self, msg: Message, draining: bool) -> Result<(), Error> {
+    async fn dispatch(&self, msg: Message, draining: bool) -> Result<(), Fault> {
         match msg {
             Message::Request {
                 id,
@@ -489,7 +543,7 @@ impl<S: Service> Connection<S> {
                         abort.abort();
                     }
                     let error = Error::cancelled("cancelled by the client");
-                    let _ = self.out.send(Message::Error { id, error }).await;
+                    self.send(Message::Error { id, error }).await?;
                 }
                 Ok(())
             }
@@ -500,7 +554,9 @@ impl<S: Service> Connection<S> {
                     return Ok(());
                 };
                 upload.push(data, last).map_err(|_| {
-                    Error::bad_request(format!("stream {id} sent more than its credit"))
+                    Fault::Refuse(Error::bad_request(format!(
+                        "stream {id} sent more than its credit"
+                    )))
                 })
             }
             Message::Credit { id, bytes } => {
@@ -514,16 +570,13 @@ impl<S: Service> Connection<S> {
                 }
                 Ok(())
             }
-            Message::Ping { nonce } => {
-                let _ = self.out.send(Message::Pong { nonce }).await;
-                Ok(())
-            }
+            Message::Ping { nonce } => self.send(Message::Pong { nonce }).await,
             Message::Pong { .. } => Ok(()),
-            Message::Goodbye { .. } => Err(Error::cancelled("client said goodbye")),
-            other => Err(Error::bad_request(format!(
+            Message::Goodbye { .. } => Err(Fault::Stalled),
+            other => Err(Fault::Refuse(Error::bad_request(format!(
                 "a client may not send {:?} after the handshake",
                 other.kind()
-            ))),
+            )))),
         }
     }
 
@@ -534,14 +587,13 @@ impl<S: Service> Connection<S> {
         body: Bytes,
         stream: bool,
         draining: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<(), Fault> {
         if id == CONNECTION_ID {
-            return Err(Error::bad_request("request id 0 is reserved"));
+            return Err(Error::bad_request("request id 0 is reserved").into());
         }
         if draining {
             let error = Error::unavailable("the server is shutting down");
-            let _ = self.out.send(Message::Error { id, error }).await;
-            return Ok(());
+            return self.send(Message::Error { id, error }).await;
         }
         // Built-ins answer inline: no task, no slot, the cheapest round trip.
         let builtin = match method.as_str() {
@@ -559,16 +611,15 @@ impl<S: Service> Connection<S> {
                 },
                 Err(error) => Message::Error { id, error },
             };
-            let _ = self.out.send(reply).await;
-            return Ok(());
+            return self.send(reply).await;
         }
         let max = self.shared.config.limits.max_in_flight as usize;
         let admitted = {
             let mut slots = self.table.lock();
             if slots.contains_key(&id) {
-                return Err(Error::bad_request(format!(
-                    "request id {id} is already in flight"
-                )));
+                return Err(
+                    Error::bad_request(format!("request id {id} is already in flight")).into(),
+                );
             }
             if slots.len() >= max {
                 None
@@ -588,8 +639,7 @@ impl<S: Service> Connection<S> {
             let error = Error::busy(format!(
                 "{max} requests are already in flight on this connection; wait for one to finish"
             ));
-            let _ = self.out.send(Message::Error { id, error }).await;
-            return Ok(());
+            return self.send(Message::Error { id, error }).await;
         };
         let call = Call {
             method,
@@ -598,13 +648,20 @@ impl<S: Service> Connection<S> {
             upload,
             peer: self.peer,
         };
-        let task = self.tasks.spawn(handle(
+        let work = handle(
             id,
             call,
             self.shared.clone(),
             self.table.clone(),
             self.out.clone(),
-        ));
+        );
+        let stop = self.tasks_stop.clone();
+        let task = self.tasks.spawn(async move {
+            tokio::select! {
+                () = work => {}
+                () = stop.cancelled() => {}
+            }
+        });
         if let Some(slot) = self.table.lock().get_mut(&id) {
             slot.abort = Some(task.abort_handle());
         }
@@ -621,7 +678,16 @@ async fn handle<S: Service>(
     out: Outbox,
 ) {
     let method = call.method.clone();
-    let reply = shared.service.call(call).await;
+    // A panicking handler fails its own request, not the connection.
+    let reply = AssertUnwindSafe(shared.service.call(call))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(id, %method, "handler panicked");
+            Err(Error::internal(format!(
+                "the {method} handler failed unexpectedly"
+            )))
+        });
     shared.served.fetch_add(1, Ordering::Relaxed);
     let finish = |msg: Message| {
         let live = table.remove(id).is_some();

@@ -165,9 +165,32 @@ impl Service for TestService {
                 }
                 Reply::value(&total)
             }
+            "panic" => panic!("a handler bug"),
             other => Err(Error::unknown_method(other)),
         }
     }
+}
+
+/// The test service and the handles a test uses to steer it.
+fn test_service(
+    hold_count: usize,
+) -> (
+    TestService,
+    mpsc::UnboundedReceiver<Seen>,
+    watch::Sender<bool>,
+    broadcast::Sender<u64>,
+) {
+    let (seen_tx, seen) = mpsc::unbounded_channel();
+    let (gate, gate_rx) = watch::channel(false);
+    let (news, _) = broadcast::channel(64);
+    let service = TestService(Arc::new(State {
+        seen: seen_tx,
+        gate: gate_rx,
+        news: news.clone(),
+        held: Mutex::new(Vec::new()),
+        hold_count,
+    }));
+    (service, seen, gate, news)
 }
 
 struct TestServer {
@@ -187,16 +210,7 @@ impl TestServer {
     async fn start_holding(config: ServerConfig, hold_count: usize) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let (seen_tx, seen) = mpsc::unbounded_channel();
-        let (gate, gate_rx) = watch::channel(false);
-        let (news, _) = broadcast::channel(64);
-        let service = TestService(Arc::new(State {
-            seen: seen_tx,
-            gate: gate_rx,
-            news: news.clone(),
-            held: Mutex::new(Vec::new()),
-            hold_count,
-        }));
+        let (service, seen, gate, news) = test_service(hold_count);
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(server::run(listener, config, service, async {
             let _ = stop.await;
@@ -764,7 +778,58 @@ async fn shutdown_gives_up_on_requests_after_the_drain_timeout() {
 }
 
 #[tokio::test]
+async fn a_panicking_handler_fails_only_its_own_request() {
+    let server = TestServer::start(config()).await;
+    let client = server.client().await;
+    let err = client.call("panic", body::NIL.clone()).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Internal);
+    assert!(err.message.contains("panic handler"), "{err}");
+    client.ping().await.expect("the connection is still good");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_finishes_even_when_a_peer_never_reads() {
+    let mut config = config();
+    config.drain_timeout = Duration::from_secs(5);
+    let server = TestServer::start(config).await;
+    let mut raw = Raw::welcomed(server.addr).await;
+    // Sixty-four windows of data: far more than the socket buffers hold.
+    for id in 1..=64 {
+        let body = body::encode(&Len { len: 1 << 20 });
+        raw.send(&request(id, "download", body)).await;
+    }
+    let started = tokio::time::Instant::now();
+    server.stop().await.expect("clean stop");
+    assert!(started.elapsed() <= Duration::from_secs(30));
+    drop(raw);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_client_retries_until_the_server_is_up() {
+    // The listener exists but nobody serves it yet: the first attempt's
+    // handshake times out, and a later one gets through.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut client_config = ClientConfig::new(addr.to_string(), "test");
+    client_config.connect_timeout = Duration::from_secs(1);
+    client_config.retries = 5;
+    let started = tokio::time::Instant::now();
+    let connecting = tokio::spawn(async move { Client::connect(&client_config).await });
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server::run(listener, config(), test_service(0).0, async {
+        let _ = stopped.await;
+    }));
+    let client = connecting
+        .await
+        .expect("task")
+        .expect("connected on a retry");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    client.ping().await.expect("ping");
+}
+
+#[tokio::test]
+async fn connecting_to_a_closed_port_is_unavailable_and_names_the_address() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
