@@ -23,6 +23,9 @@ use crate::message::{CONNECTION_ID, Hello, Message, PROTOCOL_VERSION, Welcome};
 use crate::server::Info;
 use crate::stream::{ByteSink, ByteStream, Inbound};
 
+/// An upper bound on a request envelope's bytes beyond its method and body.
+const ENVELOPE_SLACK: usize = 32;
+
 /// How many events may wait for a slow subscriber before it is cut off.
 const EVENT_BACKLOG: usize = 4096;
 
@@ -312,6 +315,18 @@ impl Client {
         let conn = &self.inner.conn;
         if let Some(reason) = conn.closed_reason() {
             return Err(reason);
+        }
+        // The server would close the whole connection over an oversize
+        // frame; refusing it here fails only this request.
+        let max = self.inner.welcome.limits.max_frame as usize;
+        if body.len() + method.len() + ENVELOPE_SLACK > max {
+            return Err(Error::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "a {} byte request exceeds the server's {max} byte frame limit; stream it instead",
+                    body.len()
+                ),
+            ));
         }
         let slot = self
             .inner

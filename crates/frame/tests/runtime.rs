@@ -712,6 +712,20 @@ async fn an_oversize_frame_is_refused() {
 }
 
 #[tokio::test]
+async fn the_client_refuses_a_request_larger_than_the_servers_frame_limit() {
+    let mut config = config();
+    config.limits.max_frame = 1024;
+    let server = TestServer::start(config).await;
+    let client = server.client().await;
+    let err = client
+        .request::<_, String>("echo", &"x".repeat(2000))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::TooLarge);
+    client.ping().await.expect("the connection is still good");
+}
+
+#[tokio::test]
 async fn garbage_on_one_connection_does_not_disturb_another() {
     let server = TestServer::start(config()).await;
     let good = server.client().await;
