@@ -587,7 +587,7 @@ async fn read_loop(mut reader: FrameReader, conn: Arc<Conn>, stop: CancellationT
         };
         match read {
             Ok(Some(msg)) => {
-                if let Err(error) = deliver(&conn, msg) {
+                if let Err(error) = deliver_burst(&conn, &mut reader, msg) {
                     break error;
                 }
             }
@@ -602,6 +602,20 @@ async fn read_loop(mut reader: FrameReader, conn: Arc<Conn>, stop: CancellationT
     conn.set_closed(reason.clone());
     conn.fail_all(&reason);
     stop.cancel();
+}
+
+/// Delivers a message and every further one already buffered, so a burst of
+/// answers costs one trip through the reader's `select!`.
+fn deliver_burst(conn: &Conn, reader: &mut FrameReader, first: Message) -> Result<(), Error> {
+    let mut msg = first;
+    loop {
+        deliver(conn, msg)?;
+        msg = match reader.buffered() {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(Error::unavailable(format!("the connection failed: {e}"))),
+        };
+    }
 }
 
 /// Routes one message from the server to whoever waits for it. An error

@@ -87,6 +87,11 @@ impl FrameReader {
         }
     }
 
+    /// The next message if its bytes are already buffered, without reading.
+    pub fn buffered(&mut self) -> Result<Option<Message>, CodecError> {
+        self.decoder.decode(&mut self.buf)
+    }
+
     /// Reads and throws away what the peer still sends, for a short while.
     ///
     /// Closing a socket with unread bytes makes the kernel send a reset, which

@@ -415,15 +415,20 @@ impl<S: Service> Connection<S> {
     async fn serve(&self, mut reader: FrameReader) -> (End, FrameReader) {
         let limits = self.shared.config.limits;
         let idle = Duration::from_millis(limits.idle_timeout_ms);
-        let mut idle_deadline = tokio::time::Instant::now() + idle;
-        let mut drain_deadline = None;
+        let mut last_heard = tokio::time::Instant::now();
+        // Both timers are created once and re-armed, never re-created per
+        // message: timer registration is the costliest part of a round trip.
+        let idle_timer = tokio::time::sleep(idle);
+        let drain_timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(idle_timer, drain_timer);
+        let mut draining = false;
         let end = loop {
-            let draining = drain_deadline.is_some();
-            let drain_at = drain_deadline.unwrap_or(idle_deadline);
             tokio::select! {
                 biased;
                 () = self.shared.shutdown.cancelled(), if !draining => {
-                    drain_deadline = Some(tokio::time::Instant::now() + self.shared.config.drain_timeout);
+                    draining = true;
+                    let deadline = tokio::time::Instant::now() + self.shared.config.drain_timeout;
+                    drain_timer.as_mut().reset(deadline);
                     self.begin_drain();
                     if self.table.lock().is_empty() {
                         break End::Drained;
@@ -434,39 +439,72 @@ impl<S: Service> Connection<S> {
                         break End::Drained;
                     }
                 }
-                () = tokio::time::sleep_until(drain_at), if draining => break End::Drained,
-                () = tokio::time::sleep_until(idle_deadline) => {
+                () = &mut drain_timer, if draining => break End::Drained,
+                () = &mut idle_timer => {
+                    let deadline = last_heard + idle;
+                    if deadline > tokio::time::Instant::now() {
+                        idle_timer.as_mut().reset(deadline);
+                        continue;
+                    }
                     let _ = self.out.try_send(Message::Goodbye {
                         reason: format!("idle for {} ms", limits.idle_timeout_ms),
                     });
                     break End::Closed;
                 }
-                read = reader.next() => match read {
-                    Ok(Some(msg)) => {
-                        idle_deadline = tokio::time::Instant::now() + idle;
-                        match self.dispatch(msg, draining).await {
-                            Ok(()) => {}
-                            Err(Fault::Refuse(error)) => {
-                                let _ = self.out.try_send(Message::Error { id: CONNECTION_ID, error });
-                                break End::Refused;
-                            }
-                            Err(Fault::Stalled) => break End::Closed,
-                        }
+                read = reader.next() => {
+                    last_heard = tokio::time::Instant::now();
+                    if let Some(end) = self.take(read, &mut reader, draining).await {
+                        break end;
                     }
-                    Ok(None) => break End::Closed,
-                    Err(io::ReadError::Codec(e)) => {
-                        tracing::debug!(peer = %self.peer, error = %e, "bad frame");
-                        let _ = self.out.try_send(Message::Error { id: CONNECTION_ID, error: e.to_error() });
-                        break End::Refused;
-                    }
-                    Err(io::ReadError::Io(e)) => {
-                        tracing::debug!(peer = %self.peer, error = %e, "read failed");
-                        break End::Closed;
-                    }
-                },
+                }
             }
         };
         (end, reader)
+    }
+
+    /// Handles a message just read, then every further one already buffered,
+    /// so a pipelined burst costs one trip through `select!`, not one each.
+    async fn take(
+        &self,
+        mut read: Result<Option<Message>, io::ReadError>,
+        reader: &mut FrameReader,
+        draining: bool,
+    ) -> Option<End> {
+        loop {
+            let msg = match read {
+                Ok(Some(msg)) => msg,
+                Ok(None) => return Some(End::Closed),
+                Err(io::ReadError::Codec(e)) => {
+                    tracing::debug!(peer = %self.peer, error = %e, "bad frame");
+                    let error = e.to_error();
+                    let _ = self.out.try_send(Message::Error {
+                        id: CONNECTION_ID,
+                        error,
+                    });
+                    return Some(End::Refused);
+                }
+                Err(io::ReadError::Io(e)) => {
+                    tracing::debug!(peer = %self.peer, error = %e, "read failed");
+                    return Some(End::Closed);
+                }
+            };
+            match self.dispatch(msg, draining).await {
+                Ok(()) => {}
+                Err(Fault::Refuse(error)) => {
+                    let _ = self.out.try_send(Message::Error {
+                        id: CONNECTION_ID,
+                        error,
+                    });
+                    return Some(End::Refused);
+                }
+                Err(Fault::Stalled) => return Some(End::Closed),
+            }
+            read = match reader.buffered() {
+                Ok(None) => return None,
+                Ok(Some(msg)) => Ok(Some(msg)),
+                Err(e) => Err(io::ReadError::Codec(e)),
+            };
+        }
     }
 
     /// Stops everything still running, then lets the writer flush and close.
