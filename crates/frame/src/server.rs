@@ -123,6 +123,8 @@ impl ServerConfig {
 pub enum StartError {
     #[error("{0}")]
     Insecure(String),
+    #[error("invalid limits: {0}")]
+    Limits(String),
     #[error("cannot read the listener's address: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -178,6 +180,7 @@ pub async fn run<S: Service>(
         .auth
         .check_bind(addr, config.insecure)
         .map_err(StartError::Insecure)?;
+    check_limits(&config.limits).map_err(StartError::Limits)?;
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let shared = Arc::new(Shared {
@@ -315,8 +318,8 @@ struct Connection<S> {
 enum Fault {
     /// The peer broke the protocol; tell it why, then close.
     Refuse(Error),
-    /// The peer stopped reading; nothing more can be told.
-    Stalled,
+    /// The peer left or stopped reading; nothing more can be told.
+    Gone,
 }
 
 impl From<Error> for Fault {
@@ -353,8 +356,9 @@ impl<S: Service> Connection<S> {
             Ok(Err(io::ReadError::Codec(e))) => Err(e.to_error()),
             Ok(Err(io::ReadError::Io(e))) => return Err(e.to_string()),
         };
-        let identity = match hello.and_then(|h| check_hello(&shared, &h)) {
-            Ok(identity) => identity,
+        let checked = hello.and_then(|h| check_hello(&shared, &h).map(|id| (id, h.client)));
+        let (identity, client) = match checked {
+            Ok(pair) => pair,
             Err(error) => {
                 let refusal = Message::Error {
                     id: CONNECTION_ID,
@@ -380,7 +384,7 @@ impl<S: Service> Connection<S> {
         io::write_now(&mut writer, &welcome)
             .await
             .map_err(|e| e.to_string())?;
-        tracing::debug!(%peer, user = %identity.user, "welcomed");
+        tracing::debug!(%peer, user = %identity.user, %client, "welcomed");
 
         let (out, rx) = mpsc::channel(io::OUTBOX_CAPACITY);
         let hard = shared.hard_stop.child_token();
@@ -497,7 +501,7 @@ impl<S: Service> Connection<S> {
                     });
                     return Some(End::Refused);
                 }
-                Err(Fault::Stalled) => return Some(End::Closed),
+                Err(Fault::Gone) => return Some(End::Closed),
             }
             read = match reader.buffered() {
                 Ok(None) => return None,
@@ -562,7 +566,7 @@ impl<S: Service> Connection<S> {
     async fn send(&self, msg: Message) -> Result<(), Fault> {
         match tokio::time::timeout(self.stall_limit, self.out.send(msg)).await {
             Ok(Ok(())) => Ok(()),
-            _ => Err(Fault::Stalled),
+            _ => Err(Fault::Gone),
         }
     }
 
@@ -610,12 +614,18 @@ impl<S: Service> Connection<S> {
             }
             Message::Ping { nonce } => self.send(Message::Pong { nonce }).await,
             Message::Pong { .. } => Ok(()),
-            Message::Goodbye { .. } => Err(Fault::Stalled),
+            Message::Goodbye { .. } => Err(Fault::Gone),
             other => Err(Fault::Refuse(Error::bad_request(format!(
                 "a client may not send {:?} after the handshake",
                 other.kind()
             )))),
         }
+    }
+
+    fn duplicate(&self, id: u64) -> Fault {
+        Fault::Refuse(Error::bad_request(format!(
+            "request id {id} is already in flight"
+        )))
     }
 
     async fn request(
@@ -639,7 +649,13 @@ impl<S: Service> Connection<S> {
             "info" => Some(body::try_encode(&self.shared.info())),
             _ => None,
         };
-        if let Some(result) = builtin {
+        if let Some(mut result) = builtin {
+            if self.table.lock().contains_key(&id) {
+                return Err(self.duplicate(id));
+            }
+            if stream {
+                result = Err(Error::bad_request(format!("{method} takes no stream")));
+            }
             self.shared.served.fetch_add(1, Ordering::Relaxed);
             let reply = match result {
                 Ok(body) => Message::Response {
@@ -655,9 +671,7 @@ impl<S: Service> Connection<S> {
         let admitted = {
             let mut slots = self.table.lock();
             if slots.contains_key(&id) {
-                return Err(
-                    Error::bad_request(format!("request id {id} is already in flight")).into(),
-                );
+                return Err(self.duplicate(id));
             }
             if slots.len() >= max {
                 None
@@ -802,6 +816,32 @@ async fn handle<S: Service>(
 
 async fn next<T, St: Stream<Item = T> + ?Sized>(stream: &mut Pin<Box<St>>) -> Option<T> {
     std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await
+}
+
+/// Limits that would wedge every connection are refused at startup.
+fn check_limits(limits: &Limits) -> Result<(), String> {
+    if limits.max_frame < 1024 {
+        return Err(format!(
+            "max_frame {} is below 1024 bytes",
+            limits.max_frame
+        ));
+    }
+    if limits.max_in_flight == 0 {
+        return Err("max_in_flight must be at least 1".into());
+    }
+    if limits.stream_window < 1024 {
+        return Err(format!(
+            "stream_window {} is below 1024 bytes",
+            limits.stream_window
+        ));
+    }
+    if limits.idle_timeout_ms < 100 {
+        return Err(format!(
+            "idle_timeout_ms {} is below 100",
+            limits.idle_timeout_ms
+        ));
+    }
+    Ok(())
 }
 
 fn check_hello<S>(shared: &Shared<S>, hello: &Hello) -> Result<Identity, Error> {

@@ -792,6 +792,27 @@ async fn shutdown_gives_up_on_requests_after_the_drain_timeout() {
 }
 
 #[tokio::test]
+async fn limits_that_would_wedge_connections_refuse_to_start() {
+    let mut config = config();
+    config.limits.stream_window = 0;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let err = server::run(listener, config, test_service(0).0, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StartError::Limits(_)), "{err}");
+}
+
+#[tokio::test]
+async fn builtins_refuse_a_request_id_already_in_flight() {
+    let mut server = TestServer::start(config()).await;
+    let mut raw = Raw::welcomed(server.addr).await;
+    raw.send(&request(1, "gate", body::NIL.clone())).await;
+    assert_eq!(server.seen.recv().await, Some(Seen::Started("gate".into())));
+    raw.send(&request(1, "ping", body::NIL.clone())).await;
+    raw.expect_refusal(ErrorCode::BadRequest).await;
+}
+
+#[tokio::test]
 async fn a_panicking_handler_fails_only_its_own_request() {
     let server = TestServer::start(config()).await;
     let client = server.client().await;
