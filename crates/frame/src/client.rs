@@ -118,9 +118,6 @@ impl Conn {
 }
 
 fn fail(p: Pending, error: Error) {
-    if let Some(credit) = &p.upload_credit {
-        credit.close();
-    }
     if let Some(download) = &p.download {
         download.fail(error.clone());
     }
@@ -128,6 +125,11 @@ fn fail(p: Pending, error: Error) {
         let _ = reply.send(Err(error));
     } else if let Some(events) = p.events {
         let _ = events.try_send(Err(error));
+    }
+    // Closed only after the answer is in place, so an uploader woken by the
+    // close finds the server's reason, not just "closed".
+    if let Some(credit) = &p.upload_credit {
+        credit.close();
     }
 }
 
@@ -300,6 +302,7 @@ impl Client {
         Ok(UploadCall {
             sink,
             reply: rx,
+            early: None,
             guard,
             conn: self.inner.conn.clone(),
         })
@@ -452,21 +455,32 @@ impl<Ev: DeserializeOwned> futures_core::Stream for Subscription<Ev> {
 pub struct UploadCall {
     sink: ByteSink,
     reply: oneshot::Receiver<Result<Answer, Error>>,
+    /// The server's answer, when it came before the upload's end.
+    early: Option<Result<Answer, Error>>,
     guard: CancelGuard,
     conn: Arc<Conn>,
 }
 
 impl UploadCall {
     /// Sends the next piece, waiting for the server's credit as needed.
+    ///
+    /// The server may answer before the upload ends: a refusal (a quota, a
+    /// size limit) comes back here as its error; an early success makes the
+    /// rest of the upload moot, and `finish` returns it.
     pub async fn send(&mut self, data: Bytes) -> Result<(), Error> {
-        match self.sink.send(data).await {
-            Ok(()) => Ok(()),
-            // The server may have answered early, for example to refuse the
-            // upload; its answer says more than "closed".
-            Err(e) => Err(match self.reply.try_recv() {
-                Ok(Err(answer)) => answer,
-                _ => e,
-            }),
+        if let Some(early) = &self.early {
+            return early.as_ref().map(|_| ()).map_err(Error::clone);
+        }
+        let Err(closed) = self.sink.send(data).await else {
+            return Ok(());
+        };
+        match self.reply.try_recv() {
+            Ok(answer) => {
+                let result = answer.as_ref().map(|_| ()).map_err(Error::clone);
+                self.early = Some(answer);
+                result
+            }
+            Err(_) => Err(closed),
         }
     }
 
@@ -475,15 +489,20 @@ impl UploadCall {
         let UploadCall {
             sink,
             reply,
+            early,
             guard,
             conn,
         } = self;
-        let sent = sink.finish().await;
-        let answer = wait(reply, &conn).await;
+        let answer = match early {
+            Some(answer) => answer,
+            None => {
+                let sent = sink.finish().await;
+                let answer = wait(reply, &conn).await;
+                answer.and_then(|a| sent.map(|()| a))
+            }
+        };
         guard.disarm();
-        let answer = answer?;
-        sent?;
-        body::decode(&answer.body)
+        body::decode(&answer?.body)
     }
 }
 
@@ -634,12 +653,16 @@ fn deliver(conn: &Conn, msg: Message) -> Result<(), Error> {
             });
             let reply = p.reply.take();
             // Requests live on while a download or events may follow.
-            if !stream && p.events.is_none() {
-                pending.remove(&id);
-            }
+            let ended = (!stream && p.events.is_none())
+                .then(|| pending.remove(&id))
+                .flatten();
             drop(pending);
             if let Some(reply) = reply {
                 let _ = reply.send(Ok(Answer { body, download }));
+            }
+            // An upload the server answered before its end sends no more.
+            if let Some(credit) = ended.as_ref().and_then(|p| p.upload_credit.as_ref()) {
+                credit.close();
             }
             Ok(())
         }

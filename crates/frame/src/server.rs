@@ -61,6 +61,9 @@ pub struct Call {
     /// The caller's upload, when the request carries one.
     pub upload: Option<ByteStream>,
     pub peer: SocketAddr,
+    /// A number unique to this connection within the server's run, for
+    /// per-connection limits and state.
+    pub connection: u64,
 }
 
 impl Call {
@@ -304,6 +307,7 @@ struct Connection<S> {
     shared: Arc<Shared<S>>,
     identity: Arc<Identity>,
     peer: SocketAddr,
+    number: u64,
     out: Outbox,
     table: Arc<Table>,
     tasks: TaskTracker,
@@ -370,10 +374,11 @@ impl<S: Service> Connection<S> {
                 return Err(format!("handshake refused: {error}"));
             }
         };
+        let number = shared.sessions.fetch_add(1, Ordering::Relaxed);
         let session = format!(
             "{:x}-{:x}",
             shared.started.elapsed().as_nanos() as u64,
-            shared.sessions.fetch_add(1, Ordering::Relaxed)
+            number
         );
         let welcome = Message::Welcome(Welcome {
             service: shared.config.service.clone(),
@@ -394,6 +399,7 @@ impl<S: Service> Connection<S> {
             shared,
             identity: Arc::new(identity),
             peer,
+            number,
             out,
             table: Arc::new(Table {
                 slots: Mutex::new(HashMap::new()),
@@ -699,6 +705,7 @@ impl<S: Service> Connection<S> {
             identity: self.identity.clone(),
             upload,
             peer: self.peer,
+            connection: self.number,
         };
         let work = handle(
             id,

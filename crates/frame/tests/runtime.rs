@@ -647,6 +647,41 @@ async fn an_upload_refused_midway_reports_the_servers_error() {
 }
 
 #[tokio::test]
+async fn an_upload_refused_midway_can_still_be_finished_for_its_answer() {
+    let server = TestServer::start(config()).await;
+    let client = server.client().await;
+    let mut upload = client.upload("upload_max_1mib", &()).await.expect("upload");
+    let chunk = Bytes::from(vec![0u8; 256 * 1024]);
+    let mut refused = false;
+    for _ in 0..64 {
+        if upload.send(chunk.clone()).await.is_err() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the server refuses past 1 MiB");
+    let err = upload.finish::<u64>().await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::TooLarge, "{err}");
+}
+
+#[tokio::test]
+async fn an_upload_answered_early_stops_sending_and_finishes_with_the_answer() {
+    let server = TestServer::start(config()).await;
+    let client = server.client().await;
+    // `echo` answers at once and never reads the upload.
+    let mut upload = client.upload("echo", "done early").await.expect("upload");
+    let chunk = Bytes::from(vec![0u8; 256 * 1024]);
+    for _ in 0..64 {
+        upload
+            .send(chunk.clone())
+            .await
+            .expect("an early success is no error");
+    }
+    let answer: String = upload.finish().await.expect("the early answer");
+    assert_eq!(answer, "done early");
+}
+
+#[tokio::test]
 async fn a_chunk_beyond_its_credit_closes_the_connection() {
     let mut config = config();
     config.limits.stream_window = 4096;
