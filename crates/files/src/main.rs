@@ -1,0 +1,47 @@
+//! `backroom-files`: serves a directory over the backroom protocol.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use backroom_daemon::CommonArgs;
+use backroom_files::{Config, FileConfig};
+use clap::Parser;
+
+/// The backroom file server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The directory to serve; created if it is missing.
+    #[arg(long)]
+    root: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    backroom_daemon::init_tracing();
+    let file: FileConfig = backroom_daemon::load_config(args.common.config.as_deref())?;
+    let settings = backroom_daemon::settings(
+        backroom_api::files::SERVICE,
+        env!("CARGO_PKG_VERSION"),
+        backroom_api::files::DEFAULT_ADDR,
+        &args.common,
+        &file.common,
+    )?;
+    let root = args
+        .root
+        .or_else(|| file.root.clone())
+        .context("no root to serve: pass --root DIR or set root in the config file")?;
+    let mut config = Config::new(root);
+    config.frame = settings.frame;
+    file.apply(&mut config).map_err(anyhow::Error::msg)?;
+    let prepared = backroom_files::prepare(config).await?;
+    let listener = backroom_daemon::bind(&settings.listen).await?;
+    backroom_daemon::announce(backroom_api::files::SERVICE, listener.local_addr()?)?;
+    prepared
+        .serve(listener, backroom_daemon::shutdown_signal())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! The change feed behind `watch`: the server publishes its own changes, and
+//! a `notify` watcher on the root reports what other programs do on disk.
+//!
+//! A change the server made also shows up on disk a moment later; such
+//! echoes are dropped for a short window, so each change is reported once,
+//! with the server as its origin.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use backroom_api::files::{Change, ChangeKind, Origin};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::broadcast;
+
+use crate::atomic::is_reserved;
+
+/// Events a slow subscriber may fall behind by before it gets `overflow`.
+const BACKLOG: usize = 4096;
+/// How long after a server change its disk echo is dropped.
+const ECHO_WINDOW: Duration = Duration::from_secs(2);
+/// A disk `modified` this soon after another event on the same path is the
+/// same change seen twice (inotify reports a write and its close, or a
+/// `touch` as create, attributes and close).
+const COALESCE_WINDOW: Duration = Duration::from_millis(250);
+/// Bound on the remembered paths of both windows.
+const MEMORY: usize = 8192;
+
+/// Recent changes, to drop echoes and repeats. The lock is std: it is taken
+/// on notify's thread and in handlers, never across an await.
+#[derive(Default)]
+struct Recent {
+    by_server: HashMap<String, Instant>,
+    by_disk: HashMap<String, Instant>,
+}
+
+impl Recent {
+    fn remember(map: &mut HashMap<String, Instant>, path: &str, now: Instant, window: Duration) {
+        if map.len() >= MEMORY {
+            map.retain(|_, at| now.duration_since(*at) < window);
+        }
+        if map.len() < MEMORY {
+            map.insert(path.to_owned(), now);
+        }
+    }
+
+    fn within(map: &HashMap<String, Instant>, path: &str, now: Instant, window: Duration) -> bool {
+        map.get(path)
+            .is_some_and(|at| now.duration_since(*at) < window)
+    }
+
+    /// Whether a disk change should be reported, remembering it if so.
+    fn admit_disk(&mut self, change: &Change, now: Instant) -> bool {
+        let paths = [Some(change.path.as_str()), change.to.as_deref()];
+        let echo = paths
+            .iter()
+            .flatten()
+            .any(|p| Recent::within(&self.by_server, p, now, ECHO_WINDOW));
+        if echo {
+            return false;
+        }
+        let repeat = change.kind == ChangeKind::Modified
+            && Recent::within(&self.by_disk, &change.path, now, COALESCE_WINDOW);
+        Recent::remember(&mut self.by_disk, &change.path, now, COALESCE_WINDOW);
+        !repeat
+    }
+}
+
+fn lock(recent: &Mutex<Recent>) -> std::sync::MutexGuard<'_, Recent> {
+    // Every update leaves the maps consistent, so a poisoned lock is usable.
+    recent.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The change feed of one root.
+pub struct Hub {
+    tx: broadcast::Sender<Change>,
+    root: PathBuf,
+    recent: Arc<Mutex<Recent>>,
+    /// The disk watcher once started; `Err` records why it could not start.
+    disk: Mutex<Option<Result<RecommendedWatcher, String>>>,
+}
+
+impl Hub {
+    /// `root` must be canonical: notify reports paths under it as given.
+    pub fn new(root: PathBuf) -> Hub {
+        let (tx, _) = broadcast::channel(BACKLOG);
+        Hub {
+            tx,
+            root,
+            recent: Arc::default(),
+            disk: Mutex::new(None),
+        }
+    }
+
+    /// Reports a change the server made.
+    pub fn publish(&self, kind: ChangeKind, path: String, to: Option<String>) {
+        let now = Instant::now();
+        {
+            let mut recent = lock(&self.recent);
+            Recent::remember(&mut recent.by_server, &path, now, ECHO_WINDOW);
+            if let Some(to) = &to {
+                Recent::remember(&mut recent.by_server, to, now, ECHO_WINDOW);
+            }
+        }
+        // No subscriber is not an error.
+        let _ = self.tx.send(Change {
+            kind,
+            path,
+            to,
+            origin: Origin::Server,
+        });
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.tx.subscribe()
+    }
+
+    /// Starts the disk watcher on first use. Blocking: a recursive watch
+    /// walks the whole tree. Returns whether disk changes are being seen.
+    pub fn ensure_disk(&self) -> bool {
+        let mut disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
+        if disk.is_none() {
+            let started = self.start_disk();
+            if let Err(e) = &started {
+                tracing::warn!(error = %e, "cannot watch the root for changes on disk; watch sees the server's changes only");
+            }
+            *disk = Some(started);
+        }
+        matches!(*disk, Some(Ok(_)))
+    }
+
+    fn start_disk(&self) -> Result<RecommendedWatcher, String> {
+        let tx = self.tx.clone();
+        let root = self.root.clone();
+        let recent = self.recent.clone();
+        let handler = move |event: notify::Result<notify::Event>| {
+            let event = match event {
+                Ok(event) => event,
+                Err(e) => {
+                    tracing::warn!(error = %e, "disk watcher error");
+                    let _ = tx.send(overflow());
+                    return;
+                }
+            };
+            let now = Instant::now();
+            for change in disk_changes(&root, &event) {
+                if lock(&recent).admit_disk(&change, now) {
+                    let _ = tx.send(change);
+                }
+            }
+        };
+        // Following symlinks would watch, and report names from, whatever
+        // tree a link points at, inside the root or not.
+        let config = notify::Config::default().with_follow_symlinks(false);
+        let mut watcher = RecommendedWatcher::new(handler, config).map_err(|e| e.to_string())?;
+        watcher
+            .watch(&self.root, RecursiveMode::Recursive)
+            .map_err(|e| e.to_string())?;
+        Ok(watcher)
+    }
+}
+
+fn overflow() -> Change {
+    Change {
+        kind: ChangeKind::Overflow,
+        path: String::new(),
+        to: None,
+        origin: Origin::Disk,
+    }
+}
+
+/// A path on disk as a client path, or `None` if it is outside the root, not
+/// UTF-8, or one of the server's temp files.
+fn client_path(root: &Path, path: &Path) -> Option<String> {
+    let below = path.strip_prefix(root).ok()?;
+    let mut parts = Vec::new();
+    for part in below.components() {
+        let part = part.as_os_str().to_str()?;
+        if is_reserved(part) {
+            return None;
+        }
+        parts.push(part);
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(parts.join("/"))
+}
+
+/// Translates one notify event into the feed's changes.
+fn disk_changes(root: &Path, event: &notify::Event) -> Vec<Change> {
+    let kind = match event.kind {
+        EventKind::Create(_) => ChangeKind::Created,
+        EventKind::Remove(_) => ChangeKind::Removed,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+        | EventKind::Modify(ModifyKind::Metadata(_)) => ChangeKind::Modified,
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+            return renamed(root, event).into_iter().collect();
+        }
+        // Data writes are reported once, at close; the single halves of a
+        // rename are reported by its `Both`.
+        _ => return Vec::new(),
+    };
+    event
+        .paths
+        .iter()
+        .filter_map(|p| client_path(root, p))
+        .map(|path| Change {
+            kind,
+            path,
+            to: None,
+            origin: Origin::Disk,
+        })
+        .collect()
+}
+
+fn renamed(root: &Path, event: &notify::Event) -> Option<Change> {
+    let [from, to] = event.paths.as_slice() else {
+        return None;
+    };
+    let to = client_path(root, to)?;
+    // A temp file renamed into place is a write of the target.
+    let Some(from) = client_path(root, from) else {
+        return Some(Change {
+            kind: ChangeKind::Modified,
+            path: to,
+            to: None,
+            origin: Origin::Disk,
+        });
+    };
+    Some(Change {
+        kind: ChangeKind::Renamed,
+        path: from,
+        to: Some(to),
+        origin: Origin::Disk,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(kind: ChangeKind, path: &str) -> Change {
+        Change {
+            kind,
+            path: path.into(),
+            to: None,
+            origin: Origin::Disk,
+        }
+    }
+
+    #[test]
+    fn a_servers_own_change_is_not_echoed_from_disk() {
+        let mut recent = Recent::default();
+        let now = Instant::now();
+        Recent::remember(&mut recent.by_server, "a.txt", now, ECHO_WINDOW);
+        assert!(!recent.admit_disk(&change(ChangeKind::Modified, "a.txt"), now));
+        assert!(recent.admit_disk(&change(ChangeKind::Modified, "b.txt"), now));
+        let later = now + ECHO_WINDOW * 2;
+        assert!(recent.admit_disk(&change(ChangeKind::Removed, "a.txt"), later));
+    }
+
+    #[test]
+    fn repeated_modifications_are_coalesced() {
+        let mut recent = Recent::default();
+        let now = Instant::now();
+        assert!(recent.admit_disk(&change(ChangeKind::Created, "t"), now));
+        assert!(!recent.admit_disk(&change(ChangeKind::Modified, "t"), now));
+        assert!(recent.admit_disk(&change(ChangeKind::Removed, "t"), now));
+    }
+
+    #[test]
+    fn temp_files_and_outside_paths_are_not_reported() {
+        let root = Path::new("/srv/root");
+        assert_eq!(
+            client_path(root, Path::new("/srv/root/a/b")),
+            Some("a/b".into())
+        );
+        assert_eq!(
+            client_path(root, Path::new("/srv/root/a/.backroom-tmp-1")),
+            None
+        );
+        assert_eq!(client_path(root, Path::new("/etc/passwd")), None);
+        assert_eq!(client_path(root, root), None);
+    }
+}

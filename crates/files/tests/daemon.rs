@@ -1,0 +1,272 @@
+//! The real `backroom-files` binary: readiness line, SIGKILL in the middle of
+//! uploads, restart, and memory during a large round trip.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use backroom_api::files::{
+    Algorithm, FilesClient, ListArgs, ReadArgs, WriteArgs, WriteMode, Written,
+};
+use bytes::Bytes;
+use common::pattern;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+
+struct Daemon {
+    child: Child,
+    addr: String,
+    /// Kept open: the daemon's stdout must not become a broken pipe.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Daemon {
+    /// Starts the binary on a free port and waits for its readiness line.
+    async fn start(root: &Path) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_backroom-files"))
+            .arg("--root")
+            .arg(root)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn backroom-files");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        let mut stdout = BufReader::new(stdout);
+        let read = stdout.read_line(&mut line);
+        tokio::time::timeout(Duration::from_secs(30), read)
+            .await
+            .expect("ready in time")
+            .expect("read stdout");
+        let addr = line
+            .trim()
+            .strip_prefix("listening files ")
+            .unwrap_or_else(|| panic!("unexpected readiness line {line:?}"))
+            .to_owned();
+        assert!(!addr.ends_with(":0"), "the real port: {addr}");
+        Daemon {
+            child,
+            addr,
+            _stdout: stdout,
+        }
+    }
+
+    async fn client(&self) -> FilesClient {
+        FilesClient::connect(&self.addr, None)
+            .await
+            .expect("connect")
+    }
+
+    /// SIGKILL: no destructor, no flush, no goodbye.
+    async fn kill(mut self) {
+        self.child.start_kill().expect("kill");
+        self.child.wait().await.expect("reaped");
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+}
+
+/// Every file name on disk under `dir`, recursively, temp files included.
+fn files_on_disk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(files_on_disk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    files_on_disk(dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".backroom-"))
+        .collect()
+}
+
+#[tokio::test]
+async fn sigkill_mid_upload_leaves_the_target_untouched() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("not-yet-there");
+    let daemon = Daemon::start(&root).await;
+    assert!(root.is_dir(), "--root is created");
+    let c = daemon.client().await;
+    let old = pattern(10_000, 7);
+    c.write_all(
+        &WriteArgs::new("target.bin", WriteMode::CreateNew),
+        Bytes::from(old.clone()),
+    )
+    .await
+    .expect("old content");
+
+    let mut upload = c
+        .write(&WriteArgs::new("target.bin", WriteMode::Overwrite))
+        .await
+        .expect("start");
+    // Three flow-control windows: once sent, the server is writing.
+    upload
+        .send(Bytes::from(pattern(3 << 20, 8)))
+        .await
+        .expect("send");
+    assert_eq!(temp_files(&root).len(), 1, "the upload is under way");
+    daemon.kill().await;
+    drop(upload);
+
+    assert_eq!(std::fs::read(root.join("target.bin")).expect("target"), old);
+    let daemon = Daemon::start(&root).await;
+    let c = daemon.client().await;
+    let listing = c.list(&ListArgs::default()).await.expect("list");
+    let names: Vec<_> = listing.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["target.bin"]);
+    // The startup sweep ran before the readiness line.
+    assert!(temp_files(&root).is_empty(), "{:?}", files_on_disk(&root));
+    assert_eq!(c.read_all("target.bin", 1 << 20).await.expect("read"), old);
+    daemon.kill().await;
+}
+
+#[tokio::test]
+async fn sigkill_mid_create_leaves_no_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("root");
+    let daemon = Daemon::start(&root).await;
+    let c = daemon.client().await;
+    let mut upload = c
+        .write(&WriteArgs::new("new.bin", WriteMode::CreateNew))
+        .await
+        .expect("start");
+    upload
+        .send(Bytes::from(pattern(3 << 20, 9)))
+        .await
+        .expect("send");
+    daemon.kill().await;
+    drop(upload);
+    assert!(!root.join("new.bin").exists());
+    let daemon = Daemon::start(&root).await;
+    let c = daemon.client().await;
+    let err = c.stat("new.bin").await.expect_err("absent");
+    assert_eq!(err.code, backroom_frame::ErrorCode::NotFound);
+    assert!(
+        files_on_disk(&root).is_empty(),
+        "{:?}",
+        files_on_disk(&root)
+    );
+    daemon.kill().await;
+}
+
+#[tokio::test]
+async fn a_resumable_upload_survives_sigkill_and_resumes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("root");
+    let data = pattern(6 << 20, 10);
+    let daemon = Daemon::start(&root).await;
+    let c = daemon.client().await;
+    let mut args = WriteArgs::new("doc.bin", WriteMode::CreateNew);
+    args.upload_id = Some("doc-1".into());
+    let mut upload = c.write(&args).await.expect("start");
+    upload
+        .send(Bytes::copy_from_slice(&data[..3 << 20]))
+        .await
+        .expect("send");
+    daemon.kill().await;
+    drop(upload);
+
+    let daemon = Daemon::start(&root).await;
+    let c = daemon.client().await;
+    assert_eq!(
+        c.stat("doc.bin").await.expect_err("not committed").code,
+        backroom_frame::ErrorCode::NotFound
+    );
+    let status = c.upload_status("doc.bin", "doc-1").await.expect("kept");
+    assert!(
+        (1 << 20..=3 << 20).contains(&status.received),
+        "{}",
+        status.received
+    );
+    let resume = WriteArgs {
+        path: "doc.bin".into(),
+        mode: WriteMode::Resume,
+        upload_id: Some("doc-1".into()),
+        offset: status.received,
+        size: None,
+    };
+    let rest = Bytes::copy_from_slice(&data[status.received as usize..]);
+    let written: Written = c.write_all(&resume, rest).await.expect("resume");
+    assert_eq!(written.size, data.len() as u64);
+    let sum = c.checksum("doc.bin", Algorithm::Sha256).await.expect("sum");
+    assert_eq!(sum.hex, common::sha256_hex(&data));
+    assert!(temp_files(&root).is_empty());
+    daemon.kill().await;
+}
+
+/// The server's peak resident memory, from /proc.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_round_trip_matches_its_checksum_in_bounded_memory() {
+    const SIZE: usize = 1 << 30;
+    const PIECE: usize = 1 << 20;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("root");
+    let daemon = Daemon::start(&root).await;
+    let c = daemon.client().await;
+    let piece = |i: usize| pattern(PIECE, i as u8);
+
+    let mut sent = blake3::Hasher::new();
+    let mut upload = c
+        .write(&WriteArgs::new("large.bin", WriteMode::CreateNew))
+        .await
+        .expect("start");
+    for i in 0..SIZE / PIECE {
+        let data = piece(i);
+        sent.update(&data);
+        upload.send(Bytes::from(data)).await.expect("send");
+    }
+    let written: Written = upload.finish().await.expect("commit");
+    assert_eq!(written.size, SIZE as u64);
+
+    let args = ReadArgs {
+        path: "large.bin".into(),
+        ..ReadArgs::default()
+    };
+    let (head, mut stream) = c.read(&args).await.expect("read");
+    assert_eq!(head.length, SIZE as u64);
+    let mut got = blake3::Hasher::new();
+    let mut len = 0;
+    while let Some(chunk) = stream.chunk().await.expect("chunk") {
+        len += chunk.len();
+        got.update(&chunk);
+    }
+    assert_eq!(len, SIZE);
+    assert_eq!(got.finalize(), sent.finalize());
+    let sum = c
+        .checksum("large.bin", Algorithm::Blake3)
+        .await
+        .expect("sum");
+    assert_eq!(sum.hex, sent.finalize().to_hex().to_string());
+
+    let peak = peak_rss_kib(daemon.pid());
+    assert!(
+        peak < 64 * 1024,
+        "the server peaked at {peak} KiB for a {} MiB file",
+        SIZE >> 20
+    );
+    daemon.kill().await;
+}
