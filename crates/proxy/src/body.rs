@@ -1,0 +1,233 @@
+//! Body wrappers: they count bytes, cut silent responses, remember a
+//! client's malformed body, and write the access-log record when a response
+//! is done.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use backroom_api::proxy::AccessRecord;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use tokio::time::Sleep;
+
+use crate::Shared;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of every response the proxy sends.
+pub type ProxyBody = LoggedBody;
+
+/// What a finished request or tunnel puts in the log; written on drop, so a
+/// record is written however the exchange ends.
+pub struct Finisher {
+    pub shared: Arc<Shared>,
+    pub record: AccessRecord,
+    pub started: Instant,
+    /// The destination host, for the stats' top hosts.
+    pub host: Option<String>,
+    pub bytes_in: Arc<AtomicU64>,
+    pub bytes_out: Arc<AtomicU64>,
+}
+
+impl Drop for Finisher {
+    fn drop(&mut self) {
+        let mut record = std::mem::replace(&mut self.record, empty_record());
+        record.bytes_in = self.bytes_in.load(Ordering::Relaxed);
+        record.bytes_out = self.bytes_out.load(Ordering::Relaxed);
+        record.duration_ms = self.started.elapsed().as_millis() as u64;
+        self.shared.stats.record(
+            record.status,
+            record.bytes_in,
+            record.bytes_out,
+            self.host.as_deref(),
+        );
+        self.shared.log.emit(record);
+    }
+}
+
+fn empty_record() -> AccessRecord {
+    AccessRecord {
+        time_ms: 0,
+        client: String::new(),
+        user: String::new(),
+        method: String::new(),
+        target: String::new(),
+        status: 0,
+        bytes_in: 0,
+        bytes_out: 0,
+        duration_ms: 0,
+        upstream: String::new(),
+        user_agent: String::new(),
+        referer: String::new(),
+    }
+}
+
+/// A response body on its way to the client: counted, cut after `idle` of
+/// silence, and logged when it ends or is dropped.
+pub struct LoggedBody {
+    inner: BoxBody<Bytes, BoxError>,
+    counted: Arc<AtomicU64>,
+    idle: Option<(Duration, Pin<Box<Sleep>>)>,
+    finisher: Option<Finisher>,
+}
+
+impl LoggedBody {
+    pub fn new(inner: BoxBody<Bytes, BoxError>, finisher: Option<Finisher>) -> LoggedBody {
+        let counted = finisher
+            .as_ref()
+            .map(|f| f.bytes_out.clone())
+            .unwrap_or_default();
+        LoggedBody {
+            inner,
+            counted,
+            idle: None,
+            finisher,
+        }
+    }
+
+    pub fn full(data: impl Into<Bytes>, finisher: Option<Finisher>) -> LoggedBody {
+        let body = http_body_util::Full::new(data.into())
+            .map_err(|never| match never {})
+            .boxed();
+        LoggedBody::new(body, finisher)
+    }
+
+    /// Cuts the body when the origin sends nothing for `idle`.
+    pub fn with_idle_timeout(mut self, idle: Duration) -> LoggedBody {
+        self.idle = Some((idle, Box::pin(tokio::time::sleep(idle))));
+        self
+    }
+}
+
+impl Body for LoggedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.counted.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                if let Some((idle, sleep)) = &mut this.idle {
+                    sleep.as_mut().reset(tokio::time::Instant::now() + *idle);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(None) => {
+                // Log now: hyper may keep the body a while after its end.
+                this.finisher.take();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Pending => {
+                if let Some((idle, sleep)) = &mut this.idle
+                    && sleep.as_mut().poll(cx).is_ready()
+                {
+                    let message = format!("the origin sent nothing for {idle:?}");
+                    return Poll::Ready(Some(Err(message.into())));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// What went wrong with a client's request body, if anything.
+#[derive(Debug, Default)]
+pub struct ClientBodyFault {
+    /// A framing error: a bad chunk size, a short body.
+    pub malformed: AtomicBool,
+    /// The client went silent mid-body.
+    pub stalled: AtomicBool,
+}
+
+/// A client's request body on its way to the origin: counted, cut when the
+/// client goes silent for `idle`, and any fault is remembered so the proxy
+/// answers 400 or 408 rather than blaming the origin.
+pub struct ClientBody {
+    inner: Incoming,
+    counted: Arc<AtomicU64>,
+    fault: Arc<ClientBodyFault>,
+    idle: Duration,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl ClientBody {
+    pub fn new(
+        inner: Incoming,
+        counted: Arc<AtomicU64>,
+        fault: Arc<ClientBodyFault>,
+        idle: Duration,
+    ) -> ClientBody {
+        ClientBody {
+            inner,
+            counted,
+            fault,
+            idle,
+            sleep: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.counted.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                this.sleep
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + this.idle);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.fault.malformed.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if this.sleep.as_mut().poll(cx).is_ready() {
+                    this.fault.stalled.store(true, Ordering::Relaxed);
+                    let message = format!("the client sent nothing for {:?}", this.idle);
+                    return Poll::Ready(Some(Err(message.into())));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,453 @@
+//! One client request, from the ACL to the origin's last byte: forwarding of
+//! absolute-form `http://` requests, upgrades, and CONNECT tunnels.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use backroom_api::proxy::{AccessRecord, TunnelInfo};
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::Shared;
+use crate::auth::Verdict;
+use crate::body::{BoxError, ClientBody, ClientBodyFault, Finisher, LoggedBody, ProxyBody};
+use crate::headers;
+use crate::tunnels::Counters;
+use crate::upstream::{self, UpstreamAddr};
+
+/// What every path of one request needs to answer and to log.
+struct Exchange {
+    shared: Arc<Shared>,
+    finisher: Finisher,
+}
+
+impl Exchange {
+    /// An answer from the proxy itself, with a short body that says why.
+    fn reply(mut self, status: StatusCode, why: &str) -> Response<ProxyBody> {
+        self.finisher.record.status = status.as_u16();
+        let body = format!(
+            "{} {}: {why}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
+        let mut response = Response::new(LoggedBody::full(body, Some(self.finisher)));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers::add_via(
+            headers,
+            http::Version::HTTP_11,
+            &self.shared.settings.via_name,
+        );
+        response
+    }
+
+    /// A refusal after which the connection must not be reused, because the
+    /// rest of the client's bytes cannot be trusted.
+    fn reply_and_close(self, status: StatusCode, why: &str) -> Response<ProxyBody> {
+        let mut response = self.reply(status, why);
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn header_text(req: &Request<Incoming>, name: header::HeaderName) -> String {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Serves one request from `peer`. Never fails: every problem is an answer.
+pub async fn handle(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, std::convert::Infallible> {
+    let target = match req.method() {
+        &Method::CONNECT => req
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+        _ => req.uri().to_string(),
+    };
+    let finisher = Finisher {
+        shared: shared.clone(),
+        record: AccessRecord {
+            time_ms: now_ms(),
+            client: peer.ip().to_canonical().to_string(),
+            user: "-".into(),
+            method: req.method().to_string(),
+            target,
+            status: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            duration_ms: 0,
+            upstream: "-".into(),
+            user_agent: header_text(&req, header::USER_AGENT),
+            referer: header_text(&req, header::REFERER),
+        },
+        started: Instant::now(),
+        host: None,
+        bytes_in: Arc::new(AtomicU64::new(0)),
+        bytes_out: Arc::new(AtomicU64::new(0)),
+    };
+    let exchange = Exchange { shared, finisher };
+    Ok(admit(exchange, peer, req).await)
+}
+
+/// The checks every request passes before it goes anywhere.
+async fn admit(mut ex: Exchange, peer: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
+    let policy = ex.shared.policy();
+    if let Err(denied) = policy.acl.check_client(peer.ip()) {
+        return ex.reply(StatusCode::FORBIDDEN, &denied.0);
+    }
+    let credentials = req
+        .headers()
+        .get(header::PROXY_AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    match policy.auth.check(credentials).await {
+        Verdict::Open => {}
+        Verdict::User(user) => ex.finisher.record.user = user,
+        verdict @ (Verdict::Missing | Verdict::Failed(_)) => {
+            if let Verdict::Failed(user) = &verdict {
+                let user = user.as_deref().unwrap_or("(unreadable)");
+                tracing::warn!(client = %peer, %user, "proxy login failed");
+                ex.finisher.record.user = user.to_owned();
+            }
+            let challenge = policy.auth.challenge();
+            let mut response = ex.reply(
+                StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                "this proxy needs a user name and password (Basic proxy auth)",
+            );
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                response
+                    .headers_mut()
+                    .insert(header::PROXY_AUTHENTICATE, value);
+            }
+            return response;
+        }
+    }
+    if headers::has_looped(req.headers(), &ex.shared.settings.via_name) {
+        return ex.reply(
+            StatusCode::LOOP_DETECTED,
+            "this request has already passed through this proxy",
+        );
+    }
+    if req.method() == Method::CONNECT {
+        return connect(ex, req).await;
+    }
+    forward(ex, peer, req).await
+}
+
+/// Forwards an absolute-form request to its origin and streams the answer.
+async fn forward(
+    ex: Exchange,
+    peer: SocketAddr,
+    mut req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let uri = req.uri().clone();
+    let Some(scheme) = uri.scheme_str() else {
+        let why = format!(
+            "this is an HTTP forward proxy, and {} is not a full URL. Point your client at this \
+             proxy instead of requesting from it: curl -x http://<this proxy> http://example.com/, \
+             or set http_proxy and https_proxy",
+            uri
+        );
+        return ex.reply(StatusCode::BAD_REQUEST, &why);
+    };
+    if !scheme.eq_ignore_ascii_case("http") {
+        let why = format!(
+            "this proxy forwards http:// URLs only; for {scheme}:// use a CONNECT tunnel \
+             (clients do this for https_proxy)"
+        );
+        return ex.reply(StatusCode::BAD_REQUEST, &why);
+    }
+    let (Some(host), Some(uri_host)) = (upstream::bare_host(&uri), uri.host()) else {
+        return ex.reply(StatusCode::BAD_REQUEST, "the URL has no host");
+    };
+    // The Host header names the target without any userinfo of the URL.
+    let host_header = match uri.port() {
+        Some(port) => format!("{uri_host}:{port}"),
+        None => uri_host.to_owned(),
+    };
+    let port = uri.port_u16().unwrap_or(80);
+    let method = req.method().clone();
+    let mut ex = ex;
+    ex.finisher.host = Some(host.clone());
+    let policy = ex.shared.policy();
+    if let Err(denied) = policy.acl.check_destination(&host, port, method.as_str()) {
+        return ex.reply(StatusCode::FORBIDDEN, &denied.0);
+    }
+    if method == Method::OPTIONS || method == Method::TRACE {
+        match headers::max_forwards(req.headers()) {
+            Some(0) => return answer_max_forwards(ex, &req),
+            Some(n) => {
+                req.headers_mut()
+                    .insert(header::MAX_FORWARDS, HeaderValue::from(n - 1));
+            }
+            None => {}
+        }
+    }
+    let upgrade = headers::wants_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let settings = &ex.shared.settings;
+    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+    headers::add_via(&mut parts.headers, parts.version, &settings.via_name);
+    headers::add_forwarded(&mut parts.headers, settings.forwarded, peer.ip());
+    if let Ok(value) = HeaderValue::from_str(&host_header) {
+        parts.headers.insert(header::HOST, value);
+    }
+    parts.version = http::Version::HTTP_11;
+    let fault = Arc::new(ClientBodyFault::default());
+    let body = ClientBody::new(
+        body,
+        ex.finisher.bytes_in.clone(),
+        fault.clone(),
+        settings.client_body_timeout,
+    );
+    let outgoing = Request::from_parts(parts, body);
+
+    let sent = tokio::time::timeout(
+        settings.response_header_timeout,
+        ex.shared.client.request(outgoing),
+    );
+    let mut response = match sent.await {
+        Err(_) => {
+            let why = format!(
+                "{host}:{port} sent no response headers within {:?}",
+                settings.response_header_timeout
+            );
+            return ex.reply(StatusCode::GATEWAY_TIMEOUT, &why);
+        }
+        Ok(Err(error)) => return upstream_failed(ex, &host, port, &error, &fault),
+        Ok(Ok(response)) => response,
+    };
+    if let Some(addr) = response.extensions().get::<UpstreamAddr>() {
+        ex.finisher.record.upstream = addr.0.to_string();
+    }
+    let status = response.status();
+    ex.finisher.record.status = status.as_u16();
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgrade) = client_upgrade else {
+            return ex.reply(
+                StatusCode::BAD_GATEWAY,
+                "the origin switched protocols unasked",
+            );
+        };
+        let origin_upgrade = hyper::upgrade::on(&mut response);
+        let (mut parts, _) = response.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers, true);
+        headers::add_via(
+            &mut parts.headers,
+            http::Version::HTTP_11,
+            &ex.shared.settings.via_name,
+        );
+        let shared = ex.shared.clone();
+        let info = TunnelInfo {
+            id: 0,
+            client: ex.finisher.record.client.clone(),
+            user: ex.finisher.record.user.clone(),
+            target: uri.to_string(),
+            upstream: ex.finisher.record.upstream.clone(),
+            opened_ms: ex.finisher.record.time_ms,
+            bytes_in: 0,
+            bytes_out: 0,
+        };
+        shared.spawn_tunnel(info, ex.finisher, async move {
+            let (client, origin) = tokio::try_join!(client_upgrade, origin_upgrade).ok()?;
+            Some((TokioIo::new(client), TokioIo::new(origin)))
+        });
+        return Response::from_parts(parts, LoggedBody::full(Bytes::new(), None));
+    }
+    let (mut parts, body) = response.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers, false);
+    headers::add_via(
+        &mut parts.headers,
+        http::Version::HTTP_11,
+        &ex.shared.settings.via_name,
+    );
+    let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
+    let idle = ex.shared.settings.idle_timeout;
+    Response::from_parts(
+        parts,
+        LoggedBody::new(body, Some(ex.finisher)).with_idle_timeout(idle),
+    )
+}
+
+/// Maps a failed exchange with the origin to a status and a reason.
+fn upstream_failed(
+    ex: Exchange,
+    host: &str,
+    port: u16,
+    error: &hyper_util::client::legacy::Error,
+    fault: &ClientBodyFault,
+) -> Response<ProxyBody> {
+    if fault.malformed.load(Ordering::Relaxed) {
+        return ex.reply_and_close(StatusCode::BAD_REQUEST, "the request body is malformed");
+    }
+    if fault.stalled.load(Ordering::Relaxed) {
+        let why = "the request body stopped arriving before it was complete";
+        return ex.reply_and_close(StatusCode::REQUEST_TIMEOUT, why);
+    }
+    if let Some(connect) = upstream::find_connect_error(error) {
+        return ex.reply(connect.status(), &connect.to_string());
+    }
+    let mut cause = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        cause = format!("{cause}: {e}");
+        source = e.source();
+    }
+    tracing::debug!(%host, port, error = %cause, "upstream exchange failed");
+    let why = format!(
+        "{host}:{port} closed the connection or answered with something that is not HTTP ({cause})"
+    );
+    ex.reply(StatusCode::BAD_GATEWAY, &why)
+}
+
+/// Answers an OPTIONS or TRACE whose Max-Forwards reached zero here, as the
+/// final recipient (RFC 9110 §7.6.2).
+fn answer_max_forwards(mut ex: Exchange, req: &Request<Incoming>) -> Response<ProxyBody> {
+    let status = StatusCode::OK;
+    ex.finisher.record.status = status.as_u16();
+    let via = ex.shared.settings.via_name.clone();
+    let mut response = if req.method() == Method::TRACE {
+        let mut echo = format!("{} {} {:?}\r\n", req.method(), req.uri(), req.version());
+        for (name, value) in req.headers() {
+            // Credentials must not be reflected, so a script cannot read them.
+            if name == header::PROXY_AUTHORIZATION
+                || name == header::AUTHORIZATION
+                || name == header::COOKIE
+            {
+                continue;
+            }
+            echo.push_str(&format!(
+                "{}: {}\r\n",
+                name,
+                String::from_utf8_lossy(value.as_bytes())
+            ));
+        }
+        echo.push_str("\r\n");
+        let mut response = Response::new(LoggedBody::full(echo, Some(ex.finisher)));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("message/http"),
+        );
+        response
+    } else {
+        let mut response = Response::new(LoggedBody::full(Bytes::new(), Some(ex.finisher)));
+        response.headers_mut().insert(
+            header::ALLOW,
+            HeaderValue::from_static(
+                "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE, CONNECT",
+            ),
+        );
+        response
+    };
+    headers::add_via(response.headers_mut(), http::Version::HTTP_11, &via);
+    response
+}
+
+/// Opens a CONNECT tunnel to an allowed port, answers 200, then splices.
+async fn connect(mut ex: Exchange, req: Request<Incoming>) -> Response<ProxyBody> {
+    let uri: &Uri = req.uri();
+    let (Some(host), Some(port)) = (upstream::bare_host(uri), uri.port_u16()) else {
+        return ex.reply(
+            StatusCode::BAD_REQUEST,
+            "CONNECT needs host:port, such as example.com:443",
+        );
+    };
+    ex.finisher.host = Some(host.clone());
+    let ports = &ex.shared.settings.connect_ports;
+    if !ports.contains(&port) {
+        let allowed: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let why = format!(
+            "CONNECT to port {port} is not allowed; allowed ports: {}",
+            allowed.join(", ")
+        );
+        return ex.reply(StatusCode::FORBIDDEN, &why);
+    }
+    let policy = ex.shared.policy();
+    if let Err(denied) = policy.acl.check_destination(&host, port, "CONNECT") {
+        return ex.reply(StatusCode::FORBIDDEN, &denied.0);
+    }
+    let (tcp, addr) = match ex.shared.dialer.dial(&host, port).await {
+        Ok(pair) => pair,
+        Err(error) => return ex.reply(error.status(), &error.to_string()),
+    };
+    ex.finisher.record.upstream = addr.to_string();
+    ex.finisher.record.status = StatusCode::OK.as_u16();
+    let info = TunnelInfo {
+        id: 0,
+        client: ex.finisher.record.client.clone(),
+        user: ex.finisher.record.user.clone(),
+        target: ex.finisher.record.target.clone(),
+        upstream: addr.to_string(),
+        opened_ms: ex.finisher.record.time_ms,
+        bytes_in: 0,
+        bytes_out: 0,
+    };
+    let shared = ex.shared.clone();
+    shared.spawn_tunnel(info, ex.finisher, async move {
+        let client = hyper::upgrade::on(req).await.ok()?;
+        Some((TokioIo::new(client), tcp))
+    });
+    Response::new(LoggedBody::full(Bytes::new(), None))
+}
+
+impl Shared {
+    /// Runs a tunnel once both ends are ready, registered for the admin port
+    /// and for shutdown; its record is written when it ends.
+    fn spawn_tunnel<A, B>(
+        self: &Arc<Self>,
+        info: TunnelInfo,
+        finisher: Finisher,
+        ends: impl Future<Output = Option<(A, B)>> + Send + 'static,
+    ) where
+        A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let shared = self.clone();
+        self.tunnel_tasks.spawn(async move {
+            let Some((client, origin)) = ends.await else {
+                return;
+            };
+            let counters = Arc::new(Counters::default());
+            let registration = shared.tunnels.register(info, counters.clone());
+            shared.stats.active_tunnels.fetch_add(1, Ordering::Relaxed);
+            let idle: Duration = shared.settings.idle_timeout;
+            crate::tunnels::splice(client, origin, &counters, idle, &registration.close).await;
+            shared.stats.active_tunnels.fetch_sub(1, Ordering::Relaxed);
+            finisher
+                .bytes_in
+                .store(counters.up.load(Ordering::Relaxed), Ordering::Relaxed);
+            finisher
+                .bytes_out
+                .store(counters.down.load(Ordering::Relaxed), Ordering::Relaxed);
+            drop(registration);
+            drop(finisher);
+        });
+    }
+}

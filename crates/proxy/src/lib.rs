@@ -1,0 +1,312 @@
+//! backroom-proxy: an HTTP/1.1 forward proxy on hyper, with CONNECT tunnels,
+//! upgrades, ACLs, Basic proxy auth, an access log, upstream keep-alive, and
+//! an admin port that speaks the frame protocol.
+//!
+//! [`run`] serves both listeners until shutdown, then drains.
+
+pub mod accesslog;
+pub mod acl;
+mod admin;
+pub mod auth;
+mod body;
+pub mod config;
+mod forward;
+pub mod headers;
+pub mod stats;
+pub mod tunnels;
+pub mod upstream;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::accesslog::AccessLog;
+use crate::body::ClientBody;
+use crate::config::Config;
+use crate::config::{Policy, seconds};
+use crate::headers::ForwardedHeaders;
+use crate::stats::Stats;
+use crate::tunnels::Tunnels;
+use crate::upstream::{Connector, Dialer};
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid config: {0}")]
+    Config(String),
+    #[error("cannot open the access log: {0}")]
+    AccessLog(std::io::Error),
+    #[error("cannot read a listener's address: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the admin port: {0}")]
+    Admin(#[from] backroom_frame::server::StartError),
+}
+
+/// The settings every request reads, resolved once at start.
+pub(crate) struct Settings {
+    via_name: String,
+    forwarded: ForwardedHeaders,
+    connect_ports: Vec<u16>,
+    response_header_timeout: Duration,
+    idle_timeout: Duration,
+    /// Silence allowed in the middle of a request body.
+    client_body_timeout: Duration,
+}
+
+/// What every connection, request and admin call shares.
+pub(crate) struct Shared {
+    settings: Settings,
+    /// Swapped whole by `reload`; readers clone the `Arc` and let go at once.
+    policy: RwLock<Arc<Policy>>,
+    client: Client<Connector, ClientBody>,
+    dialer: Arc<Dialer>,
+    stats: Stats,
+    log: AccessLog,
+    tunnels: Arc<Tunnels>,
+    tunnel_tasks: TaskTracker,
+    config_path: Option<PathBuf>,
+}
+
+impl Shared {
+    fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_policy(&self, policy: Policy) {
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(policy);
+    }
+}
+
+/// Serves the proxy on `proxy` and the admin port on `admin` until
+/// `shutdown` completes. Then it stops accepting, lets requests in flight
+/// finish, and closes tunnels still open at the drain deadline.
+pub async fn run(
+    proxy: TcpListener,
+    admin: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let timeouts = &config.proxy.timeouts;
+    let t = |name, secs| seconds(name, secs).map_err(StartError::Config);
+    let dialer = Arc::new(Dialer {
+        dns_timeout: t("dns", timeouts.dns)?,
+        connect_timeout: t("connect", timeouts.connect)?,
+        allow_loopback: config.proxy.allow_loopback,
+    });
+    let client_header_timeout = t("client_header", timeouts.client_header)?;
+    let drain = t("drain", timeouts.drain)?;
+    let client = Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(t("pool_idle", timeouts.pool_idle)?)
+        .pool_max_idle_per_host(config.proxy.pool_max_idle_per_host)
+        .set_host(false)
+        .build(Connector::new(dialer.clone()));
+    let policy = Policy::new(&config.proxy.acl, &config.proxy.auth).map_err(StartError::Config)?;
+    let log = AccessLog::start(&config.log_target(), config.proxy.log_format)
+        .map_err(StartError::AccessLog)?;
+    if config.proxy.max_header_bytes < 1024 || config.proxy.max_headers == 0 {
+        return Err(StartError::Config(
+            "max_header_bytes must be at least 1024 and max_headers at least 1".into(),
+        ));
+    }
+    let shared = Arc::new(Shared {
+        settings: Settings {
+            via_name: config.proxy.via_name.clone(),
+            forwarded: config.proxy.forwarded,
+            connect_ports: config.connect_ports(),
+            response_header_timeout: t("response_header", timeouts.response_header)?,
+            idle_timeout: t("idle", timeouts.idle)?,
+            client_body_timeout: t("client_body", timeouts.client_body)?,
+        },
+        policy: RwLock::new(Arc::new(policy)),
+        client,
+        dialer,
+        stats: Stats::default(),
+        log,
+        tunnels: Arc::new(Tunnels::default()),
+        tunnel_tasks: TaskTracker::new(),
+        config_path: config.config_path.clone(),
+    });
+
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(client_header_timeout)
+        .max_headers(config.proxy.max_headers)
+        .max_header_size(config.proxy.max_header_bytes)
+        .max_buf_size(config.proxy.max_header_bytes.max(8192))
+        .keep_alive(true);
+
+    let admin_addr = admin.local_addr()?;
+    config
+        .admin
+        .auth
+        .check_bind(admin_addr, config.admin.insecure)
+        .map_err(StartError::Config)?;
+    let addr = proxy.local_addr()?;
+    let open_to_all =
+        config.proxy.acl.client_allow.is_empty() && config.proxy.auth.users.is_empty();
+    if open_to_all && !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "the proxy listens beyond loopback with no client_allow and no users: anyone who \
+             reaches it can use it"
+        );
+    }
+
+    let stop = CancellationToken::new();
+    let admin_service = admin::Admin {
+        shared: shared.clone(),
+    };
+    let admin_task = tokio::spawn(backroom_frame::server::run(
+        admin,
+        config.admin.clone(),
+        admin_service,
+        stop.clone().cancelled_owned(),
+    ));
+    let reopen = config.reopen_log.clone();
+    let log_shared = shared.clone();
+    let reopen_task = tokio::spawn(async move {
+        loop {
+            reopen.notified().await;
+            // Queueing the reopen may wait for room behind a slow disk.
+            let shared = log_shared.clone();
+            let _ = tokio::task::spawn_blocking(move || shared.log.reopen()).await;
+        }
+    });
+
+    tracing::info!(%addr, "proxy serving");
+    let connections = TaskTracker::new();
+    let force = CancellationToken::new();
+    let slots = Arc::new(Semaphore::new(config.proxy.max_client_connections.max(1)));
+    accept_loop(
+        &proxy,
+        &shared,
+        &http,
+        &slots,
+        &connections,
+        &stop,
+        &force,
+        shutdown,
+    )
+    .await;
+    drop(proxy);
+
+    tracing::info!(%addr, "shutting down: draining requests");
+    stop.cancel();
+    connections.close();
+    shared.tunnel_tasks.close();
+    let deadline = tokio::time::Instant::now() + drain;
+    let _ = tokio::time::timeout_at(deadline, connections.wait()).await;
+    force.cancel();
+    let _ = tokio::time::timeout_at(deadline, shared.tunnel_tasks.wait()).await;
+    let open = shared.tunnels.count();
+    if open > 0 {
+        tracing::info!(open, "closing tunnels at the drain deadline");
+    }
+    shared.tunnels.close_all();
+    connections.wait().await;
+    shared.tunnel_tasks.wait().await;
+    reopen_task.abort();
+    match admin_task.await {
+        Ok(result) => result?,
+        Err(e) => tracing::error!(error = %e, "the admin server task failed"),
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn accept_loop(
+    listener: &TcpListener,
+    shared: &Arc<Shared>,
+    http: &http1::Builder,
+    slots: &Arc<Semaphore>,
+    connections: &TaskTracker,
+    stop: &CancellationToken,
+    force: &CancellationToken,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit,
+            () = &mut shutdown => return,
+        };
+        let Ok(permit) = permit else { return };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        let http = http.clone();
+        let stop = stop.clone();
+        let force = force.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            shared
+                .stats
+                .active_connections
+                .fetch_add(1, Ordering::Relaxed);
+            serve_connection(&shared, &http, tcp, peer, &stop, &force).await;
+            shared
+                .stats
+                .active_connections
+                .fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// Serves one client connection: on shutdown it finishes the request in
+/// flight and closes; at the drain deadline it is cut.
+async fn serve_connection(
+    shared: &Arc<Shared>,
+    http: &http1::Builder,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    stop: &CancellationToken,
+    force: &CancellationToken,
+) {
+    let _ = tcp.set_nodelay(true);
+    let service_shared = shared.clone();
+    let service = service_fn(move |req| forward::handle(service_shared.clone(), peer, req));
+    let connection = http
+        .serve_connection(TokioIo::new(tcp), service)
+        .with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            tokio::select! {
+                result = connection.as_mut() => result,
+                () = force.cancelled() => return,
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "client connection ended with an error");
+    }
+}
