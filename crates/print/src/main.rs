@@ -1,0 +1,52 @@
+//! `backroom-print`: the print server's binary.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use backroom_daemon::CommonArgs;
+use backroom_print::{Config, FileConfig, PrinterConfig};
+use clap::Parser;
+
+/// The backroom print server: a durable print queue with priority buffering.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The spool folder (queue database and documents); created if missing.
+    #[arg(long)]
+    spool: Option<PathBuf>,
+    /// A printer, as NAME=KIND:ARG with KIND one of file, socket, command,
+    /// sim. Repeat for more printers.
+    #[arg(long = "printer", value_name = "NAME=KIND:ARG")]
+    printers: Vec<PrinterConfig>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    backroom_daemon::init_tracing();
+    let file: FileConfig = backroom_daemon::load_config(args.common.config.as_deref())?;
+    let settings = backroom_daemon::settings(
+        backroom_api::print::SERVICE,
+        env!("CARGO_PKG_VERSION"),
+        backroom_api::print::DEFAULT_ADDR,
+        &args.common,
+        &file.common,
+    )?;
+    let spool = args
+        .spool
+        .or_else(|| file.spool.clone())
+        .context("no spool folder: pass --spool DIR or set spool in the config file")?;
+    let mut config = Config::new(spool);
+    config.frame = settings.frame;
+    config.printers = args.printers;
+    file.apply(&mut config).map_err(anyhow::Error::msg)?;
+    let prepared = backroom_print::prepare(config).await?;
+    let listener = backroom_daemon::bind(&settings.listen).await?;
+    backroom_daemon::announce(backroom_api::print::SERVICE, listener.local_addr()?)?;
+    prepared
+        .serve(listener, backroom_daemon::shutdown_signal())
+        .await?;
+    Ok(())
+}

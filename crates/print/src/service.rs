@@ -1,0 +1,452 @@
+//! The print service: spools submissions, answers the queue operations and
+//! feeds the watchers.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backroom_api::print::{
+    Event, Job, JobArgs, ListArgs, MoveArgs, PrinterArgs, PriorityArgs, PurgeArgs, SubmitArgs,
+    Watching,
+};
+use backroom_frame::auth::{Identity, Role};
+use backroom_frame::error::Error;
+use backroom_frame::server::{Call, Reply, Service};
+use backroom_frame::stream::ByteStream;
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{Notify, broadcast, oneshot};
+
+use crate::queue::{Arrival, Queue};
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every holder leaves the data whole (a push or a take), so a panic
+    // elsewhere does not poison it for good.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How many events a slow watcher may fall behind before it is told it lost
+/// some.
+const EVENT_BACKLOG: usize = 4096;
+
+/// A clock that follows tokio's, so tests can move time with
+/// `tokio::time::pause`, and that reads as wall time in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    wall_ms: i64,
+    start: tokio::time::Instant,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        Clock {
+            wall_ms,
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        let elapsed = i64::try_from(self.start.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.wall_ms.saturating_add(elapsed)
+    }
+}
+
+/// A spooled submission and where its answer goes.
+type Waiting = (Arrival, oneshot::Sender<Result<Job, Error>>);
+
+/// What the service and the printer workers share.
+pub struct Shared {
+    /// A std mutex: it is only taken on the blocking pool, never across an
+    /// await.
+    pub queue: Mutex<Queue>,
+    pub events: broadcast::Sender<Event>,
+    /// One per printer worker: poked after every change of the queue.
+    pub wakers: Vec<Arc<Notify>>,
+    pub clock: Clock,
+    pub docs: PathBuf,
+    /// Bytes in the spool, documents being received included.
+    pub spool_used: AtomicU64,
+    pub max_spool_bytes: u64,
+    pub doc_counter: AtomicU64,
+    /// Spooled submissions waiting to be committed, with their answers.
+    arrivals: Mutex<Vec<Waiting>>,
+}
+
+impl Shared {
+    pub fn new(queue: Queue, docs: PathBuf, clock: Clock, printers: usize) -> Shared {
+        let spool_used = AtomicU64::new(queue.spool_bytes());
+        let max_spool_bytes = queue.policy().max_spool_bytes;
+        Shared {
+            queue: Mutex::new(queue),
+            events: broadcast::channel(EVENT_BACKLOG).0,
+            wakers: (0..printers).map(|_| Arc::new(Notify::new())).collect(),
+            clock,
+            docs,
+            spool_used,
+            max_spool_bytes,
+            doc_counter: AtomicU64::new(0),
+            arrivals: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `op` on the queue on the blocking pool (its changes wait for an
+    /// fsync), then publishes its events and wakes the printers.
+    pub async fn with_queue<T, F>(self: &Arc<Self>, op: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Queue, i64, &mut Vec<Event>) -> Result<T, Error> + Send + 'static,
+    {
+        let now = self.clock.now_ms();
+        let shared = self.clone();
+        let (result, events) = tokio::task::spawn_blocking(move || {
+            let mut events = Vec::new();
+            let mut queue = lock(&shared.queue);
+            let result = op(&mut queue, now, &mut events);
+            (result, events)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("a queue operation failed: {e}")))?;
+        if !events.is_empty() {
+            for event in events {
+                // No watcher is no error.
+                let _ = self.events.send(event);
+            }
+            self.wake_printers();
+        }
+        result
+    }
+
+    /// Queues a spooled submission. Submissions that arrive while a commit
+    /// is in flight wait for the queue lock, and the first to get it commits
+    /// them all in one transaction: one fsync for many jobs.
+    pub async fn enqueue(self: &Arc<Self>, arrival: Arrival) -> Result<Job, Error> {
+        let (reply, answer) = oneshot::channel();
+        lock(&self.arrivals).push((arrival, reply));
+        let shared = self.clone();
+        self.with_queue(move |q, now, ev| {
+            let batch = std::mem::take(&mut *lock(&shared.arrivals));
+            let (arrivals, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let answers = q.insert_many(&arrivals, now, ev);
+            for (answer, reply) in answers.into_iter().zip(replies) {
+                let _ = reply.send(answer);
+            }
+            Ok(())
+        })
+        .await?;
+        answer
+            .await
+            .map_err(|_| Error::internal("the queue dropped a submission"))?
+    }
+
+    pub fn wake_printers(&self) {
+        for waker in &self.wakers {
+            waker.notify_one();
+        }
+    }
+
+    fn unreserve(&self, bytes: u64) {
+        self.spool_used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    fn next_doc_name(&self) -> String {
+        let n = self.doc_counter.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{:x}-{:x}-{n:x}.prn",
+            self.clock.now_ms(),
+            std::process::id()
+        )
+    }
+}
+
+/// The service the frame runtime calls.
+pub struct PrintService {
+    pub shared: Arc<Shared>,
+}
+
+fn value<T: Serialize>(result: Result<T, Error>) -> Result<Reply, Error> {
+    Reply::value(&result?)
+}
+
+impl Service for PrintService {
+    async fn call(&self, mut call: Call) -> Result<Reply, Error> {
+        let who = (*call.identity).clone();
+        match call.method.as_str() {
+            "submit" => {
+                let args: SubmitArgs = call.args()?;
+                let upload = call.take_upload()?;
+                value(self.submit(args, who, upload).await)
+            }
+            "validate" => {
+                who.require(Role::ReadWrite)?;
+                let args: SubmitArgs = call.args()?;
+                let used = self.shared.spool_used.load(Ordering::Acquire);
+                value(self.read(move |q, _| q.validate(&args, used)).await)
+            }
+            "list" => {
+                let args: ListArgs = call.args()?;
+                value(self.read(move |q, now| Ok(q.list(&args, now))).await)
+            }
+            "job" => {
+                let JobArgs { id } = call.args()?;
+                value(self.read(move |q, now| q.job(id, now)).await)
+            }
+            "cancel" => self.job_op(&call, who, Queue::cancel).await,
+            "hold" => self.job_op(&call, who, Queue::hold).await,
+            "release" => self.job_op(&call, who, Queue::release).await,
+            "promote" => self.job_op(&call, who, Queue::promote).await,
+            "restart" => self.job_op(&call, who, Queue::restart).await,
+            "set_priority" => {
+                let PriorityArgs { id, priority } = call.args()?;
+                let op = move |q: &mut Queue, now, ev: &mut Vec<Event>| {
+                    q.set_priority(id, priority, &who, now, ev)
+                };
+                value(self.shared.with_queue(op).await)
+            }
+            "move" => {
+                let MoveArgs { id, printer } = call.args()?;
+                let op = move |q: &mut Queue, now, ev: &mut Vec<Event>| {
+                    q.move_to(id, &printer, &who, now, ev)
+                };
+                value(self.shared.with_queue(op).await)
+            }
+            "hold_all" | "release_all" => {
+                who.require(Role::Admin)?;
+                let hold = call.method == "hold_all";
+                let PrinterArgs { printer } = call.args()?;
+                let op = move |q: &mut Queue, now, ev: &mut Vec<Event>| {
+                    q.hold_all(&printer, hold, now, ev)
+                        .map(|count| backroom_api::print::Count { count })
+                };
+                value(self.shared.with_queue(op).await)
+            }
+            "printers" => value(self.read(|q, _| Ok(q.printers())).await),
+            "pause" | "resume" | "accept" | "reject" => self.printer_op(&call, who).await,
+            "purge" => {
+                who.require(Role::Admin)?;
+                let PurgeArgs { older_than_secs } = call.args()?;
+                value(self.purge(Duration::from_secs(older_than_secs)).await)
+            }
+            "watch" => self.watch().await,
+            other => Err(Error::unknown_method(other)),
+        }
+    }
+}
+
+type JobOp =
+    fn(&mut Queue, u64, &Identity, i64, &mut Vec<Event>) -> Result<backroom_api::print::Job, Error>;
+
+impl PrintService {
+    /// A read of the queue; it waits behind any write in progress.
+    async fn read<T, F>(&self, op: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Queue, i64) -> Result<T, Error> + Send + 'static,
+    {
+        self.shared.with_queue(move |q, now, _| op(q, now)).await
+    }
+
+    async fn job_op(&self, call: &Call, who: Identity, op: JobOp) -> Result<Reply, Error> {
+        let JobArgs { id } = call.args()?;
+        value(
+            self.shared
+                .with_queue(move |q, now, ev| op(q, id, &who, now, ev))
+                .await,
+        )
+    }
+
+    async fn printer_op(&self, call: &Call, who: Identity) -> Result<Reply, Error> {
+        who.require(Role::Admin)?;
+        let PrinterArgs { printer } = call.args()?;
+        let method = call.method.clone();
+        let op = move |q: &mut Queue, _, ev: &mut Vec<Event>| {
+            q.set_flags(
+                &printer,
+                |flags| match method.as_str() {
+                    "pause" => flags.paused = true,
+                    "resume" => {
+                        flags.paused = false;
+                        flags.stopped = false;
+                    }
+                    "accept" => flags.accepting = true,
+                    _ => flags.accepting = false,
+                },
+                ev,
+            )
+        };
+        value(self.shared.with_queue(op).await)
+    }
+
+    async fn submit(
+        &self,
+        args: SubmitArgs,
+        who: Identity,
+        upload: ByteStream,
+    ) -> Result<backroom_api::print::Job, Error> {
+        who.require(Role::ReadWrite)?;
+        let used = self.shared.spool_used.load(Ordering::Acquire);
+        let checked = args.clone();
+        self.read(move |q, _| q.validate(&checked, used)).await?;
+        let doc = self.shared.next_doc_name();
+        let path = self.shared.docs.join(&doc);
+        let mut spooled = Spooled {
+            shared: self.shared.clone(),
+            path: Some(path.clone()),
+            reserved: 0,
+        };
+        spool(&mut spooled, &path, upload).await?;
+        let arrival = Arrival {
+            args,
+            owner: who.user.clone(),
+            doc,
+            size: spooled.reserved,
+        };
+        // A task of its own: a client that gives up now must not take the
+        // document from under a commit already under way.
+        let shared = self.shared.clone();
+        let committed = tokio::spawn(async move {
+            let answer = shared.enqueue(arrival).await;
+            if answer.is_ok() {
+                spooled.keep();
+            }
+            answer
+        });
+        committed
+            .await
+            .map_err(|e| Error::internal(format!("queueing the job failed: {e}")))?
+    }
+
+    async fn purge(&self, age: Duration) -> Result<backroom_api::print::Count, Error> {
+        let docs_dir = self.shared.docs.clone();
+        let shared = self.shared.clone();
+        self.shared
+            .with_queue(move |q, now, ev| {
+                let sizes: u64 = q.spool_bytes();
+                let docs = q.purge(age, now, ev)?;
+                let freed = sizes - q.spool_bytes();
+                for doc in &docs {
+                    if let Err(e) = std::fs::remove_file(docs_dir.join(doc)) {
+                        tracing::warn!(%doc, error = %e, "cannot remove a purged document");
+                    }
+                }
+                shared.unreserve(freed);
+                Ok(backroom_api::print::Count {
+                    count: docs.len() as u64,
+                })
+            })
+            .await
+    }
+
+    async fn watch(&self) -> Result<Reply, Error> {
+        // Subscribed first: an event after the head's snapshot is never lost.
+        let rx = self.shared.events.subscribe();
+        let last_job = self.read(|q, _| Ok(q.last_job())).await?;
+        let head = backroom_frame::body::try_encode(&Watching { last_job })?;
+        let events = futures_util::stream::unfold(rx, |mut rx| async move {
+            let event = match rx.recv().await {
+                Ok(event) => event,
+                Err(broadcast::error::RecvError::Lagged(missed)) => Event::Lagged { missed },
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((backroom_frame::body::encode(&event), rx))
+        });
+        Ok(Reply::Subscription {
+            head,
+            events: Box::pin(events),
+        })
+    }
+}
+
+/// A document being spooled: removed, and its room given back, unless the
+/// queue takes it.
+struct Spooled {
+    shared: Arc<Shared>,
+    path: Option<PathBuf>,
+    reserved: u64,
+}
+
+impl Spooled {
+    /// Accepted: the queue now owns the document and its bytes.
+    fn keep(&mut self) {
+        self.path = None;
+        self.reserved = 0;
+    }
+}
+
+impl Drop for Spooled {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            // Small and rare (a refused or broken submission): a blocking
+            // unlink here is cheaper than a task.
+            let _ = std::fs::remove_file(path);
+        }
+        self.shared.unreserve(self.reserved);
+    }
+}
+
+/// Streams the upload to disk and makes it durable: the file's data and its
+/// directory entry are fsynced before the job is acknowledged.
+async fn spool(spooled: &mut Spooled, path: &Path, mut upload: ByteStream) -> Result<(), Error> {
+    let io = |what: &str, e: std::io::Error| {
+        tracing::error!(path = %path.display(), error = %e, "spooling failed");
+        Error::internal(format!("cannot {what} the spooled document: {e}"))
+    };
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| io("create", e))?;
+    while let Some(chunk) = upload.chunk().await? {
+        let more = chunk.len() as u64;
+        reserve_bytes(&spooled.shared, more)?;
+        spooled.reserved += more;
+        file.write_all(&chunk).await.map_err(|e| io("write", e))?;
+    }
+    file.sync_all().await.map_err(|e| io("sync", e))?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+        .await
+        .map_err(|e| Error::internal(format!("syncing the spool failed: {e}")))?
+        .map_err(|e| io("sync the folder of", e))?;
+    Ok(())
+}
+
+/// Reserves room for `more` bytes in the spool, or refuses with `busy`. It
+/// takes no queue lock, so a full spool answers at once even while a long
+/// fsync holds the queue.
+fn reserve_bytes(shared: &Shared, more: u64) -> Result<(), Error> {
+    let max = shared.max_spool_bytes;
+    let mut used = shared.spool_used.load(Ordering::Acquire);
+    loop {
+        if used.saturating_add(more) > max {
+            return Err(Error::busy(format!(
+                "the spool is full: it holds {used} of {max} bytes and this document needs \
+                 {more} more; wait for jobs to print or purge history"
+            )));
+        }
+        match shared.spool_used.compare_exchange(
+            used,
+            used + more,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return Ok(()),
+            Err(now) => used = now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_clock_follows_tokio_time_so_aging_can_be_tested() {
+        let clock = Clock::new();
+        let start = clock.now_ms();
+        tokio::time::advance(Duration::from_secs(600)).await;
+        assert_eq!(clock.now_ms() - start, 600_000);
+    }
+}

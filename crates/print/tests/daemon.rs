@@ -1,0 +1,198 @@
+//! The real `backroom-print` binary: readiness line, SIGKILL with jobs
+//! pending, held and printing, and restart.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use backroom_api::print::{JobState, ListArgs, PrintClient, SubmitArgs};
+use bytes::Bytes;
+use common::{printed, printed_id, wait_for_state};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, ChildStdout, Command};
+
+struct Daemon {
+    child: Child,
+    addr: String,
+    /// Kept open: the daemon's stdout must not become a broken pipe.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Daemon {
+    /// Starts the binary on a free port and waits for its readiness line.
+    async fn start(spool: &Path, config: &Path, printer: &str) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_backroom-print"))
+            .arg("--spool")
+            .arg(spool)
+            .arg("--config")
+            .arg(config)
+            .args(["--printer", printer, "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn backroom-print");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut stdout = BufReader::new(stdout);
+        let mut line = String::new();
+        let read = stdout.read_line(&mut line);
+        tokio::time::timeout(Duration::from_secs(30), read)
+            .await
+            .expect("ready in time")
+            .expect("read stdout");
+        let addr = line
+            .trim()
+            .strip_prefix("listening print ")
+            .unwrap_or_else(|| panic!("unexpected readiness line {line:?}"))
+            .to_owned();
+        assert!(!addr.ends_with(":0"), "the real port: {addr}");
+        Daemon {
+            child,
+            addr,
+            _stdout: stdout,
+        }
+    }
+
+    async fn client(&self) -> PrintClient {
+        PrintClient::connect(&self.addr, None)
+            .await
+            .expect("connect")
+    }
+
+    /// SIGKILL: no destructor, no flush, no goodbye.
+    async fn kill(mut self) {
+        self.child.start_kill().expect("kill");
+        self.child.wait().await.expect("reaped");
+    }
+}
+
+async fn submit(c: &PrintClient, name: &str, priority: u8, hold: bool, data: Vec<u8>) -> u64 {
+    let mut args = SubmitArgs::new(name);
+    args.priority = Some(priority);
+    args.hold = hold;
+    c.submit(&args, Bytes::from(data))
+        .await
+        .expect("accepted")
+        .id
+}
+
+#[tokio::test]
+async fn sigkill_loses_no_accepted_job_and_keeps_the_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spool = dir.path().join("spool");
+    let config = dir.path().join("print.toml");
+    // No aging, so the order after the restart depends on nothing but the
+    // queue; one attempt left after the interrupted one.
+    std::fs::write(
+        &config,
+        "aging_secs = 0\nmax_attempts = 5\nerror_policy = \"retry-job\"\n",
+    )
+    .expect("config");
+    let device = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = device.local_addr().expect("addr").port();
+
+    let daemon = Daemon::start(&spool, &config, &format!("lp=socket:127.0.0.1:{port}")).await;
+    let c = daemon.client().await;
+    let (_, mut events) = c.watch().await.expect("watch");
+    // The first job blocks on a device that reads a little, then stalls.
+    let big: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
+    let printing = submit(&c, "printing", 100, false, big.clone()).await;
+    let (mut conn, _) = device.accept().await.expect("the printer is called");
+    let mut first = [0; 4096];
+    conn.read_exact(&mut first).await.expect("first bytes");
+    wait_for_state(&mut events, printing, JobState::Printing).await;
+    let mut expected_pending = Vec::new();
+    let mut held = Vec::new();
+    for (n, priority) in [30u8, 70, 30, 90, 70, 10, 50, 90].into_iter().enumerate() {
+        let hold = n % 3 == 2;
+        let id = submit(
+            &c,
+            &format!("job-{n}"),
+            priority,
+            hold,
+            vec![b'0' + n as u8; 10],
+        )
+        .await;
+        if hold {
+            held.push(id);
+        } else {
+            expected_pending.push((priority, id));
+        }
+    }
+    // Highest priority first, FIFO within a priority.
+    expected_pending.sort_by_key(|&(priority, id)| (std::cmp::Reverse(priority), id));
+    let mut expected: Vec<u64> = vec![printing];
+    expected.extend(expected_pending.iter().map(|&(_, id)| id));
+    // Paused, so after the restart nothing prints until it is checked; the
+    // job printing now goes on printing.
+    c.pause("lp").await.expect("pause");
+    let before = c.list(&ListArgs::default()).await.expect("list");
+    daemon.kill().await;
+    drop(conn);
+
+    // Restart on a file printer of the same name: the queue is the same.
+    let out = dir.path().join("out");
+    let daemon = Daemon::start(&spool, &config, &format!("lp=file:{}", out.display())).await;
+    let c = daemon.client().await;
+    let (_, mut events) = c.watch().await.expect("watch");
+    let after = c.list(&ListArgs::default()).await.expect("list");
+    assert_eq!(after.total, before.total, "no job lost or added");
+    let interrupted = c.job(printing).await.expect("job");
+    assert_eq!(interrupted.attempts, 1, "the interrupted attempt counts");
+    assert!(
+        interrupted
+            .last_error
+            .is_some_and(|e| e.contains("interrupted"))
+    );
+    let pending: Vec<u64> = after
+        .jobs
+        .iter()
+        .filter(|j| j.state == JobState::Pending)
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(pending, expected, "pending order after the restart");
+    for job in &after.jobs {
+        let was = before
+            .jobs
+            .iter()
+            .find(|b| b.id == job.id)
+            .expect("was there");
+        assert_eq!((job.priority, &job.name), (was.priority, &was.name));
+    }
+    let mut still_held: Vec<u64> = after
+        .jobs
+        .iter()
+        .filter(|j| j.state == JobState::Held)
+        .map(|j| j.id)
+        .collect();
+    still_held.sort_unstable();
+    assert_eq!(still_held, held);
+
+    c.resume("lp").await.expect("resume");
+    let last = *expected.last().expect("jobs");
+    wait_for_state(&mut events, last, JobState::Completed).await;
+    let order: Vec<u64> = printed(&out).iter().map(|n| printed_id(n)).collect();
+    assert_eq!(order, expected, "each pending job printed once, in order");
+    let reprinted = std::fs::read(out.join(&printed(&out)[0])).expect("read");
+    assert!(reprinted == big, "the interrupted job prints whole");
+    daemon.kill().await;
+}
+
+#[tokio::test]
+async fn the_binary_refuses_a_bad_printer_flag() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_backroom-print"))
+        .arg("--spool")
+        .arg(dir.path())
+        .args(["--printer", "lp=fax:1", "--listen", "127.0.0.1:0"])
+        .output()
+        .await
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown device kind"), "{stderr}");
+}
