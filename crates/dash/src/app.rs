@@ -1,0 +1,665 @@
+//! The dashboard's state as plain data, and the two ways it changes: a key
+//! press and a server update. Drawing lives in `ui` and only reads this.
+
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
+
+use backroom_frame::server::Info;
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use tokio::time::Instant;
+
+use crate::config::Endpoint;
+use crate::confirm::{Answer, Confirm};
+use crate::conn::{Update, UpdateKind};
+use crate::filter::{Filter, FilterOutcome};
+use crate::keymap::{Action, Keymap};
+use crate::server::Server;
+
+/// How many events the Overview keeps; older ones fall off.
+pub const EVENT_CAPACITY: usize = 1000;
+
+/// How many activity samples each server keeps for its sparkline.
+pub const ACTIVITY_CAPACITY: usize = 240;
+
+/// The requests each poll adds to a server's count by itself (the previous
+/// poll's `info` and this poll's `ping`), which the activity leaves out.
+const OWN_REQUESTS_PER_POLL: u64 = 2;
+
+/// The dashboard's tabs, in the order of their number keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Overview,
+    Files,
+    Print,
+    Db,
+    Proxy,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 5] = [Tab::Overview, Tab::Files, Tab::Print, Tab::Db, Tab::Proxy];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Overview => "Overview",
+            Tab::Files => "Files",
+            Tab::Print => "Print",
+            Tab::Db => "DB",
+            Tab::Proxy => "Proxy",
+        }
+    }
+
+    /// The server a tab is about; the Overview is about all of them.
+    pub fn server(self) -> Option<Server> {
+        match self {
+            Tab::Overview => None,
+            Tab::Files => Some(Server::Files),
+            Tab::Print => Some(Server::Print),
+            Tab::Db => Some(Server::Db),
+            Tab::Proxy => Some(Server::Proxy),
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    fn offset(self, by: isize) -> Tab {
+        let n = Tab::ALL.len() as isize;
+        Tab::ALL[(self.index() as isize + by).rem_euclid(n) as usize]
+    }
+
+    /// The keys that do something on this tab, in the help overlay's order.
+    pub fn actions(self) -> Vec<Action> {
+        let mut actions = vec![
+            Action::Quit,
+            Action::Help,
+            Action::NextTab,
+            Action::PrevTab,
+            Action::Overview,
+            Action::Files,
+            Action::Print,
+            Action::Db,
+            Action::Proxy,
+        ];
+        if self == Tab::Overview {
+            actions.extend([
+                Action::Filter,
+                Action::Up,
+                Action::Down,
+                Action::ClearEvents,
+            ]);
+        }
+        actions
+    }
+}
+
+/// The time as the app sees it. The loop sets it; tests pin it, so that
+/// drawing is a pure function of the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    pub now: Instant,
+    pub wall: SystemTime,
+}
+
+impl Clock {
+    pub fn now() -> Clock {
+        Clock {
+            now: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+}
+
+/// Where the dashboard stands with one server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Link {
+    /// The first attempt is under way.
+    Connecting,
+    Connected,
+    /// The server is down or refused us; `retry_at` is `None` while an
+    /// attempt is under way.
+    Reconnecting {
+        error: String,
+        retry_at: Option<Instant>,
+        attempt: u32,
+    },
+}
+
+/// What the dashboard knows about one server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerState {
+    pub server: Server,
+    pub addr: String,
+    pub tls: bool,
+    pub link: Link,
+    /// The last version the server announced; kept while it is down.
+    pub version: Option<String>,
+    /// The server's id for the current connection, as its logs show it.
+    pub session: Option<String>,
+    pub latency: Option<Duration>,
+    /// The last `info`; kept while the server is down, shown as stale.
+    pub info: Option<Info>,
+    /// Requests served per poll, oldest first.
+    pub activity: VecDeque<u64>,
+    /// The previous poll's request count, to take differences from.
+    last_served: Option<u64>,
+    /// The last connect error put in the events, so that a retry failing
+    /// the same way does not repeat it.
+    last_logged_error: Option<String>,
+}
+
+impl ServerState {
+    pub fn new(server: Server, addr: impl Into<String>, tls: bool) -> ServerState {
+        ServerState {
+            server,
+            addr: addr.into(),
+            tls,
+            link: Link::Connecting,
+            version: None,
+            session: None,
+            latency: None,
+            info: None,
+            activity: VecDeque::new(),
+            last_served: None,
+            last_logged_error: None,
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.link == Link::Connected
+    }
+}
+
+/// How serious an event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+/// One line of the Overview's stream of recent events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub at: SystemTime,
+    pub server: Server,
+    pub level: Level,
+    pub text: String,
+}
+
+impl Event {
+    /// The text the filter looks at: the server's name and the message.
+    pub fn searchable(&self) -> String {
+        format!("{} {}", self.server, self.text)
+    }
+}
+
+/// What a confirmed dialog runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    ClearEvents,
+}
+
+/// The whole dashboard state.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub tab: Tab,
+    /// One per server, in the order of [`Server::ALL`].
+    pub servers: Vec<ServerState>,
+    /// Newest last.
+    pub events: VecDeque<Event>,
+    pub keymap: Keymap,
+    /// The Overview's event filter.
+    pub filter: Filter,
+    /// How many matching events, from the newest, are scrolled past.
+    pub scroll: usize,
+    pub help: bool,
+    pub confirm: Option<Confirm<Command>>,
+    pub quit: bool,
+    pub clock: Clock,
+}
+
+impl App {
+    pub fn new(endpoints: &[Endpoint], keymap: Keymap, clock: Clock) -> App {
+        let servers = Server::ALL
+            .into_iter()
+            .map(|server| {
+                let endpoint = endpoints.iter().find(|e| e.server == server);
+                let addr = endpoint.map_or(server.default_addr(), |e| e.client.addr.as_str());
+                let tls = endpoint.is_some_and(|e| e.client.tls.is_some());
+                ServerState::new(server, addr, tls)
+            })
+            .collect();
+        App {
+            tab: Tab::Overview,
+            servers,
+            events: VecDeque::new(),
+            keymap,
+            filter: Filter::default(),
+            scroll: 0,
+            help: false,
+            confirm: None,
+            quit: false,
+            clock,
+        }
+    }
+
+    pub fn server(&self, server: Server) -> &ServerState {
+        &self.servers[server.index()]
+    }
+
+    /// The events that pass the filter, newest first.
+    pub fn visible_events(&self) -> impl Iterator<Item = &Event> + '_ {
+        self.events
+            .iter()
+            .rev()
+            .filter(|e| self.filter.matches(&e.searchable()))
+    }
+
+    /// Applies one server's news.
+    pub fn apply(&mut self, update: Update) {
+        let Update { server, kind } = update;
+        let wall = self.clock.wall;
+        let state = &mut self.servers[server.index()];
+        let event = match kind {
+            UpdateKind::Connecting { attempt } => {
+                if let Link::Reconnecting { retry_at, .. } = &mut state.link {
+                    *retry_at = None;
+                } else if attempt <= 1 && !state.is_connected() {
+                    state.link = Link::Connecting;
+                }
+                None
+            }
+            UpdateKind::Connected { version, session } => {
+                state.link = Link::Connected;
+                state.last_served = None;
+                state.last_logged_error = None;
+                let text = format!("connected to {}, version {version}", state.addr);
+                state.version = Some(version);
+                state.session = Some(session);
+                Some((Level::Info, text))
+            }
+            UpdateKind::Sample { latency, info } => {
+                state.latency = Some(latency);
+                if let Some(last) = state.last_served {
+                    let served = info
+                        .requests_served
+                        .saturating_sub(last + OWN_REQUESTS_PER_POLL);
+                    if state.activity.len() == ACTIVITY_CAPACITY {
+                        state.activity.pop_front();
+                    }
+                    state.activity.push_back(served);
+                }
+                state.last_served = Some(info.requests_served);
+                state.info = Some(info);
+                None
+            }
+            UpdateKind::Down {
+                error,
+                retry_at,
+                attempt,
+            } => {
+                let was_connected = state.is_connected();
+                let repeated = state.last_logged_error.as_deref() == Some(error.as_str());
+                state.link = Link::Reconnecting {
+                    error: error.clone(),
+                    retry_at: Some(retry_at),
+                    attempt,
+                };
+                state.latency = None;
+                state.session = None;
+                if was_connected {
+                    state.last_logged_error = Some(error.clone());
+                    Some((Level::Warn, format!("disconnected: {error}")))
+                } else if !repeated {
+                    state.last_logged_error = Some(error.clone());
+                    Some((Level::Error, format!("cannot connect: {error}")))
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some((level, text)) = event {
+            self.push_event(Event {
+                at: wall,
+                server,
+                level,
+                text,
+            });
+        }
+    }
+
+    fn push_event(&mut self, event: Event) {
+        if self.events.len() == EVENT_CAPACITY {
+            self.events.pop_front();
+        }
+        let visible = self.filter.matches(&event.searchable());
+        self.events.push_back(event);
+        // Someone reading older events keeps their place as new ones arrive.
+        if self.scroll > 0 && visible {
+            self.scroll += 1;
+        }
+    }
+
+    /// Applies one terminal key press.
+    pub fn handle_key(&mut self, key: KeyEvent) {
+        if key.kind == KeyEventKind::Release {
+            return;
+        }
+        if let Some(confirm) = &self.confirm {
+            match confirm.answer(&self.keymap, key) {
+                Answer::Yes(command) => {
+                    self.confirm = None;
+                    self.run(command);
+                }
+                Answer::No => self.confirm = None,
+                Answer::Pending => {}
+            }
+            return;
+        }
+        // Ctrl-C quits whatever the keymap and mode say, as in every
+        // terminal program; nobody should be trapped.
+        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+            self.quit = true;
+            return;
+        }
+        if self.filter.is_editing() {
+            if self.filter.handle_key(key) != FilterOutcome::Moved {
+                self.scroll = 0;
+            }
+            return;
+        }
+        let Some(action) = self.keymap.action(key) else {
+            if self.help && key.code == KeyCode::Esc {
+                self.help = false;
+            }
+            return;
+        };
+        if !self.tab.actions().contains(&action) {
+            return;
+        }
+        if self.help && !matches!(action, Action::Help | Action::Quit) {
+            return;
+        }
+        self.perform(action);
+    }
+
+    fn perform(&mut self, action: Action) {
+        match action {
+            Action::Quit => self.quit = true,
+            Action::Help => self.help = !self.help,
+            Action::NextTab => self.tab = self.tab.offset(1),
+            Action::PrevTab => self.tab = self.tab.offset(-1),
+            Action::Overview => self.tab = Tab::Overview,
+            Action::Files => self.tab = Tab::Files,
+            Action::Print => self.tab = Tab::Print,
+            Action::Db => self.tab = Tab::Db,
+            Action::Proxy => self.tab = Tab::Proxy,
+            Action::Filter => self.filter.start(),
+            Action::Up => self.scroll = self.scroll.saturating_sub(1),
+            Action::Down => {
+                let last = self.visible_events().count().saturating_sub(1);
+                self.scroll = (self.scroll + 1).min(last);
+            }
+            Action::ClearEvents => {
+                let question = format!(
+                    "Clear all {} recent events from the Overview?",
+                    self.events.len()
+                );
+                self.confirm = Some(Confirm::new("Clear events", question, Command::ClearEvents));
+            }
+            Action::Confirm | Action::Cancel => {}
+        }
+    }
+
+    fn run(&mut self, command: Command) {
+        match command {
+            Command::ClearEvents => {
+                self.events.clear();
+                self.scroll = 0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> App {
+        App::new(&[], Keymap::default(), Clock::now())
+    }
+
+    fn key(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+    }
+
+    fn code(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    fn info(requests_served: u64) -> Info {
+        Info {
+            service: "files".into(),
+            version: "1.0.0".into(),
+            uptime_ms: 1000,
+            connections: 1,
+            requests_served,
+        }
+    }
+
+    fn update(server: Server, kind: UpdateKind) -> Update {
+        Update { server, kind }
+    }
+
+    fn down(app: &App, error: &str) -> UpdateKind {
+        UpdateKind::Down {
+            error: error.into(),
+            retry_at: app.clock.now + Duration::from_secs(2),
+            attempt: 1,
+        }
+    }
+
+    fn connected() -> UpdateKind {
+        UpdateKind::Connected {
+            version: "1.0.0".into(),
+            session: "s1".into(),
+        }
+    }
+
+    #[test]
+    fn number_keys_and_tab_keys_switch_tabs() {
+        let mut app = app();
+        app.handle_key(key('3'));
+        assert_eq!(app.tab, Tab::Print);
+        app.handle_key(code(KeyCode::Tab));
+        assert_eq!(app.tab, Tab::Db);
+        app.handle_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+        app.handle_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+        assert_eq!(app.tab, Tab::Files);
+        app.handle_key(key('5'));
+        app.handle_key(code(KeyCode::Tab));
+        assert_eq!(app.tab, Tab::Overview, "Tab wraps around");
+        app.handle_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+        assert_eq!(app.tab, Tab::Proxy, "Shift-Tab wraps around");
+    }
+
+    #[test]
+    fn q_and_ctrl_c_quit() {
+        let mut app = app();
+        app.handle_key(key('q'));
+        assert!(app.quit);
+        let mut app = self::app();
+        app.handle_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+        assert!(app.quit);
+    }
+
+    #[test]
+    fn key_releases_are_ignored() {
+        let mut app = app();
+        let mut release = key('q');
+        release.kind = KeyEventKind::Release;
+        app.handle_key(release);
+        assert!(!app.quit);
+    }
+
+    #[test]
+    fn help_toggles_and_swallows_other_keys_while_open() {
+        let mut app = app();
+        app.handle_key(key('?'));
+        assert!(app.help);
+        app.handle_key(key('3'));
+        assert_eq!(app.tab, Tab::Overview, "keys behind the overlay do nothing");
+        app.handle_key(code(KeyCode::Esc));
+        assert!(!app.help);
+        app.handle_key(key('?'));
+        app.handle_key(key('?'));
+        assert!(!app.help);
+    }
+
+    #[test]
+    fn overview_keys_do_nothing_on_other_tabs() {
+        let mut app = app();
+        app.handle_key(key('2'));
+        app.handle_key(key('/'));
+        assert!(!app.filter.is_editing());
+        app.handle_key(key('c'));
+        assert!(app.confirm.is_none());
+    }
+
+    #[test]
+    fn typing_a_filter_takes_the_keys_that_are_otherwise_actions() {
+        let mut app = app();
+        app.apply(update(Server::Files, connected()));
+        app.apply(update(Server::Db, connected()));
+        app.handle_key(key('/'));
+        for c in "q2db".chars() {
+            app.handle_key(key(c));
+        }
+        assert!(!app.quit && app.tab == Tab::Overview);
+        assert_eq!(app.filter.query(), "q2db");
+        for _ in 0..4 {
+            app.handle_key(code(KeyCode::Backspace));
+        }
+        app.handle_key(key('d'));
+        app.handle_key(key('b'));
+        app.handle_key(code(KeyCode::Enter));
+        let shown: Vec<Server> = app.visible_events().map(|e| e.server).collect();
+        assert_eq!(shown, [Server::Db], "only the db event mentions db");
+    }
+
+    #[test]
+    fn ctrl_c_quits_even_while_typing_a_filter() {
+        let mut app = app();
+        app.handle_key(key('/'));
+        app.handle_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+        assert!(app.quit);
+    }
+
+    #[test]
+    fn clearing_events_asks_first_and_no_keeps_them() {
+        let mut app = app();
+        app.apply(update(Server::Files, connected()));
+        app.handle_key(key('c'));
+        assert!(app.confirm.is_some());
+        app.handle_key(key('q'));
+        assert!(
+            !app.quit && app.confirm.is_some(),
+            "the dialog swallows other keys"
+        );
+        app.handle_key(key('n'));
+        assert!(app.confirm.is_none());
+        assert_eq!(app.events.len(), 1);
+        app.handle_key(key('c'));
+        app.handle_key(key('y'));
+        assert!(app.confirm.is_none());
+        assert!(app.events.is_empty());
+    }
+
+    #[test]
+    fn a_down_server_is_reconnecting_and_its_repeated_errors_are_logged_once() {
+        let mut app = app();
+        for _ in 0..3 {
+            let kind = down(&app, "unavailable: refused");
+            app.apply(update(Server::Print, kind));
+            app.apply(update(Server::Print, UpdateKind::Connecting { attempt: 2 }));
+        }
+        assert!(matches!(
+            app.server(Server::Print).link,
+            Link::Reconnecting { retry_at: None, .. }
+        ));
+        assert_eq!(app.events.len(), 1, "{:?}", app.events);
+        assert_eq!(app.events[0].level, Level::Error);
+        let kind = down(&app, "unauthorized: bad token");
+        app.apply(update(Server::Print, kind));
+        assert_eq!(app.events.len(), 2, "a new error is news");
+    }
+
+    #[test]
+    fn losing_a_connected_server_is_a_warning_and_keeps_its_last_info() {
+        let mut app = app();
+        app.apply(update(Server::Db, connected()));
+        app.apply(update(
+            Server::Db,
+            UpdateKind::Sample {
+                latency: Duration::from_millis(1),
+                info: info(10),
+            },
+        ));
+        let kind = down(&app, "unavailable: the server closed the connection");
+        app.apply(update(Server::Db, kind));
+        let db = app.server(Server::Db);
+        assert!(matches!(db.link, Link::Reconnecting { .. }));
+        assert_eq!(db.info.as_ref().map(|i| i.requests_served), Some(10));
+        assert_eq!(db.latency, None);
+        let last = app.events.back().expect("an event");
+        assert_eq!(
+            (last.level, last.text.starts_with("disconnected")),
+            (Level::Warn, true)
+        );
+    }
+
+    #[test]
+    fn activity_counts_requests_between_polls_without_the_polls_own() {
+        let mut app = app();
+        app.apply(update(Server::Files, connected()));
+        for served in [5, 7, 19, 21] {
+            app.apply(update(
+                Server::Files,
+                UpdateKind::Sample {
+                    latency: Duration::from_millis(1),
+                    info: info(served),
+                },
+            ));
+        }
+        let activity: Vec<u64> = app.server(Server::Files).activity.iter().copied().collect();
+        assert_eq!(activity, [0, 10, 0]);
+    }
+
+    #[test]
+    fn scrolling_stays_within_the_events_and_keeps_its_place() {
+        let mut app = app();
+        for server in Server::ALL {
+            app.apply(update(server, connected()));
+        }
+        for _ in 0..10 {
+            app.handle_key(key('j'));
+        }
+        assert_eq!(app.scroll, 3);
+        app.apply(update(Server::Files, down(&app, "unavailable: gone")));
+        assert_eq!(app.scroll, 4, "the same event stays in view");
+        app.handle_key(key('k'));
+        assert_eq!(app.scroll, 3);
+    }
+
+    #[test]
+    fn the_event_list_is_bounded() {
+        let mut app = app();
+        for i in 0..EVENT_CAPACITY + 5 {
+            let kind = down(&app, &format!("error {i}"));
+            app.apply(update(Server::Files, kind));
+        }
+        assert_eq!(app.events.len(), EVENT_CAPACITY);
+        assert!(app.events[0].text.ends_with("error 5"));
+    }
+}

@@ -1,0 +1,503 @@
+//! The remappable keymap: which keys trigger which action, with defaults and
+//! the `[keys]` table of the config file on top.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde::Deserialize;
+
+/// Something a key can make the dashboard do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    Quit,
+    Help,
+    NextTab,
+    PrevTab,
+    Overview,
+    Files,
+    Print,
+    Db,
+    Proxy,
+    Filter,
+    Up,
+    Down,
+    ClearEvents,
+    Confirm,
+    Cancel,
+}
+
+impl Action {
+    /// Every action, in the order the help overlay lists them.
+    pub const ALL: [Action; 15] = [
+        Action::Quit,
+        Action::Help,
+        Action::NextTab,
+        Action::PrevTab,
+        Action::Overview,
+        Action::Files,
+        Action::Print,
+        Action::Db,
+        Action::Proxy,
+        Action::Filter,
+        Action::Up,
+        Action::Down,
+        Action::ClearEvents,
+        Action::Confirm,
+        Action::Cancel,
+    ];
+
+    /// The action's name in the config file's `[keys]` table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Quit => "quit",
+            Action::Help => "help",
+            Action::NextTab => "next-tab",
+            Action::PrevTab => "prev-tab",
+            Action::Overview => "overview",
+            Action::Files => "files",
+            Action::Print => "print",
+            Action::Db => "db",
+            Action::Proxy => "proxy",
+            Action::Filter => "filter",
+            Action::Up => "up",
+            Action::Down => "down",
+            Action::ClearEvents => "clear-events",
+            Action::Confirm => "confirm",
+            Action::Cancel => "cancel",
+        }
+    }
+
+    /// What the action does, for the help overlay.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::Quit => "quit",
+            Action::Help => "show or hide this help",
+            Action::NextTab => "next tab",
+            Action::PrevTab => "previous tab",
+            Action::Overview => "Overview tab",
+            Action::Files => "Files tab",
+            Action::Print => "Print tab",
+            Action::Db => "DB tab",
+            Action::Proxy => "Proxy tab",
+            Action::Filter => "filter the list",
+            Action::Up => "scroll up",
+            Action::Down => "scroll down",
+            Action::ClearEvents => "clear the events (asks first)",
+            Action::Confirm => "answer yes in a confirmation",
+            Action::Cancel => "answer no in a confirmation",
+        }
+    }
+
+    fn defaults(self) -> &'static [&'static str] {
+        match self {
+            Action::Quit => &["q", "ctrl-c"],
+            Action::Help => &["?"],
+            Action::NextTab => &["tab"],
+            Action::PrevTab => &["shift-tab"],
+            Action::Overview => &["1"],
+            Action::Files => &["2"],
+            Action::Print => &["3"],
+            Action::Db => &["4"],
+            Action::Proxy => &["5"],
+            Action::Filter => &["/"],
+            Action::Up => &["up", "k"],
+            Action::Down => &["down", "j"],
+            Action::ClearEvents => &["c"],
+            Action::Confirm => &["y"],
+            Action::Cancel => &["n", "esc"],
+        }
+    }
+
+    /// Confirmation keys live in their own mode, so they may share keys with
+    /// the normal mode's actions.
+    fn in_dialog(self) -> bool {
+        matches!(self, Action::Confirm | Action::Cancel)
+    }
+}
+
+impl FromStr for Action {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Action, String> {
+        Action::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
+                format!("unknown action {s:?}; known: {}", names.join(", "))
+            })
+    }
+}
+
+/// One key with its modifiers, as written in the config file: `q`,
+/// `ctrl-c`, `shift-tab`, `f5`, `enter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub code: KeyCode,
+    pub modifiers: KeyModifiers,
+}
+
+impl Key {
+    /// The key as the keymap compares it. Terminals disagree on whether a
+    /// shifted character carries SHIFT (`?` arrives both ways), and crossterm
+    /// reports Shift-Tab as BackTab with SHIFT, so both drop SHIFT.
+    pub fn from_event(event: KeyEvent) -> Key {
+        let mut modifiers =
+            event.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
+        if matches!(event.code, KeyCode::Char(_) | KeyCode::BackTab) {
+            modifiers.remove(KeyModifiers::SHIFT);
+        }
+        Key {
+            code: event.code,
+            modifiers,
+        }
+    }
+}
+
+impl FromStr for Key {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Key, String> {
+        let mut modifiers = KeyModifiers::NONE;
+        let mut rest = s;
+        // A lone "-" is a key of its own, not an empty modifier.
+        while let Some((modifier, tail)) = rest.split_once('-').filter(|(_, t)| !t.is_empty()) {
+            match modifier.to_ascii_lowercase().as_str() {
+                "ctrl" => modifiers |= KeyModifiers::CONTROL,
+                "alt" => modifiers |= KeyModifiers::ALT,
+                "shift" => modifiers |= KeyModifiers::SHIFT,
+                _ => break,
+            }
+            rest = tail;
+        }
+        let code = match rest.to_ascii_lowercase().as_str() {
+            "tab" if modifiers.contains(KeyModifiers::SHIFT) => KeyCode::BackTab,
+            "tab" => KeyCode::Tab,
+            "backtab" => KeyCode::BackTab,
+            "enter" => KeyCode::Enter,
+            "esc" => KeyCode::Esc,
+            "space" => KeyCode::Char(' '),
+            "backspace" => KeyCode::Backspace,
+            "delete" | "del" => KeyCode::Delete,
+            "insert" => KeyCode::Insert,
+            "up" => KeyCode::Up,
+            "down" => KeyCode::Down,
+            "left" => KeyCode::Left,
+            "right" => KeyCode::Right,
+            "home" => KeyCode::Home,
+            "end" => KeyCode::End,
+            "pageup" => KeyCode::PageUp,
+            "pagedown" => KeyCode::PageDown,
+            f if f.len() > 1 && f.starts_with('f') => match f[1..].parse::<u8>() {
+                Ok(n @ 1..=24) => KeyCode::F(n),
+                _ => return Err(format!("unknown key {s:?}")),
+            },
+            _ => {
+                let mut chars = rest.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => KeyCode::Char(c),
+                    _ => return Err(format!("unknown key {s:?}")),
+                }
+            }
+        };
+        let mut key = Key { code, modifiers };
+        if matches!(code, KeyCode::Char(_) | KeyCode::BackTab) {
+            key.modifiers.remove(KeyModifiers::SHIFT);
+        }
+        Ok(key)
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.modifiers.contains(KeyModifiers::CONTROL) {
+            f.write_str("ctrl-")?;
+        }
+        if self.modifiers.contains(KeyModifiers::ALT) {
+            f.write_str("alt-")?;
+        }
+        if self.modifiers.contains(KeyModifiers::SHIFT) {
+            f.write_str("shift-")?;
+        }
+        match self.code {
+            KeyCode::Char(' ') => f.write_str("space"),
+            KeyCode::Char(c) => write!(f, "{c}"),
+            KeyCode::F(n) => write!(f, "f{n}"),
+            KeyCode::BackTab => f.write_str("shift-tab"),
+            KeyCode::Tab => f.write_str("tab"),
+            KeyCode::Enter => f.write_str("enter"),
+            KeyCode::Esc => f.write_str("esc"),
+            KeyCode::Backspace => f.write_str("backspace"),
+            KeyCode::Up => f.write_str("↑"),
+            KeyCode::Down => f.write_str("↓"),
+            KeyCode::Left => f.write_str("←"),
+            KeyCode::Right => f.write_str("→"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+/// The `[keys]` table's value for one action: one key or several.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum KeySpec {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl KeySpec {
+    fn keys(&self) -> &[String] {
+        match self {
+            KeySpec::One(key) => std::slice::from_ref(key),
+            KeySpec::Many(keys) => keys,
+        }
+    }
+}
+
+/// Which key does what. Built from the defaults, with the config file's
+/// `[keys]` table replacing the keys of the actions it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keymap {
+    bindings: Vec<(Key, Action)>,
+}
+
+impl Default for Keymap {
+    fn default() -> Keymap {
+        // The defaults are constants; `defaults_bind_the_documented_keys`
+        // proves them valid.
+        Keymap::with_overrides(&BTreeMap::new()).expect("the default keymap is valid")
+    }
+}
+
+impl Keymap {
+    /// The defaults, with each action named in `table` bound to its keys
+    /// instead. A key bound to two actions of the same mode is an error,
+    /// since one of them could never be reached.
+    pub fn with_overrides(table: &BTreeMap<String, KeySpec>) -> Result<Keymap, String> {
+        let mut chosen: BTreeMap<Action, Vec<Key>> = BTreeMap::new();
+        for action in Action::ALL {
+            let keys = action
+                .defaults()
+                .iter()
+                .map(|k| k.parse())
+                .collect::<Result<Vec<Key>, String>>()?;
+            chosen.insert(action, keys);
+        }
+        for (name, spec) in table {
+            let action: Action = name.parse()?;
+            let keys = spec
+                .keys()
+                .iter()
+                .map(|k| k.parse().map_err(|e| format!("[keys] {name}: {e}")))
+                .collect::<Result<Vec<Key>, String>>()?;
+            if keys.is_empty() {
+                return Err(format!("[keys] {name}: an action needs at least one key"));
+            }
+            chosen.insert(action, keys);
+        }
+        let mut bindings: Vec<(Key, Action)> = Vec::new();
+        for (action, keys) in chosen {
+            for key in keys {
+                let clash = bindings
+                    .iter()
+                    .find(|(k, a)| *k == key && a.in_dialog() == action.in_dialog());
+                if let Some((_, other)) = clash {
+                    return Err(format!(
+                        "[keys]: {key} is bound to both {} and {}",
+                        other.name(),
+                        action.name()
+                    ));
+                }
+                bindings.push((key, action));
+            }
+        }
+        Ok(Keymap { bindings })
+    }
+
+    /// The normal-mode action of a key press, if it has one.
+    pub fn action(&self, event: KeyEvent) -> Option<Action> {
+        self.find(event, false)
+    }
+
+    /// The action of a key press while a confirmation dialog is open.
+    pub fn dialog_action(&self, event: KeyEvent) -> Option<Action> {
+        self.find(event, true)
+    }
+
+    fn find(&self, event: KeyEvent, in_dialog: bool) -> Option<Action> {
+        let key = Key::from_event(event);
+        self.bindings
+            .iter()
+            .find(|(k, a)| *k == key && a.in_dialog() == in_dialog)
+            .map(|(_, a)| *a)
+    }
+
+    /// The keys of an action, in the order they were given.
+    pub fn keys(&self, action: Action) -> impl Iterator<Item = Key> + '_ {
+        self.bindings
+            .iter()
+            .filter(move |(_, a)| *a == action)
+            .map(|(k, _)| *k)
+    }
+
+    /// The keys of an action as one label, such as `q/ctrl-c`.
+    pub fn label(&self, action: Action) -> String {
+        let keys: Vec<String> = self.keys(action).map(|k| k.to_string()).collect();
+        keys.join("/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn press(code: KeyCode, modifiers: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, modifiers)
+    }
+
+    fn table(entries: &[(&str, KeySpec)]) -> BTreeMap<String, KeySpec> {
+        entries
+            .iter()
+            .map(|(name, spec)| (name.to_string(), spec.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_bind_the_documented_keys() {
+        let keymap = Keymap::default();
+        let cases = [
+            (press(KeyCode::Char('q'), KeyModifiers::NONE), Action::Quit),
+            (
+                press(KeyCode::Char('c'), KeyModifiers::CONTROL),
+                Action::Quit,
+            ),
+            (press(KeyCode::Char('?'), KeyModifiers::NONE), Action::Help),
+            (press(KeyCode::Tab, KeyModifiers::NONE), Action::NextTab),
+            (
+                press(KeyCode::BackTab, KeyModifiers::SHIFT),
+                Action::PrevTab,
+            ),
+            (
+                press(KeyCode::Char('1'), KeyModifiers::NONE),
+                Action::Overview,
+            ),
+            (press(KeyCode::Char('5'), KeyModifiers::NONE), Action::Proxy),
+            (
+                press(KeyCode::Char('/'), KeyModifiers::NONE),
+                Action::Filter,
+            ),
+        ];
+        for (event, action) in cases {
+            assert_eq!(keymap.action(event), Some(action), "{event:?}");
+        }
+        assert_eq!(
+            keymap.action(press(KeyCode::Char('x'), KeyModifiers::NONE)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_shifted_character_matches_with_or_without_the_shift_flag() {
+        let keymap = Keymap::default();
+        assert_eq!(
+            keymap.action(press(KeyCode::Char('?'), KeyModifiers::SHIFT)),
+            Some(Action::Help)
+        );
+    }
+
+    #[test]
+    fn ctrl_c_is_not_the_same_key_as_c() {
+        let keymap = Keymap::default();
+        assert_eq!(
+            keymap.action(press(KeyCode::Char('c'), KeyModifiers::NONE)),
+            Some(Action::ClearEvents)
+        );
+        assert_eq!(
+            keymap.action(press(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Some(Action::Quit)
+        );
+    }
+
+    #[test]
+    fn the_keys_table_replaces_an_actions_keys() {
+        let keymap =
+            Keymap::with_overrides(&table(&[("quit", KeySpec::One("x".into()))])).expect("valid");
+        assert_eq!(
+            keymap.action(press(KeyCode::Char('x'), KeyModifiers::NONE)),
+            Some(Action::Quit)
+        );
+        assert_eq!(
+            keymap.action(press(KeyCode::Char('q'), KeyModifiers::NONE)),
+            None
+        );
+        assert_eq!(keymap.label(Action::Quit), "x");
+    }
+
+    #[test]
+    fn an_action_can_take_several_keys() {
+        let keymap = Keymap::with_overrides(&table(&[(
+            "help",
+            KeySpec::Many(vec!["f1".into(), "h".into()]),
+        )]))
+        .expect("valid");
+        assert_eq!(
+            keymap.action(press(KeyCode::F(1), KeyModifiers::NONE)),
+            Some(Action::Help)
+        );
+        assert_eq!(
+            keymap.action(press(KeyCode::Char('h'), KeyModifiers::NONE)),
+            Some(Action::Help)
+        );
+        assert_eq!(keymap.label(Action::Help), "f1/h");
+    }
+
+    #[test]
+    fn a_key_bound_twice_in_one_mode_is_refused() {
+        let err = Keymap::with_overrides(&table(&[("help", KeySpec::One("q".into()))]))
+            .expect_err("q is quit's");
+        assert!(err.contains("help") && err.contains("quit"), "{err}");
+    }
+
+    #[test]
+    fn dialog_keys_may_reuse_normal_keys() {
+        let keymap = Keymap::with_overrides(&table(&[("confirm", KeySpec::One("c".into()))]))
+            .expect("dialogs are their own mode");
+        let c = press(KeyCode::Char('c'), KeyModifiers::NONE);
+        assert_eq!(keymap.action(c), Some(Action::ClearEvents));
+        assert_eq!(keymap.dialog_action(c), Some(Action::Confirm));
+    }
+
+    #[test]
+    fn unknown_actions_and_keys_are_refused() {
+        let err = Keymap::with_overrides(&table(&[("launch", KeySpec::One("l".into()))]))
+            .expect_err("no such action");
+        assert!(err.contains("launch"), "{err}");
+        let err = Keymap::with_overrides(&table(&[("quit", KeySpec::One("ctrl-nope".into()))]))
+            .expect_err("no such key");
+        assert!(err.contains("ctrl-nope"), "{err}");
+        let err = Keymap::with_overrides(&table(&[("quit", KeySpec::Many(vec![]))]))
+            .expect_err("no keys");
+        assert!(err.contains("at least one"), "{err}");
+    }
+
+    #[test]
+    fn key_names_round_trip_through_display() {
+        for name in [
+            "q",
+            "ctrl-c",
+            "alt-x",
+            "shift-tab",
+            "tab",
+            "enter",
+            "esc",
+            "f5",
+            "space",
+            "-",
+        ] {
+            let key: Key = name.parse().expect(name);
+            assert_eq!(key.to_string(), name);
+        }
+    }
+}

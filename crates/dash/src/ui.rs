@@ -1,0 +1,542 @@
+//! Drawing the dashboard. Everything here reads the [`App`] and writes a
+//! buffer; nothing here changes state or looks at the clock.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Alignment, Constraint, Flex, Layout, Rect};
+use ratatui::style::{Color, Style, Stylize};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Sparkline, Tabs, Widget, Wrap};
+use tokio::time::Instant;
+
+use crate::app::{App, Event, Level, Link, ServerState, Tab};
+use crate::confirm::ConfirmDialog;
+use crate::keymap::Action;
+
+/// Below this size the layout cannot be read, so it is not drawn.
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 15;
+
+impl Widget for &App {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+            render_too_small(area, buf);
+            return;
+        }
+        let [header, tabs, body, footer] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(1),
+            Constraint::Min(0),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        render_header(self, header, buf);
+        render_tabs(self, tabs, buf);
+        match self.tab.server() {
+            None => render_overview(self, body, buf),
+            Some(server) => render_server_tab(self, self.tab, self.server(server), body, buf),
+        }
+        render_footer(self, footer, buf);
+        if self.help {
+            render_help(self, body, buf);
+        }
+        if let Some(confirm) = &self.confirm {
+            ConfirmDialog {
+                confirm,
+                keymap: &self.keymap,
+            }
+            .render(body, buf);
+        }
+    }
+}
+
+fn render_too_small(area: Rect, buf: &mut Buffer) {
+    let text = Text::from(vec![
+        Line::from("terminal too small").bold(),
+        Line::from(format!(
+            "need {MIN_WIDTH}×{MIN_HEIGHT}, have {}×{}",
+            area.width, area.height
+        )),
+    ]);
+    let y = area.y + area.height.saturating_sub(2) / 2;
+    let rect = Rect {
+        y,
+        height: area.height.min(2),
+        ..area
+    };
+    Paragraph::new(text)
+        .alignment(Alignment::Center)
+        .wrap(Wrap { trim: true })
+        .render(rect, buf);
+}
+
+/// The chips take their own width with a space between, so four
+/// "reconnecting" chips still fit in 80 columns.
+fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
+    let chips: Vec<Line> = app.servers.iter().map(chip_line).collect();
+    let areas = Layout::horizontal(chips.iter().map(|c| Constraint::Length(c.width() as u16)))
+        .spacing(1)
+        .flex(Flex::Start)
+        .split(area);
+    for (chip, at) in chips.into_iter().zip(areas.iter()) {
+        chip.render(*at, buf);
+    }
+}
+
+/// A server's chip: a status dot, its name, and version and latency when
+/// connected.
+fn chip_line(state: &ServerState) -> Line<'static> {
+    let (dot, color) = link_mark(&state.link);
+    let mut spans = vec![
+        Span::styled(format!("{dot} "), Style::new().fg(color)),
+        Span::raw(state.server.name()).bold(),
+        Span::raw(" "),
+    ];
+    match &state.link {
+        Link::Connected => {
+            if let Some(version) = &state.version {
+                spans.push(Span::raw(format!("{version} ")));
+            }
+            if let Some(latency) = state.latency {
+                spans.push(Span::raw(format_latency(latency)).dim());
+            }
+        }
+        Link::Connecting => spans.push(Span::raw("connecting").fg(color)),
+        Link::Reconnecting { .. } => spans.push(Span::raw("reconnecting").fg(color)),
+    }
+    Line::from(spans)
+}
+
+fn link_mark(link: &Link) -> (&'static str, Color) {
+    match link {
+        Link::Connected => ("●", Color::Green),
+        Link::Connecting => ("◌", Color::Yellow),
+        Link::Reconnecting { .. } => ("○", Color::Red),
+    }
+}
+
+fn render_tabs(app: &App, area: Rect, buf: &mut Buffer) {
+    let titles = Tab::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, tab)| format!("{} {}", i + 1, tab.title()));
+    Tabs::new(titles)
+        .select(app.tab.index())
+        .highlight_style(Style::new().reversed().bold())
+        .padding(" ", " ")
+        .render(area, buf);
+}
+
+fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
+    let keys = &app.keymap;
+    let hints: Vec<(String, &str)> = if app.confirm.is_some() {
+        vec![
+            (keys.label(Action::Confirm), "yes"),
+            (keys.label(Action::Cancel), "no"),
+        ]
+    } else if app.filter.is_editing() {
+        vec![
+            ("enter".into(), "keep filter"),
+            ("esc".into(), "clear filter"),
+            ("ctrl-u".into(), "erase"),
+        ]
+    } else if app.help {
+        vec![
+            (format!("{}/esc", keys.label(Action::Help)), "close help"),
+            (keys.label(Action::Quit), "quit"),
+        ]
+    } else {
+        let mut hints = vec![
+            (tab_keys_label(app), "tabs"),
+            (keys.label(Action::Help), "help"),
+        ];
+        if app.tab == Tab::Overview {
+            hints.push((keys.label(Action::Filter), "filter"));
+            hints.push((keys.label(Action::ClearEvents), "clear"));
+        }
+        hints.push((keys.label(Action::Quit), "quit"));
+        hints
+    };
+    let mut spans = Vec::new();
+    for (key, what) in hints {
+        spans.push(Span::raw(format!(" {key} ")).reversed());
+        spans.push(Span::raw(format!(" {what}  ")));
+    }
+    Line::from(spans).render(area, buf);
+}
+
+/// `1-5` when the tab keys are the defaults, otherwise each tab's keys.
+fn tab_keys_label(app: &App) -> String {
+    let actions = [
+        Action::Overview,
+        Action::Files,
+        Action::Print,
+        Action::Db,
+        Action::Proxy,
+    ];
+    let labels: Vec<String> = actions.iter().map(|a| app.keymap.label(*a)).collect();
+    if labels == ["1", "2", "3", "4", "5"] {
+        "1-5".into()
+    } else {
+        labels.join(",")
+    }
+}
+
+fn render_overview(app: &App, area: Rect, buf: &mut Buffer) {
+    let pane_height = if area.height >= 16 { 8 } else { 6 };
+    let [panes, events] =
+        Layout::vertical([Constraint::Length(pane_height), Constraint::Min(0)]).areas(area);
+    let columns = Layout::horizontal([Constraint::Ratio(1, 4); 4]).split(panes);
+    for (state, column) in app.servers.iter().zip(columns.iter()) {
+        render_server_pane(state, app.clock.now, *column, buf);
+    }
+    render_events(app, events, buf);
+}
+
+/// One server's box on the Overview: status, `info` and a sparkline.
+fn render_server_pane(state: &ServerState, now: Instant, area: Rect, buf: &mut Buffer) {
+    let (_, color) = link_mark(&state.link);
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(Style::new().fg(color))
+        .title(Line::from(format!(" {} ", state.server.name())).bold());
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let stale = !state.is_connected();
+    let mut lines = vec![status_line(state, now)];
+    match &state.info {
+        Some(info) => {
+            let style = if stale {
+                Style::new().dim()
+            } else {
+                Style::new()
+            };
+            lines.push(Line::styled(
+                format!("up {}", format_uptime(info.uptime_ms)),
+                style,
+            ));
+            lines.push(Line::styled(format!("conns {}", info.connections), style));
+            lines.push(Line::styled(
+                format!("reqs {}", info.requests_served),
+                style,
+            ));
+        }
+        None => lines.push(Line::from("no info yet").dim()),
+    }
+    let [text, spark] = Layout::vertical([Constraint::Length(4), Constraint::Min(0)]).areas(inner);
+    Paragraph::new(lines).render(text, buf);
+    render_activity(state, spark, buf);
+}
+
+fn status_line(state: &ServerState, now: Instant) -> Line<'static> {
+    match &state.link {
+        Link::Connected => Line::from(vec![
+            Span::raw("connected ").green(),
+            Span::raw(state.latency.map(format_latency).unwrap_or_default()).dim(),
+        ]),
+        Link::Connecting => Line::from("connecting…").yellow(),
+        Link::Reconnecting { retry_at, .. } => Line::from(vec![
+            Span::raw("reconnecting ").red(),
+            Span::raw(retry_label(*retry_at, now)).dim(),
+        ]),
+    }
+}
+
+/// The newest activity samples that fit, as a sparkline.
+fn render_activity(state: &ServerState, area: Rect, buf: &mut Buffer) {
+    if area.height == 0 || area.width == 0 {
+        return;
+    }
+    let skip = state.activity.len().saturating_sub(area.width as usize);
+    let data: Vec<u64> = state.activity.iter().skip(skip).copied().collect();
+    let style = if state.is_connected() {
+        Style::new().cyan()
+    } else {
+        Style::new().dark_gray()
+    };
+    Sparkline::default()
+        .data(&data)
+        .style(style)
+        .render(area, buf);
+}
+
+fn render_events(app: &App, area: Rect, buf: &mut Buffer) {
+    let matching = app.visible_events().count();
+    let count = if app.filter.is_active() {
+        format!(" {matching} of {} ", app.events.len())
+    } else {
+        format!(" {} ", app.events.len())
+    };
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .title(Line::from(" Events ").bold())
+        .title(Line::from(count).right_aligned());
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let show_filter = app.filter.is_editing() || app.filter.is_active();
+    let [list, filter] = Layout::vertical([
+        Constraint::Min(0),
+        Constraint::Length(u16::from(show_filter)),
+    ])
+    .areas(inner);
+    let lines: Vec<Line> = app
+        .visible_events()
+        .skip(app.scroll)
+        .take(list.height as usize)
+        .map(event_line)
+        .collect();
+    if lines.is_empty() {
+        let empty = if app.events.is_empty() {
+            "no events yet"
+        } else {
+            "no events match the filter"
+        };
+        Line::from(empty).dim().render(list, buf);
+    } else {
+        Paragraph::new(lines).render(list, buf);
+    }
+    if show_filter {
+        (&app.filter).render(filter, buf);
+    }
+}
+
+fn event_line(event: &Event) -> Line<'static> {
+    let color = match event.level {
+        Level::Info => Color::Green,
+        Level::Warn => Color::Yellow,
+        Level::Error => Color::Red,
+    };
+    Line::from(vec![
+        Span::raw(format_clock(event.at)).dim(),
+        Span::raw(" "),
+        Span::styled(
+            format!("{:<5}", event.server.name()),
+            Style::new().fg(color).bold(),
+        ),
+        Span::raw(" "),
+        Span::raw(event.text.clone()),
+    ])
+}
+
+/// A server's tab, whose own contents are not built yet: its connection.
+fn render_server_tab(app: &App, tab: Tab, state: &ServerState, area: Rect, buf: &mut Buffer) {
+    let (_, color) = link_mark(&state.link);
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(Style::new().fg(color))
+        .title(Line::from(format!(" {} ", tab.title())).bold());
+    let transport = if state.tls { "TLS" } else { "plain TCP" };
+    let mut lines = vec![
+        Line::from(format!(
+            "{} server at {} ({transport})",
+            state.server.name(),
+            state.addr
+        )),
+        Line::default(),
+    ];
+    lines.extend(connection_lines(state, app.clock.now));
+    lines.push(Line::default());
+    lines.push(
+        Line::from(format!(
+            "The {} tab's own contents are not built yet; it shows only the connection.",
+            tab.title()
+        ))
+        .italic(),
+    );
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .block(block)
+        .render(area, buf);
+}
+
+fn connection_lines(state: &ServerState, now: Instant) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    match &state.link {
+        Link::Connected => {
+            let mut facts = vec![Span::raw("connected").green().bold()];
+            if let Some(version) = &state.version {
+                facts.push(Span::raw(format!(" · version {version}")));
+            }
+            if let Some(latency) = state.latency {
+                facts.push(Span::raw(format!(" · latency {}", format_latency(latency))));
+            }
+            if let Some(session) = &state.session {
+                facts.push(Span::raw(format!(" · session {session}")).dim());
+            }
+            lines.push(Line::from(facts));
+        }
+        Link::Connecting => lines.push(Line::from("connecting…").yellow().bold()),
+        Link::Reconnecting {
+            error,
+            retry_at,
+            attempt,
+        } => {
+            lines.push(Line::from(vec![
+                Span::raw("reconnecting").red().bold(),
+                Span::raw(format!(
+                    " · {} (attempt {attempt})",
+                    retry_label(*retry_at, now)
+                )),
+            ]));
+            lines.push(Line::from(format!("last error: {error}")).dim());
+        }
+    }
+    if let Some(info) = &state.info {
+        let stale = if state.is_connected() {
+            ""
+        } else {
+            " (when last seen)"
+        };
+        lines.push(Line::from(format!(
+            "up {} · {} connections · {} requests served{stale}",
+            format_uptime(info.uptime_ms),
+            info.connections,
+            info.requests_served
+        )));
+    }
+    lines
+}
+
+fn render_help(app: &App, area: Rect, buf: &mut Buffer) {
+    let keys = &app.keymap;
+    let actions = app.tab.actions();
+    let labels: Vec<String> = actions.iter().map(|a| keys.label(*a)).collect();
+    let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let mut lines: Vec<Line> = actions
+        .iter()
+        .zip(&labels)
+        .map(|(action, label)| {
+            Line::from(vec![
+                Span::raw(format!("{label:>width$}")).bold().cyan(),
+                Span::raw("  "),
+                Span::raw(action.describe()),
+            ])
+        })
+        .collect();
+    if app.tab == Tab::Overview {
+        lines.push(Line::default());
+        lines.push(Line::from("while filtering: enter keeps, esc clears").dim());
+    }
+    let height = (lines.len() as u16 + 2).min(area.height);
+    let box_width = 50.min(area.width);
+    let rect = Rect {
+        x: area.x + (area.width - box_width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width: box_width,
+        height,
+    };
+    Clear.render(rect, buf);
+    Paragraph::new(lines)
+        .block(
+            Block::bordered()
+                .border_type(BorderType::Double)
+                .title(Line::from(format!(" Keys: {} ", app.tab.title())).bold()),
+        )
+        .render(rect, buf);
+}
+
+/// `in 3s`, or `trying now` while an attempt is under way.
+fn retry_label(retry_at: Option<Instant>, now: Instant) -> String {
+    match retry_at {
+        None => "trying now".into(),
+        Some(at) => {
+            let left = at.saturating_duration_since(now);
+            format!("in {}s", left.as_millis().div_ceil(1000))
+        }
+    }
+}
+
+pub fn format_latency(latency: Duration) -> String {
+    let micros = latency.as_micros();
+    if micros < 10_000 {
+        format!("{:.1}ms", micros as f64 / 1000.0)
+    } else if micros < 1_000_000 {
+        format!("{}ms", micros / 1000)
+    } else {
+        format!("{:.1}s", latency.as_secs_f64())
+    }
+}
+
+pub fn format_uptime(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, hours, minutes, seconds) =
+        (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if days > 0 {
+        format!("{days}d {hours:02}h")
+    } else if hours > 0 {
+        format!("{hours}h {minutes:02}m")
+    } else if minutes > 0 {
+        format!("{minutes}m {seconds:02}s")
+    } else {
+        format!("{seconds}s")
+    }
+}
+
+/// The time of day in UTC, `HH:MM:SS`.
+pub fn format_clock(at: SystemTime) -> String {
+    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let of_day = secs % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}",
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::Server;
+
+    #[test]
+    fn latency_is_shown_with_sensible_precision() {
+        assert_eq!(format_latency(Duration::from_micros(420)), "0.4ms");
+        assert_eq!(format_latency(Duration::from_micros(12_700)), "12ms");
+        assert_eq!(format_latency(Duration::from_millis(1500)), "1.5s");
+    }
+
+    #[test]
+    fn uptime_shows_its_two_largest_units() {
+        assert_eq!(format_uptime(9_000), "9s");
+        assert_eq!(format_uptime(249_000), "4m 09s");
+        assert_eq!(format_uptime(7_500_000), "2h 05m");
+        assert_eq!(format_uptime(3 * 86_400_000 + 4 * 3_600_000), "3d 04h");
+    }
+
+    #[test]
+    fn the_clock_is_utc_time_of_day() {
+        let at = UNIX_EPOCH + Duration::from_secs(86_400 * 3 + 3600 * 13 + 60 * 7 + 5);
+        assert_eq!(format_clock(at), "13:07:05");
+    }
+
+    #[test]
+    fn the_retry_label_rounds_up_and_says_when_trying() {
+        let now = Instant::now();
+        assert_eq!(
+            retry_label(Some(now + Duration::from_millis(2100)), now),
+            "in 3s"
+        );
+        assert_eq!(
+            retry_label(Some(now), now + Duration::from_secs(1)),
+            "in 0s"
+        );
+        assert_eq!(retry_label(None, now), "trying now");
+    }
+
+    #[test]
+    fn a_chip_says_reconnecting_for_a_down_server() {
+        let mut state = ServerState::new(Server::Print, "127.0.0.1:1", false);
+        state.link = Link::Reconnecting {
+            error: "unavailable: refused".into(),
+            retry_at: None,
+            attempt: 3,
+        };
+        assert_eq!(chip_line(&state).to_string(), "○ print reconnecting");
+        state.link = Link::Connected;
+        state.version = Some("1.2.3".into());
+        state.latency = Some(Duration::from_micros(800));
+        assert_eq!(chip_line(&state).to_string(), "● print 1.2.3 0.8ms");
+    }
+}
