@@ -6,7 +6,9 @@
 use std::io;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -137,18 +139,71 @@ pub fn spawn_writer(
 }
 
 async fn write_loop(mut io: WriteHalf, mut rx: mpsc::Receiver<Message>) -> io::Result<()> {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut batch = Batch::default();
     while let Some(msg) = rx.recv().await {
-        codec::encode(&msg, &mut buf);
-        while buf.len() < WRITE_BATCH {
+        batch.push(msg);
+        while batch.len < WRITE_BATCH {
             match rx.try_recv() {
-                Ok(msg) => codec::encode(&msg, &mut buf),
+                Ok(msg) => batch.push(msg),
                 Err(_) => break,
             }
         }
-        io.write_all(&buf).await?;
+        batch.write_to(&mut io).await?;
         io.flush().await?;
-        buf.clear();
     }
     io.shutdown().await
+}
+
+/// Queued frames, as buffers to write in order: small frames are encoded
+/// together into one buffer, while a large chunk's data goes out from its own
+/// buffer, uncopied, in the same vectored write.
+#[derive(Default)]
+struct Batch {
+    encoded: BytesMut,
+    parts: Vec<Bytes>,
+    len: usize,
+}
+
+impl Batch {
+    fn push(&mut self, msg: Message) {
+        let before = self.encoded.len();
+        match codec::encode_vectored(msg, &mut self.encoded) {
+            None => self.len += self.encoded.len() - before,
+            Some((split, data)) => {
+                self.len += self.encoded.len() - before + data.len();
+                let tail = self.encoded.split_off(split);
+                self.parts.push(self.encoded.split().freeze());
+                self.parts.push(data);
+                self.encoded = tail;
+            }
+        }
+    }
+
+    async fn write_to(&mut self, io: &mut WriteHalf) -> io::Result<()> {
+        if !self.encoded.is_empty() {
+            self.parts.push(self.encoded.split().freeze());
+        }
+        let mut parts = std::collections::VecDeque::from(std::mem::take(&mut self.parts));
+        while !parts.is_empty() {
+            let slices: Vec<IoSlice<'_>> = parts.iter().take(64).map(|p| IoSlice::new(p)).collect();
+            let mut written = io.write_vectored(&slices).await?;
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            while written > 0 {
+                let Some(front) = parts.front_mut() else {
+                    break;
+                };
+                if written >= front.len() {
+                    written -= front.len();
+                    parts.pop_front();
+                } else {
+                    front.advance(written);
+                    written = 0;
+                }
+            }
+        }
+        self.len = 0;
+        Ok(())
+    }
 }

@@ -318,7 +318,12 @@ impl Writer<'_> {
     }
 
     pub fn bin(&mut self, b: &[u8]) {
-        let n = b.len();
+        self.bin_header(b.len());
+        self.0.put_slice(b);
+    }
+
+    /// The marker and length of a `bin` value whose bytes follow separately.
+    pub fn bin_header(&mut self, n: usize) {
         match n {
             0..=0xff => {
                 self.0.put_u8(0xc4);
@@ -333,7 +338,6 @@ impl Writer<'_> {
                 self.0.put_u32(n as u32);
             }
         }
-        self.0.put_slice(b);
     }
 
     /// Appends an already-encoded value as it is.

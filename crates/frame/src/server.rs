@@ -570,6 +570,12 @@ impl<S: Service> Connection<S> {
     /// Queues a message for the peer, waiting for room, but only so long: a
     /// peer that reads nothing for a whole idle timeout is cut off.
     async fn send(&self, msg: Message) -> Result<(), Fault> {
+        // The common case needs no timer: there is room.
+        let msg = match self.out.try_send(msg) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Fault::Gone),
+            Err(mpsc::error::TrySendError::Full(msg)) => msg,
+        };
         match tokio::time::timeout(self.stall_limit, self.out.send(msg)).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(Fault::Gone),
