@@ -1,1 +1,539 @@
-//! The db service's messages and typed client: filled in by the db server's issue.
+//! The database service's messages and its typed client.
+//!
+//! Statements travel as SQL text plus typed values; results come back with
+//! their columns' declared types. Interactive transactions are bound to the
+//! connection that began them, so a [`DbClient`] is one session: dropping it
+//! rolls its open transaction back on the server. Errors travel as protocol
+//! errors; SQLite's own failures keep SQLite's message and end with its result
+//! code, for example `UNIQUE constraint failed: t.x (SQLITE_CONSTRAINT,
+//! extended code 2067)`.
+
+use backroom_frame::client::{Client, ClientConfig, Subscription};
+use backroom_frame::error::Error;
+use backroom_frame::stream::ByteStream;
+use bytes::{Buf, BytesMut};
+use serde::{Deserialize, Serialize};
+
+/// The service name a database client asks for in `Hello`.
+pub const SERVICE: &str = "db";
+/// Where `backroom-db` listens unless told otherwise.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7703";
+/// The database used when a request names none.
+pub const DEFAULT_DB: &str = "main";
+
+/// One SQLite value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Value {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(#[serde(with = "blob")] Vec<u8>),
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Value {
+        Value::Integer(v)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(v: f64) -> Value {
+        Value::Real(v)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Value {
+        Value::Text(v.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Value {
+        Value::Text(v)
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(v: Vec<u8>) -> Value {
+        Value::Blob(v)
+    }
+}
+
+/// Blobs travel as MessagePack `bin`, not as an array of small integers.
+mod blob {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Vec<u8>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = seq.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_byte_buf(Visitor)
+    }
+}
+
+/// One statement: SQL and its parameters.
+///
+/// `params` bind by position: the first value to `?1` (or the first `?`),
+/// the second to `?2`, and so on. `named` bind by name; a name may be given
+/// with or without its `:`, `@` or `$` prefix.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Statement {
+    pub sql: String,
+    #[serde(default)]
+    pub params: Vec<Value>,
+    #[serde(default)]
+    pub named: Vec<(String, Value)>,
+}
+
+impl Statement {
+    pub fn new(sql: impl Into<String>) -> Statement {
+        Statement {
+            sql: sql.into(),
+            ..Statement::default()
+        }
+    }
+
+    /// Adds a positional parameter.
+    pub fn bind(mut self, value: impl Into<Value>) -> Statement {
+        self.params.push(value.into());
+        self
+    }
+
+    /// Adds a named parameter.
+    pub fn bind_named(mut self, name: impl Into<String>, value: impl Into<Value>) -> Statement {
+        self.named.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// Arguments of `query`, `execute`, `describe` and `cursor`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecArgs {
+    /// The database; `None` means [`DEFAULT_DB`].
+    #[serde(default)]
+    pub db: Option<String>,
+    pub statement: Statement,
+    /// Interrupts the statement after this long; `None` means the server's
+    /// default, and the server's maximum caps it.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// A result column: its name and the type it was declared with, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    pub decl_type: Option<String>,
+}
+
+/// What a statement produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryResult {
+    pub columns: Vec<Column>,
+    pub rows: Vec<Vec<Value>>,
+    pub rows_affected: u64,
+    pub last_insert_rowid: i64,
+    /// Time spent in SQLite, in microseconds.
+    pub duration_us: u64,
+}
+
+/// Arguments of `batch`: statements that commit together or not at all.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BatchArgs {
+    #[serde(default)]
+    pub db: Option<String>,
+    pub statements: Vec<Statement>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// How a transaction takes its locks; SQLite's `BEGIN` modes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxMode {
+    #[default]
+    Deferred,
+    Immediate,
+    Exclusive,
+}
+
+impl TxMode {
+    pub fn as_sql(self) -> &'static str {
+        match self {
+            TxMode::Deferred => "BEGIN DEFERRED",
+            TxMode::Immediate => "BEGIN IMMEDIATE",
+            TxMode::Exclusive => "BEGIN EXCLUSIVE",
+        }
+    }
+}
+
+/// Arguments of `begin`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BeginArgs {
+    #[serde(default)]
+    pub db: Option<String>,
+    #[serde(default)]
+    pub mode: TxMode,
+    /// How long to wait for the writer when another transaction holds it.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// The transaction a connection holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxInfo {
+    pub id: u64,
+    pub db: String,
+    /// The server rolls the transaction back after this long without a call.
+    pub idle_timeout_ms: u64,
+}
+
+/// A statement's shape, found without running it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Description {
+    /// One entry per parameter slot; `None` for a bare `?`.
+    pub params: Vec<Option<String>>,
+    pub columns: Vec<Column>,
+    /// Whether SQLite reports the statement as read-only.
+    pub readonly: bool,
+}
+
+/// Arguments of `schema`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaArgs {
+    #[serde(default)]
+    pub db: Option<String>,
+    /// Only this table, its indexes, or this view.
+    #[serde(default)]
+    pub table: Option<String>,
+}
+
+/// A column of a table, as `PRAGMA table_info` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableColumn {
+    pub name: String,
+    pub decl_type: String,
+    pub not_null: bool,
+    pub default: Option<String>,
+    /// The column's position in the primary key, from 1; 0 when not in it.
+    pub primary_key: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Table {
+    pub name: String,
+    pub sql: Option<String>,
+    pub columns: Vec<TableColumn>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Index {
+    pub name: String,
+    pub table: String,
+    pub unique: bool,
+    pub sql: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    pub name: String,
+    pub sql: Option<String>,
+    pub columns: Vec<TableColumn>,
+}
+
+/// Tables, indexes and views of a database.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schema {
+    pub tables: Vec<Table>,
+    pub indexes: Vec<Index>,
+    pub views: Vec<View>,
+}
+
+/// Arguments of `create_database` and `drop_database`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseArgs {
+    pub name: String,
+}
+
+/// One database of the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseInfo {
+    pub name: String,
+    /// The size of the main file, without its write-ahead log.
+    pub bytes: u64,
+}
+
+/// Arguments of `backup` (streamed) and `backup_to_file`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupArgs {
+    #[serde(default)]
+    pub db: Option<String>,
+    /// For `backup_to_file`: a plain file name in the server's backup folder.
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+/// What a backup produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupInfo {
+    pub db: String,
+    pub bytes: u64,
+    /// Where `backup_to_file` wrote, on the server.
+    pub path: Option<String>,
+}
+
+/// Arguments of `watch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchArgs {
+    #[serde(default)]
+    pub db: Option<String>,
+    pub table: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOp {
+    Insert,
+    Update,
+    Delete,
+}
+
+/// One event of a change feed, sent only after its transaction committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedEvent {
+    Change {
+        table: String,
+        op: ChangeOp,
+        rowid: i64,
+    },
+    /// The subscriber fell behind and this many events were dropped.
+    Lagged { missed: u64 },
+}
+
+/// The head of a `cursor` reply; the rows follow as pages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorHead {
+    pub columns: Vec<Column>,
+}
+
+/// Splits a cursor's byte stream into pages of rows.
+///
+/// Each page is a big-endian `u32` length, then that many bytes holding one
+/// MessagePack array of rows.
+pub struct Cursor {
+    pub columns: Vec<Column>,
+    stream: ByteStream,
+    buffer: BytesMut,
+    max_page: usize,
+}
+
+impl Cursor {
+    /// The next page of rows; `None` after the last.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Vec<Value>>>, Error> {
+        loop {
+            if let Some(page) = self.take_page()? {
+                return Ok(Some(page));
+            }
+            match self.stream.chunk().await? {
+                Some(data) => self.buffer.extend_from_slice(&data),
+                None if self.buffer.is_empty() => return Ok(None),
+                None => return Err(Error::bad_request("the cursor stream ended mid-page")),
+            }
+        }
+    }
+
+    fn take_page(&mut self) -> Result<Option<Vec<Vec<Value>>>, Error> {
+        if self.buffer.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([
+            self.buffer[0],
+            self.buffer[1],
+            self.buffer[2],
+            self.buffer[3],
+        ]) as usize;
+        if len > self.max_page {
+            return Err(Error::bad_request(format!(
+                "a cursor page of {len} bytes exceeds the {} byte limit",
+                self.max_page
+            )));
+        }
+        if self.buffer.len() < 4 + len {
+            return Ok(None);
+        }
+        self.buffer.advance(4);
+        let page = self.buffer.split_to(len);
+        backroom_frame::body::decode(&page).map(Some)
+    }
+}
+
+/// A connection to a database server: one session.
+#[derive(Debug)]
+pub struct DbClient {
+    client: Client,
+}
+
+impl DbClient {
+    /// Connects to a database server.
+    pub async fn connect(addr: &str, token: Option<String>) -> Result<DbClient, Error> {
+        let mut config = ClientConfig::new(addr, SERVICE);
+        config.token = token;
+        DbClient::connect_with(&config).await
+    }
+
+    /// Connects with a full client config (TLS, retries).
+    pub async fn connect_with(config: &ClientConfig) -> Result<DbClient, Error> {
+        Client::connect(config)
+            .await
+            .map(|client| DbClient { client })
+    }
+
+    /// The underlying protocol client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Runs a statement, read-only ones on a reader. Inside a transaction it
+    /// runs in the transaction.
+    pub async fn query(&self, args: &ExecArgs) -> Result<QueryResult, Error> {
+        self.client.request("query", args).await
+    }
+
+    /// Runs a statement on the writer.
+    pub async fn execute(&self, args: &ExecArgs) -> Result<QueryResult, Error> {
+        self.client.request("execute", args).await
+    }
+
+    /// Runs `statement` on the default database with the default timeout.
+    pub async fn query_main(&self, statement: Statement) -> Result<QueryResult, Error> {
+        self.query(&ExecArgs {
+            statement,
+            ..ExecArgs::default()
+        })
+        .await
+    }
+
+    /// Executes `statement` on the default database with the default timeout.
+    pub async fn execute_main(&self, statement: Statement) -> Result<QueryResult, Error> {
+        self.execute(&ExecArgs {
+            statement,
+            ..ExecArgs::default()
+        })
+        .await
+    }
+
+    pub async fn batch(&self, args: &BatchArgs) -> Result<Vec<QueryResult>, Error> {
+        self.client.request("batch", args).await
+    }
+
+    pub async fn begin(&self, args: &BeginArgs) -> Result<TxInfo, Error> {
+        self.client.request("begin", args).await
+    }
+
+    pub async fn commit(&self) -> Result<(), Error> {
+        self.client.request("commit", &()).await
+    }
+
+    pub async fn rollback(&self) -> Result<(), Error> {
+        self.client.request("rollback", &()).await
+    }
+
+    pub async fn describe(&self, args: &ExecArgs) -> Result<Description, Error> {
+        self.client.request("describe", args).await
+    }
+
+    pub async fn schema(&self, args: &SchemaArgs) -> Result<Schema, Error> {
+        self.client.request("schema", args).await
+    }
+
+    /// Streams a read-only statement's rows in pages.
+    pub async fn cursor(&self, args: &ExecArgs) -> Result<Cursor, Error> {
+        let (head, stream): (CursorHead, ByteStream) = self.client.download("cursor", args).await?;
+        Ok(Cursor {
+            columns: head.columns,
+            stream,
+            buffer: BytesMut::new(),
+            max_page: self.client.welcome().limits.max_frame as usize,
+        })
+    }
+
+    pub async fn list_databases(&self) -> Result<Vec<DatabaseInfo>, Error> {
+        self.client.request("list_databases", &()).await
+    }
+
+    pub async fn create_database(&self, name: &str) -> Result<DatabaseInfo, Error> {
+        let args = DatabaseArgs { name: name.into() };
+        self.client.request("create_database", &args).await
+    }
+
+    pub async fn drop_database(&self, name: &str) -> Result<(), Error> {
+        let args = DatabaseArgs { name: name.into() };
+        self.client.request("drop_database", &args).await
+    }
+
+    /// Streams a consistent copy of a database file.
+    pub async fn backup(&self, args: &BackupArgs) -> Result<(BackupInfo, ByteStream), Error> {
+        self.client.download("backup", args).await
+    }
+
+    /// Writes a consistent copy into the server's backup folder.
+    pub async fn backup_to_file(&self, args: &BackupArgs) -> Result<BackupInfo, Error> {
+        self.client.request("backup_to_file", args).await
+    }
+
+    /// Follows a table's committed inserts, updates and deletes.
+    pub async fn watch(&self, args: &WatchArgs) -> Result<Subscription<FeedEvent>, Error> {
+        self.client.subscribe("watch", args).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_and_blobs_travel_as_bin() {
+        let values = vec![
+            Value::Null,
+            Value::Integer(i64::MIN),
+            Value::Integer(i64::MAX),
+            Value::Real(-0.5),
+            Value::Text("zoë ✈".into()),
+            Value::Blob(vec![0, 255, 7]),
+        ];
+        let body = backroom_frame::body::encode(&values);
+        let back: Vec<Value> = backroom_frame::body::decode(&body).expect("decodes");
+        assert_eq!(back, values);
+        let blob = backroom_frame::body::encode(&Value::Blob(vec![1, 2]));
+        // fixmap(1) "blob" bin8(2) 1 2
+        assert_eq!(&blob[..], b"\x81\xa4blob\xc4\x02\x01\x02".as_slice());
+    }
+}

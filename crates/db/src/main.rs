@@ -1,0 +1,52 @@
+//! `backroom-db`: serves SQLite databases over the backroom protocol.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use backroom_daemon::CommonArgs;
+use backroom_db::{Config, FileConfig};
+use clap::Parser;
+
+/// The backroom database server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The directory of the database files (`<name>.db`); created if missing.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    backroom_daemon::init_tracing();
+    let file: FileConfig = backroom_daemon::load_config(args.common.config.as_deref())?;
+    let settings = backroom_daemon::settings(
+        backroom_api::db::SERVICE,
+        env!("CARGO_PKG_VERSION"),
+        backroom_api::db::DEFAULT_ADDR,
+        &args.common,
+        &file.common,
+    )?;
+    let data = args
+        .data
+        .or_else(|| file.data.clone())
+        .context("no data directory: pass --data DIR or set data in the config file")?;
+    let mut config = Config::new(data);
+    config.frame = settings.frame;
+    file.apply(&mut config).map_err(anyhow::Error::msg)?;
+    let listener = backroom_daemon::bind(&settings.listen).await?;
+    let addr = listener.local_addr()?;
+    backroom_db::run(listener, config, async move {
+        // The readiness line goes out once the default database is open;
+        // `run` opens it before it polls this future.
+        if let Err(e) = backroom_daemon::announce(backroom_api::db::SERVICE, addr) {
+            tracing::error!(error = %e, "cannot print the readiness line");
+        }
+        backroom_daemon::shutdown_signal().await;
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,403 @@
+//! One SQLite connection as the server uses it: opening with the storage
+//! settings, the rights check of each statement, binding typed parameters,
+//! and turning rows and SQLite errors into the protocol's types.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use backroom_api::db::{Column, QueryResult, Statement, Value};
+use backroom_frame::auth::Role;
+use backroom_frame::error::{Error, ErrorCode};
+use rusqlite::config::DbConfig;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::Synchronous;
+
+/// How many distinct statements each connection keeps prepared.
+const STATEMENT_CACHE: usize = 256;
+/// Past this many remembered rights checks, the memory is cleared.
+const POLICY_CACHE: usize = 1024;
+
+/// What the authorizer saw while a statement was prepared.
+#[derive(Debug, Default, Clone)]
+struct Seen {
+    /// Why the statement needs the admin role, if it does.
+    admin: Option<String>,
+    /// Why nobody may run it, if so.
+    refused: Option<String>,
+    /// The statement is BEGIN, COMMIT, ROLLBACK or a savepoint.
+    transaction: bool,
+}
+
+/// The verdict on one SQL text, remembered per connection.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub readonly: bool,
+    seen: Seen,
+}
+
+/// Whether a connection may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Writer,
+    Reader,
+}
+
+/// A connection with its rights checker.
+pub struct SqlConn {
+    pub conn: Connection,
+    seen: Arc<Mutex<Seen>>,
+    policies: HashMap<String, Policy>,
+}
+
+impl SqlConn {
+    /// Opens `path` with WAL, foreign keys and the configured durability.
+    pub fn open(
+        path: &Path,
+        access: Access,
+        synchronous: Synchronous,
+        create: bool,
+    ) -> Result<SqlConn, Error> {
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let conn = Connection::open_with_flags(path, flags).map_err(sqlite_error)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))
+            .map_err(sqlite_error)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::internal(format!(
+                "{} refused WAL mode (it stays in {mode})",
+                path.display()
+            )));
+        }
+        let pragmas = [
+            ("synchronous", synchronous.as_pragma()),
+            ("foreign_keys", "ON"),
+            ("busy_timeout", "5000"),
+            (
+                "query_only",
+                if access == Access::Reader {
+                    "ON"
+                } else {
+                    "OFF"
+                },
+            ),
+        ];
+        for (name, value) in pragmas {
+            conn.pragma_update(None, name, value)
+                .map_err(sqlite_error)?;
+        }
+        // Defensive mode stops SQL from corrupting the file on purpose
+        // (writable_schema and the like), whoever sends it.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
+            .map_err(sqlite_error)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let recorder = seen.clone();
+        conn.authorizer(Some(move |ctx: AuthContext<'_>| authorize(&recorder, ctx)));
+        Ok(SqlConn {
+            conn,
+            seen,
+            policies: HashMap::new(),
+        })
+    }
+
+    /// Prepares `sql` once, uncached, so the authorizer sees it, and
+    /// remembers what it needs. Cached statements are not re-authorized by
+    /// SQLite, which is why the verdict is kept here. Rights are judged
+    /// before a failed prepare is reported, so a refused statement is
+    /// refused whatever SQLite would have said about it.
+    pub fn policy(&mut self, sql: &str, role: Role) -> Result<Policy, Error> {
+        let policy = match self.policies.get(sql) {
+            Some(policy) => policy.clone(),
+            None => self.judge(sql, role)?,
+        };
+        if let Some(reason) = &policy.seen.admin {
+            if role < Role::Admin {
+                return Err(Error::forbidden(format!("{reason} needs the admin role")));
+            }
+        }
+        Ok(policy)
+    }
+
+    fn judge(&mut self, sql: &str, role: Role) -> Result<Policy, Error> {
+        *lock(&self.seen) = Seen::default();
+        let prepared = self.conn.prepare(sql).map(|stmt| stmt.readonly());
+        let seen = std::mem::take(&mut *lock(&self.seen));
+        if let Some(reason) = &seen.refused {
+            return Err(Error::forbidden(reason.clone()));
+        }
+        if let Some(reason) = &seen.admin {
+            if role < Role::Admin {
+                return Err(Error::forbidden(format!("{reason} needs the admin role")));
+            }
+        }
+        let policy = Policy {
+            readonly: prepared.map_err(sqlite_error)?,
+            seen,
+        };
+        if self.policies.len() >= POLICY_CACHE {
+            self.policies.clear();
+        }
+        self.policies.insert(sql.to_owned(), policy.clone());
+        Ok(policy)
+    }
+
+    /// Checks a user statement against the caller's role.
+    pub fn permit(&mut self, sql: &str, role: Role) -> Result<Policy, Error> {
+        let policy = self.policy(sql, role)?;
+        if policy.seen.transaction {
+            return Err(Error::bad_request(
+                "transaction statements are not run as SQL here: use the begin, commit and \
+                 rollback methods (or batch for an atomic group)",
+            ));
+        }
+        if !policy.readonly && role < Role::ReadWrite {
+            return Err(Error::forbidden(
+                "this user is read-only and the statement writes",
+            ));
+        }
+        Ok(policy)
+    }
+
+    /// Runs a user statement after the rights check. `max_bytes` bounds the
+    /// rows collected, so one query cannot exhaust the server's memory.
+    pub fn run(
+        &mut self,
+        statement: &Statement,
+        role: Role,
+        max_bytes: usize,
+    ) -> Result<QueryResult, Error> {
+        let policy = self.permit(&statement.sql, role)?;
+        let started = Instant::now();
+        let mut stmt = self
+            .conn
+            .prepare_cached(&statement.sql)
+            .map_err(sqlite_error)?;
+        bind(&mut stmt, statement)?;
+        let columns = columns(&stmt);
+        let width = columns.len();
+        let mut rows_out = Vec::new();
+        let mut bytes = 0usize;
+        let mut rows = stmt.raw_query();
+        while let Some(row) = rows.next().map_err(sqlite_error)? {
+            let mut out = Vec::with_capacity(width);
+            for i in 0..width {
+                let value = row.get_ref(i).map_err(sqlite_error)?;
+                bytes += value_size(value);
+                out.push(to_value(value));
+            }
+            if bytes > max_bytes {
+                return Err(Error::new(
+                    ErrorCode::TooLarge,
+                    format!(
+                        "the result exceeds {max_bytes} bytes: page through it with cursor, \
+                         or narrow the query"
+                    ),
+                ));
+            }
+            rows_out.push(out);
+        }
+        drop(rows);
+        let rows_affected = if policy.readonly {
+            0
+        } else {
+            self.conn.changes()
+        };
+        Ok(QueryResult {
+            columns,
+            rows: rows_out,
+            rows_affected,
+            last_insert_rowid: self.conn.last_insert_rowid(),
+            duration_us: started.elapsed().as_micros() as u64,
+        })
+    }
+}
+
+/// Records what needs more than the caller may have. Only `load_extension`
+/// is denied outright; the rest is judged against the caller's role later,
+/// because the verdict is cached per SQL text and roles differ per call.
+fn authorize(seen: &Mutex<Seen>, ctx: AuthContext<'_>) -> Authorization {
+    let mut seen = lock(seen);
+    match ctx.action {
+        AuthAction::Attach { .. } => seen.admin = Some("ATTACH".into()),
+        AuthAction::Detach { .. } => seen.admin = Some("DETACH".into()),
+        AuthAction::Pragma {
+            pragma_name,
+            pragma_value: Some(_),
+        } => seen.admin = Some(format!("setting PRAGMA {pragma_name}")),
+        AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => seen.transaction = true,
+        AuthAction::Function { function_name }
+            if function_name.eq_ignore_ascii_case("load_extension") =>
+        {
+            seen.refused = Some("load_extension is disabled on this server".into());
+            return Authorization::Deny;
+        }
+        _ => {}
+    }
+    Authorization::Allow
+}
+
+/// A poisoned lock here only guards plain data, so it is recovered.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Binds positional then named parameters, refusing a count that does not
+/// match, since SQLite would silently bind NULL to what is missing.
+pub fn bind(stmt: &mut rusqlite::Statement<'_>, statement: &Statement) -> Result<(), Error> {
+    let slots = stmt.parameter_count();
+    let given = statement.params.len();
+    if given > slots || (statement.named.is_empty() && given != slots) {
+        return Err(Error::bad_request(format!(
+            "the statement has {slots} parameter(s), {given} positional value(s) were given"
+        )));
+    }
+    for (i, value) in statement.params.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 1, to_sql(value))
+            .map_err(sqlite_error)?;
+    }
+    for (name, value) in &statement.named {
+        let index = parameter_index(stmt, name)?;
+        stmt.raw_bind_parameter(index, to_sql(value))
+            .map_err(sqlite_error)?;
+    }
+    Ok(())
+}
+
+fn parameter_index(stmt: &rusqlite::Statement<'_>, name: &str) -> Result<usize, Error> {
+    let candidates: Vec<String> = if name.starts_with([':', '@', '$']) {
+        vec![name.to_owned()]
+    } else {
+        [":", "@", "$"]
+            .iter()
+            .map(|p| format!("{p}{name}"))
+            .collect()
+    };
+    for candidate in &candidates {
+        if let Some(index) = stmt.parameter_index(candidate).map_err(sqlite_error)? {
+            return Ok(index);
+        }
+    }
+    Err(Error::bad_request(format!(
+        "the statement has no parameter named {name:?}"
+    )))
+}
+
+pub fn columns(stmt: &rusqlite::Statement<'_>) -> Vec<Column> {
+    stmt.columns()
+        .into_iter()
+        .map(|c| Column {
+            name: c.name().to_owned(),
+            decl_type: c.decl_type().map(str::to_owned),
+        })
+        .collect()
+}
+
+fn to_sql(value: &Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as Sql;
+    match value {
+        Value::Null => Sql::Null,
+        Value::Integer(v) => Sql::Integer(*v),
+        Value::Real(v) => Sql::Real(*v),
+        Value::Text(v) => Sql::Text(v.clone()),
+        Value::Blob(v) => Sql::Blob(v.clone()),
+    }
+}
+
+pub fn to_value(value: ValueRef<'_>) -> Value {
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(v) => Value::Integer(v),
+        ValueRef::Real(v) => Value::Real(v),
+        // SQLite may hold text that is not UTF-8; it is shown, not refused.
+        ValueRef::Text(v) => Value::Text(String::from_utf8_lossy(v).into_owned()),
+        ValueRef::Blob(v) => Value::Blob(v.to_vec()),
+    }
+}
+
+/// About what a value costs on the wire.
+pub fn value_size(value: ValueRef<'_>) -> usize {
+    match value {
+        ValueRef::Null => 8,
+        ValueRef::Integer(_) | ValueRef::Real(_) => 16,
+        ValueRef::Text(v) | ValueRef::Blob(v) => 8 + v.len(),
+    }
+}
+
+/// SQLite's failure as a protocol error: SQLite's message, then its code.
+pub fn sqlite_error(e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode as Sqlite;
+    match e {
+        rusqlite::Error::SqliteFailure(failure, message) => {
+            let code = match failure.code {
+                Sqlite::ConstraintViolation => ErrorCode::Conflict,
+                Sqlite::DatabaseBusy | Sqlite::DatabaseLocked => ErrorCode::Busy,
+                Sqlite::OperationInterrupted => ErrorCode::Cancelled,
+                Sqlite::ReadOnly | Sqlite::AuthorizationForStatementDenied => ErrorCode::Forbidden,
+                Sqlite::TooBig => ErrorCode::TooLarge,
+                Sqlite::Unknown | Sqlite::TypeMismatch | Sqlite::ParameterOutOfRange => {
+                    ErrorCode::BadRequest
+                }
+                _ => ErrorCode::Internal,
+            };
+            let text = message.unwrap_or_else(|| failure.to_string());
+            Error::new(
+                code,
+                format!(
+                    "{text} ({}, extended code {})",
+                    code_name(failure.extended_code),
+                    failure.extended_code
+                ),
+            )
+        }
+        rusqlite::Error::SqlInputError {
+            error, msg, offset, ..
+        } => Error::bad_request(format!(
+            "{msg} at offset {offset} ({}, extended code {})",
+            code_name(error.extended_code),
+            error.extended_code
+        )),
+        rusqlite::Error::MultipleStatement => {
+            Error::bad_request("one statement per call: send several as a batch")
+        }
+        rusqlite::Error::InvalidParameterName(name) => {
+            Error::bad_request(format!("the statement has no parameter named {name:?}"))
+        }
+        other => Error::bad_request(other.to_string()),
+    }
+}
+
+/// The name of SQLite's primary result code, as its documentation spells it.
+fn code_name(extended: i32) -> String {
+    let name = match extended & 0xff {
+        1 => "SQLITE_ERROR",
+        2 => "SQLITE_INTERNAL",
+        3 => "SQLITE_PERM",
+        4 => "SQLITE_ABORT",
+        5 => "SQLITE_BUSY",
+        6 => "SQLITE_LOCKED",
+        7 => "SQLITE_NOMEM",
+        8 => "SQLITE_READONLY",
+        9 => "SQLITE_INTERRUPT",
+        10 => "SQLITE_IOERR",
+        11 => "SQLITE_CORRUPT",
+        13 => "SQLITE_FULL",
+        14 => "SQLITE_CANTOPEN",
+        18 => "SQLITE_TOOBIG",
+        19 => "SQLITE_CONSTRAINT",
+        20 => "SQLITE_MISMATCH",
+        21 => "SQLITE_MISUSE",
+        23 => "SQLITE_AUTH",
+        25 => "SQLITE_RANGE",
+        26 => "SQLITE_NOTADB",
+        other => return format!("SQLite code {other}"),
+    };
+    name.to_owned()
+}

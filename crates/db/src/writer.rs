@@ -1,0 +1,484 @@
+//! The one writer thread of a database: group commit for autocommit writes,
+//! and the one interactive transaction that may hold it at a time.
+//!
+//! Autocommit writes that are queued together share one SQLite transaction,
+//! each inside its own savepoint, so each stays atomic on its own and a
+//! failing one is rolled back alone. Nobody is answered before the shared
+//! COMMIT returns, so an acknowledged write is a durable one.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use backroom_api::db::{ChangeOp, QueryResult, Statement, TxMode};
+use backroom_frame::auth::Role;
+use backroom_frame::error::{Error, ErrorCode};
+use rusqlite::hooks::Action;
+use tokio::sync::{broadcast, oneshot};
+
+use crate::ctl::{Ctl, Slot};
+use crate::sql::{SqlConn, sqlite_error};
+
+/// The most autocommit writes that share one commit.
+const MAX_GROUP: usize = 256;
+
+/// A committed row change, for the change feed.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub table: String,
+    pub op: ChangeOp,
+    pub rowid: i64,
+}
+
+pub type Answer<T> = oneshot::Sender<Result<T, Error>>;
+type Outcome = Result<Vec<QueryResult>, Error>;
+
+/// What the writer is asked to do.
+pub enum WriteJob {
+    /// Statements that run atomically: in the open transaction `tx`, or
+    /// alone (grouped with other autocommit writes) when `tx` is `None`.
+    Exec {
+        tx: Option<u64>,
+        statements: Vec<Statement>,
+        role: Role,
+        ctl: Arc<Ctl>,
+        answer: Answer<Vec<QueryResult>>,
+    },
+    Begin {
+        tx: u64,
+        mode: TxMode,
+        ctl: Arc<Ctl>,
+        answer: Answer<()>,
+    },
+    Commit {
+        tx: u64,
+        answer: Answer<()>,
+    },
+    /// A rollback the client asked for (`answer` set), or one the server
+    /// decided because the client left (no answer): then it also forgets why
+    /// the transaction ended, if it already had.
+    Rollback {
+        tx: u64,
+        answer: Option<Answer<()>>,
+    },
+}
+
+impl WriteJob {
+    fn is_autocommit(&self) -> bool {
+        matches!(self, WriteJob::Exec { tx: None, .. })
+    }
+
+    /// The transaction the job belongs to, if any.
+    fn tx(&self) -> Option<u64> {
+        match self {
+            WriteJob::Exec { tx, .. } => *tx,
+            WriteJob::Begin { .. } => None,
+            WriteJob::Commit { tx, .. } | WriteJob::Rollback { tx, .. } => Some(*tx),
+        }
+    }
+}
+
+/// How the writer runs.
+#[derive(Debug, Clone)]
+pub struct WriterSettings {
+    pub tx_idle_timeout: Duration,
+    pub max_result_bytes: usize,
+}
+
+struct OpenTx {
+    id: u64,
+    deadline: Instant,
+}
+
+pub struct Writer {
+    conn: SqlConn,
+    slot: Arc<Slot>,
+    settings: WriterSettings,
+    /// Filled by SQLite's update hook; emptied on commit or rollback.
+    changes: Arc<Mutex<Vec<Change>>>,
+    feed: broadcast::Sender<Change>,
+    /// Jobs that arrived while a transaction held the writer.
+    waiting: VecDeque<WriteJob>,
+    open: Option<OpenTx>,
+    /// Why transactions ended without their client asking, until it
+    /// commits or rolls back.
+    ended: HashMap<u64, Error>,
+}
+
+impl Writer {
+    pub fn new(conn: SqlConn, settings: WriterSettings, feed: broadcast::Sender<Change>) -> Writer {
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        let sink = changes.clone();
+        conn.conn.update_hook(Some(
+            move |action: Action, _db: &str, table: &str, rowid| {
+                let op = match action {
+                    Action::SQLITE_INSERT => ChangeOp::Insert,
+                    Action::SQLITE_UPDATE => ChangeOp::Update,
+                    Action::SQLITE_DELETE => ChangeOp::Delete,
+                    _ => return,
+                };
+                lock(&sink).push(Change {
+                    table: table.to_owned(),
+                    op,
+                    rowid,
+                });
+            },
+        ));
+        let slot = Slot::new(conn.conn.get_interrupt_handle());
+        Writer {
+            conn,
+            slot,
+            settings,
+            changes,
+            feed,
+            waiting: VecDeque::new(),
+            open: None,
+            ended: HashMap::new(),
+        }
+    }
+
+    /// Serves jobs until every sender is gone, then rolls back what is open.
+    pub fn run(mut self, jobs: Receiver<WriteJob>) {
+        while let Some(job) = self.next_job(&jobs) {
+            self.handle(job, &jobs);
+        }
+        if self.open.take().is_some() {
+            self.rollback_open();
+        }
+    }
+
+    fn next_job(&mut self, jobs: &Receiver<WriteJob>) -> Option<WriteJob> {
+        loop {
+            let Some(open) = &self.open else {
+                return match self.waiting.pop_front() {
+                    Some(job) => Some(job),
+                    None => jobs.recv().ok(),
+                };
+            };
+            let wait = open.deadline.saturating_duration_since(Instant::now());
+            match jobs.recv_timeout(wait) {
+                Ok(job) => return Some(job),
+                Err(RecvTimeoutError::Timeout) => self.expire(),
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    fn expire(&mut self) {
+        let Some(open) = self.open.take() else { return };
+        self.rollback_open();
+        let idle = self.settings.tx_idle_timeout;
+        let reason = format!("transaction rolled back after {} idle", human(idle));
+        tracing::info!(tx = open.id, "{reason}");
+        self.ended.insert(open.id, Error::timeout(reason));
+    }
+
+    fn handle(&mut self, job: WriteJob, jobs: &Receiver<WriteJob>) {
+        if let Some(open) = &self.open {
+            if job.tx() == Some(open.id) {
+                return self.in_transaction(job);
+            }
+            if job.tx().is_none() {
+                // Autocommit writes and other BEGINs wait for the writer.
+                self.waiting.push_back(job);
+                return;
+            }
+        }
+        match job {
+            WriteJob::Exec { tx: None, .. } => self.group_commit(job, jobs),
+            WriteJob::Begin {
+                tx,
+                mode,
+                ctl,
+                answer,
+            } => self.begin(tx, mode, &ctl, answer),
+            WriteJob::Exec {
+                tx: Some(tx),
+                answer,
+                ..
+            } => {
+                let _ = answer.send(Err(self.gone(tx, false)));
+            }
+            WriteJob::Commit { tx, answer } => {
+                let _ = answer.send(Err(self.gone(tx, true)));
+            }
+            WriteJob::Rollback { tx, answer } => {
+                let error = self.gone(tx, true);
+                if let Some(answer) = answer {
+                    let _ = answer.send(Err(error));
+                }
+            }
+        }
+    }
+
+    /// The error for a transaction that is not open, saying why it ended
+    /// until the client commits or rolls back, which unbinds it.
+    fn gone(&mut self, tx: u64, last: bool) -> Error {
+        let reason = if last {
+            self.ended.remove(&tx)
+        } else {
+            self.ended.get(&tx).cloned()
+        };
+        reason.unwrap_or_else(|| Error::conflict(format!("transaction {tx} is not open")))
+    }
+
+    fn begin(&mut self, tx: u64, mode: TxMode, ctl: &Ctl, answer: Answer<()>) {
+        if !ctl.start(&self.slot) {
+            let _ = answer.send(Err(Error::cancelled("begin was cancelled")));
+            return;
+        }
+        let result = self
+            .conn
+            .conn
+            .execute_batch(mode.as_sql())
+            .map_err(sqlite_error);
+        self.slot.finish();
+        if result.is_ok() {
+            self.open = Some(OpenTx {
+                id: tx,
+                deadline: Instant::now() + self.settings.tx_idle_timeout,
+            });
+        }
+        if answer.send(result).is_err() {
+            // The client gave up while we began: nobody holds the transaction.
+            if self.open.take().is_some() {
+                self.rollback_open();
+            }
+        }
+    }
+
+    fn in_transaction(&mut self, job: WriteJob) {
+        let Some(open) = &mut self.open else { return };
+        open.deadline = Instant::now() + self.settings.tx_idle_timeout;
+        let id = open.id;
+        match job {
+            WriteJob::Exec {
+                statements,
+                role,
+                ctl,
+                answer,
+                ..
+            } => {
+                let result = self.guarded(&statements, role, &ctl);
+                if let Err(error) = &result {
+                    if self.conn.conn.is_autocommit() {
+                        // SQLite itself ended the transaction (an interrupt or
+                        // a full disk does); the client must hear of it.
+                        self.open = None;
+                        lock(&self.changes).clear();
+                        let reason = format!("transaction rolled back by SQLite after: {error}");
+                        self.ended.insert(id, Error::conflict(reason));
+                    }
+                }
+                let _ = answer.send(result);
+            }
+            WriteJob::Commit { answer, .. } => {
+                self.open = None;
+                let _ = answer.send(self.commit());
+            }
+            WriteJob::Rollback { answer, .. } => {
+                self.open = None;
+                self.rollback_open();
+                if let Some(answer) = answer {
+                    let _ = answer.send(Ok(()));
+                }
+            }
+            WriteJob::Begin { .. } => {}
+        }
+    }
+
+    /// Commits the open transaction and publishes its changes; on failure
+    /// rolls it back, so a failed commit never leaves it half open.
+    fn commit(&mut self) -> Result<(), Error> {
+        match self.conn.conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                self.publish();
+                Ok(())
+            }
+            Err(e) => {
+                let error = sqlite_error(e);
+                self.rollback_open();
+                Err(Error::new(
+                    error.code,
+                    format!(
+                        "commit failed and the transaction was rolled back: {}",
+                        error.message
+                    ),
+                ))
+            }
+        }
+    }
+
+    fn rollback_open(&mut self) {
+        if !self.conn.conn.is_autocommit() {
+            if let Err(e) = self.conn.conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "rollback failed");
+            }
+        }
+        lock(&self.changes).clear();
+    }
+
+    fn publish(&mut self) {
+        let changes = std::mem::take(&mut *lock(&self.changes));
+        for change in changes {
+            // No subscriber is not an error.
+            let _ = self.feed.send(change);
+        }
+    }
+
+    /// Runs statements inside a savepoint, claimed by `ctl`, so that a
+    /// failure undoes exactly them and their change-feed entries.
+    fn guarded(
+        &mut self,
+        statements: &[Statement],
+        role: Role,
+        ctl: &Ctl,
+    ) -> Result<Vec<QueryResult>, Error> {
+        if !ctl.start(&self.slot) {
+            return Err(Error::cancelled(
+                "the statement was cancelled before it ran",
+            ));
+        }
+        let result = self.savepoint(statements, role);
+        self.slot.finish();
+        result
+    }
+
+    fn savepoint(
+        &mut self,
+        statements: &[Statement],
+        role: Role,
+    ) -> Result<Vec<QueryResult>, Error> {
+        let mark = lock(&self.changes).len();
+        self.conn
+            .conn
+            .execute_batch("SAVEPOINT backroom_stmt")
+            .map_err(sqlite_error)?;
+        let max = self.settings.max_result_bytes;
+        let mut results = Vec::with_capacity(statements.len());
+        for (i, statement) in statements.iter().enumerate() {
+            match self.conn.run(statement, role, max) {
+                Ok(result) => results.push(result),
+                Err(error) => {
+                    lock(&self.changes).truncate(mark);
+                    if !self.conn.conn.is_autocommit() {
+                        let _ = self
+                            .conn
+                            .conn
+                            .execute_batch("ROLLBACK TO backroom_stmt; RELEASE backroom_stmt");
+                    }
+                    let error = if statements.len() > 1 {
+                        Error::new(
+                            error.code,
+                            format!("statement {} of the batch failed: {}", i + 1, error.message),
+                        )
+                    } else {
+                        error
+                    };
+                    return Err(error);
+                }
+            }
+        }
+        self.conn
+            .conn
+            .execute_batch("RELEASE backroom_stmt")
+            .map_err(sqlite_error)?;
+        Ok(results)
+    }
+
+    /// Runs `first` and every autocommit write queued behind it in one
+    /// transaction, then answers them all after the one COMMIT.
+    fn group_commit(&mut self, first: WriteJob, jobs: &Receiver<WriteJob>) {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            let next = match self.waiting.front() {
+                Some(job) if job.is_autocommit() => self.waiting.pop_front(),
+                Some(_) => None,
+                None => match jobs.try_recv() {
+                    Ok(job) if job.is_autocommit() => Some(job),
+                    Ok(job) => {
+                        self.waiting.push_back(job);
+                        None
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+                },
+            };
+            match next {
+                Some(job) => group.push(job),
+                None => break,
+            }
+        }
+        if let Err(e) = self.conn.conn.execute_batch("BEGIN IMMEDIATE") {
+            let error = sqlite_error(e);
+            for job in group {
+                if let WriteJob::Exec { answer, .. } = job {
+                    let _ = answer.send(Err(error.clone()));
+                }
+            }
+            return;
+        }
+        let mut done: Vec<(Answer<Vec<QueryResult>>, Outcome)> = Vec::with_capacity(group.len());
+        let mut lost = false;
+        for job in group {
+            let WriteJob::Exec {
+                statements,
+                role,
+                ctl,
+                answer,
+                ..
+            } = job
+            else {
+                continue;
+            };
+            let result = if lost {
+                Err(lost_error())
+            } else {
+                self.guarded(&statements, role, &ctl)
+            };
+            if result.is_err() && !lost && self.conn.conn.is_autocommit() {
+                // SQLite rolled the whole shared transaction back (an
+                // interrupted write can): the writes before this one are lost.
+                lost = true;
+                lock(&self.changes).clear();
+                for (_, earlier) in &mut done {
+                    if earlier.is_ok() {
+                        *earlier = Err(lost_error());
+                    }
+                }
+            }
+            done.push((answer, result));
+        }
+        let committed = if lost { Ok(()) } else { self.commit() };
+        for (answer, result) in done {
+            let result = match (&committed, result) {
+                (Err(e), Ok(_)) => Err(e.clone()),
+                (_, result) => result,
+            };
+            let _ = answer.send(result);
+        }
+    }
+}
+
+fn lost_error() -> Error {
+    Error::new(
+        ErrorCode::Unavailable,
+        "a write committed together with yours was interrupted, and SQLite rolled back \
+         the shared transaction: yours was not committed; retry it",
+    )
+}
+
+/// A duration as people say it: `30 s`, or `250 ms` when not whole seconds.
+pub fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{ms} ms")
+    }
+}
+
+/// These locks guard plain data, so a poisoned one is recovered.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
