@@ -133,8 +133,17 @@ impl ProxyClient {
     }
 
     /// Follows the access log: every record from now on, as it is written.
+    /// The subscription's head holds the latest records; see [`Self::tail`].
     pub async fn log(&self) -> Result<Subscription<AccessRecord>, Error> {
         self.client.subscribe(method::LOG, &()).await
+    }
+
+    /// The latest access-log records (up to 100, oldest first), then every
+    /// record after them, with no gap and no repeat between the two.
+    pub async fn tail(&self) -> Result<(Vec<AccessRecord>, Subscription<AccessRecord>), Error> {
+        let sub = self.log().await?;
+        let recent = backroom_frame::body::decode(&sub.head)?;
+        Ok((recent, sub))
     }
 
     pub async fn tunnels(&self) -> Result<Vec<TunnelInfo>, Error> {

@@ -2,11 +2,12 @@
 //! combined or JSON format, written to a file or stdout by a dedicated
 //! thread, and fed live to admin subscribers.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 
 use backroom_api::proxy::AccessRecord;
 use serde::Deserialize;
@@ -14,6 +15,9 @@ use tokio::sync::broadcast;
 
 /// Records that may wait for a slow live subscriber before it lags.
 const FEED_CAPACITY: usize = 1024;
+/// The latest records kept for `backroom proxy log`, which shows them
+/// before following the feed, as `tail` does.
+pub const RECENT_CAPACITY: usize = 100;
 /// Lines that may wait for a slow disk before new ones are dropped (and
 /// counted), so a stuck disk cannot eat the proxy's memory.
 const WRITE_BACKLOG: usize = 64 * 1024;
@@ -63,6 +67,11 @@ pub struct AccessLog {
     writer: Option<mpsc::SyncSender<Command>>,
     dropped: AtomicU64,
     feed: broadcast::Sender<AccessRecord>,
+    /// The latest records. Sends to `feed` happen under this lock too, so a
+    /// subscriber gets the recent records and then the feed with no gap and
+    /// no repeat. A std mutex: it is held for a push and a send, never
+    /// across an await.
+    recent: Mutex<VecDeque<AccessRecord>>,
 }
 
 impl AccessLog {
@@ -86,6 +95,7 @@ impl AccessLog {
             writer,
             dropped: AtomicU64::new(0),
             feed,
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_CAPACITY)),
         })
     }
 
@@ -100,6 +110,11 @@ impl AccessLog {
                 }
             }
         }
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() == RECENT_CAPACITY {
+            recent.pop_front();
+        }
+        recent.push_back(record.clone());
         // No subscriber is the usual case, not an error.
         let _ = self.feed.send(record);
     }
@@ -112,8 +127,10 @@ impl AccessLog {
         }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<AccessRecord> {
-        self.feed.subscribe()
+    /// The latest records, oldest first, and every record after them.
+    pub fn subscribe(&self) -> (Vec<AccessRecord>, broadcast::Receiver<AccessRecord>) {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        (recent.iter().cloned().collect(), self.feed.subscribe())
     }
 }
 
@@ -315,6 +332,24 @@ mod tests {
             user_agent: "curl/8".into(),
             referer: String::new(),
         }
+    }
+
+    #[test]
+    fn subscribers_get_the_latest_records_then_the_feed() {
+        let log = AccessLog::start(&LogTarget::Off, LogFormat::Squid).expect("start");
+        for status in 0..RECENT_CAPACITY as u16 + 5 {
+            log.emit(AccessRecord { status, ..record() });
+        }
+        let (recent, mut feed) = log.subscribe();
+        assert_eq!(recent.len(), RECENT_CAPACITY);
+        assert_eq!(recent[0].status, 5, "the oldest records made room");
+        assert_eq!(
+            recent[RECENT_CAPACITY - 1].status,
+            RECENT_CAPACITY as u16 + 4
+        );
+        log.emit(record());
+        assert_eq!(feed.try_recv().expect("live").status, 200);
+        assert!(feed.try_recv().is_err(), "nothing from before is repeated");
     }
 
     #[test]

@@ -55,10 +55,11 @@ impl Service for Admin {
 }
 
 impl Admin {
-    /// Every access-log record from now on. A subscriber that falls a whole
-    /// buffer behind skips ahead rather than holding the proxy back.
+    /// The latest records as the head, then every record from then on. A
+    /// subscriber that falls a whole buffer behind skips ahead rather than
+    /// holding the proxy back.
     fn log(&self) -> Result<Reply, Error> {
-        let receiver = self.shared.log.subscribe();
+        let (recent, receiver) = self.shared.log.subscribe();
         let events = stream::unfold(receiver, |mut receiver| async move {
             loop {
                 match receiver.recv().await {
@@ -71,7 +72,7 @@ impl Admin {
             }
         });
         Ok(Reply::Subscription {
-            head: body::encode(&()),
+            head: body::encode(&recent),
             events: Box::pin(events),
         })
     }
