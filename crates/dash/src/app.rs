@@ -14,6 +14,12 @@ use crate::conn::{Update, UpdateKind};
 use crate::filter::{Filter, FilterOutcome};
 use crate::keymap::{Action, Keymap};
 use crate::server::Server;
+use crate::tabs::db::{self, DbTab};
+use crate::tabs::files::{self, FilesTab};
+use crate::tabs::print::{self, PrintTab};
+use crate::tabs::prompt::PromptOutcome;
+use crate::tabs::proxy::ProxyTab;
+use crate::tabs::{Outbox, Request};
 
 /// How many events the Overview keeps; older ones fall off.
 pub const EVENT_CAPACITY: usize = 1000;
@@ -81,13 +87,59 @@ impl Tab {
             Action::Db,
             Action::Proxy,
         ];
-        if self == Tab::Overview {
-            actions.extend([
+        match self {
+            Tab::Overview => actions.extend([
                 Action::Filter,
                 Action::Up,
                 Action::Down,
                 Action::ClearEvents,
-            ]);
+            ]),
+            Tab::Print => actions.extend([
+                Action::Filter,
+                Action::Up,
+                Action::Down,
+                Action::SwitchPane,
+                Action::Submit,
+                Action::CancelJob,
+                Action::Hold,
+                Action::Release,
+                Action::PriorityUp,
+                Action::PriorityDown,
+                Action::Promote,
+                Action::MoveJob,
+                Action::Pause,
+                Action::Resume,
+            ]),
+            Tab::Db => actions.extend([
+                Action::Edit,
+                Action::RunQuery,
+                Action::Up,
+                Action::Down,
+                Action::ScrollLeft,
+                Action::ScrollRight,
+                Action::Schema,
+                Action::Refresh,
+            ]),
+            Tab::Proxy => actions.extend([
+                Action::Filter,
+                Action::Up,
+                Action::Down,
+                Action::Follow,
+                Action::PauseLog,
+            ]),
+            Tab::Files => actions.extend([
+                Action::Filter,
+                Action::Up,
+                Action::Down,
+                Action::Open,
+                Action::Parent,
+                Action::Upload,
+                Action::Download,
+                Action::Mkdir,
+                Action::Rename,
+                Action::Delete,
+                Action::Checksum,
+            ]),
         }
         actions
     }
@@ -195,9 +247,11 @@ impl Event {
 }
 
 /// What a confirmed dialog runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     ClearEvents,
+    /// Hand a tab's request to its task.
+    Send(Request),
 }
 
 /// The whole dashboard state.
@@ -217,6 +271,12 @@ pub struct App {
     pub confirm: Option<Confirm<Command>>,
     pub quit: bool,
     pub clock: Clock,
+    pub print: PrintTab,
+    pub db: DbTab,
+    pub proxy: ProxyTab,
+    pub files: FilesTab,
+    /// Requests from keys, waiting for the loop to send them.
+    pub outbox: Outbox,
 }
 
 impl App {
@@ -241,6 +301,11 @@ impl App {
             confirm: None,
             quit: false,
             clock,
+            print: PrintTab::default(),
+            db: DbTab::new(),
+            proxy: ProxyTab::default(),
+            files: FilesTab::new(std::env::current_dir().unwrap_or_default()),
+            outbox: Outbox::default(),
         }
     }
 
@@ -259,6 +324,21 @@ impl App {
     /// Applies one server's news.
     pub fn apply(&mut self, update: Update) {
         let Update { server, kind } = update;
+        let kind = match kind {
+            UpdateKind::Print(msg) => return self.apply_print(msg),
+            UpdateKind::Db(db::Msg::Attached(outlet)) => {
+                self.outbox.db = Some(outlet);
+                return;
+            }
+            UpdateKind::Db(msg) => return self.db.apply(msg),
+            UpdateKind::Proxy(msg) => return self.proxy.apply(msg),
+            UpdateKind::Files(files::Msg::Attached(outlet)) => {
+                self.outbox.files = Some(outlet);
+                return;
+            }
+            UpdateKind::Files(msg) => return self.files.apply(msg),
+            kind => kind,
+        };
         let wall = self.clock.wall;
         let state = &mut self.servers[server.index()];
         let event = match kind {
@@ -294,6 +374,10 @@ impl App {
                 state.info = Some(info);
                 None
             }
+            UpdateKind::Print(_)
+            | UpdateKind::Db(_)
+            | UpdateKind::Proxy(_)
+            | UpdateKind::Files(_) => None,
             UpdateKind::Down {
                 error,
                 retry_at,
@@ -326,6 +410,13 @@ impl App {
                 level,
                 text,
             });
+        }
+    }
+
+    fn apply_print(&mut self, msg: print::Msg) {
+        match msg {
+            print::Msg::Attached(outlet) => self.outbox.print = Some(outlet),
+            msg => self.print.apply(msg),
         }
     }
 
@@ -363,13 +454,44 @@ impl App {
             self.quit = true;
             return;
         }
+        if self.tab == Tab::Db && self.db.focus == db::Focus::Editor {
+            let run = self.keymap.action_among(key, &[Action::RunQuery]).is_some();
+            if let Some(request) = self.db.edit_key(key, run) {
+                self.outbox.queued.push(Request::Db(request));
+            }
+            return;
+        }
+        if self.tab == Tab::Files && self.files.prompt.is_some() {
+            self.files_prompt_key(key);
+            return;
+        }
+        if self.tab == Tab::Print && self.print.prompt.is_some() {
+            self.prompt_key(key);
+            return;
+        }
         if self.filter.is_editing() {
             if self.filter.handle_key(key) != FilterOutcome::Moved {
                 self.scroll = 0;
             }
             return;
         }
-        let Some(action) = self.keymap.action(key) else {
+        if self.print.filter.is_editing() {
+            self.print.filter.handle_key(key);
+            self.print.keep_selection();
+            return;
+        }
+        if self.files.filter.is_editing() {
+            self.files.filter.handle_key(key);
+            self.files.keep_selection();
+            return;
+        }
+        if self.proxy.filter.is_editing() {
+            if self.proxy.filter.handle_key(key) != FilterOutcome::Moved {
+                self.proxy.scroll = 0;
+            }
+            return;
+        }
+        let Some(action) = self.keymap.action_among(key, &self.tab.actions()) else {
             if self.help && key.code == KeyCode::Esc {
                 self.help = false;
             }
@@ -384,7 +506,91 @@ impl App {
         self.perform(action);
     }
 
+    /// A key for the Print tab's open prompt.
+    fn prompt_key(&mut self, key: KeyEvent) {
+        let Some(prompt) = &mut self.print.prompt else {
+            return;
+        };
+        match prompt.handle_key(key) {
+            PromptOutcome::Editing => {}
+            PromptOutcome::Cancelled => self.print.prompt = None,
+            PromptOutcome::Submitted => {
+                if let Some(request) = self.print.finish_prompt() {
+                    self.outbox.queued.push(Request::Print(request));
+                }
+            }
+        }
+    }
+
+    /// A key for the Files tab's open prompt.
+    fn files_prompt_key(&mut self, key: KeyEvent) {
+        let Some(prompt) = &mut self.files.prompt else {
+            return;
+        };
+        match prompt.handle_key(key) {
+            PromptOutcome::Editing => {}
+            PromptOutcome::Cancelled => self.files.prompt = None,
+            PromptOutcome::Submitted => {
+                if let Some(request) = self.files.finish_prompt() {
+                    self.outbox.queued.push(Request::Files(request));
+                }
+            }
+        }
+    }
+
+    fn perform_on_files(&mut self, action: Action) {
+        match self.files.perform(action) {
+            files::Effect::None => {}
+            files::Effect::Send(request) => self.outbox.queued.push(Request::Files(request)),
+            files::Effect::Confirm(title, question, request) => {
+                let command = Command::Send(Request::Files(request));
+                self.confirm = Some(Confirm::new(title, question, command));
+            }
+        }
+    }
+
+    /// Whether `action` belongs to the current tab's own contents.
+    fn is_tab_action(&self, action: Action) -> bool {
+        self.tab != Tab::Overview
+            && !matches!(
+                action,
+                Action::Quit
+                    | Action::Help
+                    | Action::NextTab
+                    | Action::PrevTab
+                    | Action::Overview
+                    | Action::Files
+                    | Action::Print
+                    | Action::Db
+                    | Action::Proxy
+            )
+    }
+
+    fn perform_on_print(&mut self, action: Action) {
+        match self.print.perform(action) {
+            print::Effect::None => {}
+            print::Effect::Send(request) => self.outbox.queued.push(Request::Print(request)),
+            print::Effect::Confirm(title, question, request) => {
+                let command = Command::Send(Request::Print(request));
+                self.confirm = Some(Confirm::new(title, question, command));
+            }
+        }
+    }
+
     fn perform(&mut self, action: Action) {
+        if self.is_tab_action(action) {
+            match self.tab {
+                Tab::Db => {
+                    if let Some(request) = self.db.perform(action) {
+                        self.outbox.queued.push(Request::Db(request));
+                    }
+                }
+                Tab::Proxy => self.proxy.perform(action),
+                Tab::Files => self.perform_on_files(action),
+                _ => self.perform_on_print(action),
+            }
+            return;
+        }
         match action {
             Action::Quit => self.quit = true,
             Action::Help => self.help = !self.help,
@@ -408,12 +614,13 @@ impl App {
                 );
                 self.confirm = Some(Confirm::new("Clear events", question, Command::ClearEvents));
             }
-            Action::Confirm | Action::Cancel => {}
+            _ => {}
         }
     }
 
     fn run(&mut self, command: Command) {
         match command {
+            Command::Send(request) => self.outbox.queued.push(request),
             Command::ClearEvents => {
                 self.events.clear();
                 self.scroll = 0;
@@ -661,5 +868,136 @@ mod tests {
         }
         assert_eq!(app.events.len(), EVENT_CAPACITY);
         assert!(app.events[0].text.ends_with("error 5"));
+    }
+
+    fn print_tab_with_a_job() -> App {
+        let mut app = app();
+        app.handle_key(key('3'));
+        let job =
+            crate::tabs::print::tests::job(7, "memo", 50, backroom_api::print::JobState::Pending);
+        app.apply(update(
+            Server::Print,
+            UpdateKind::Print(print::Msg::Snapshot {
+                jobs: vec![job],
+                total: 1,
+                printers: vec![],
+                default_printer: None,
+            }),
+        ));
+        app
+    }
+
+    #[test]
+    fn cancelling_a_job_asks_first_and_only_yes_sends_it() {
+        let mut app = print_tab_with_a_job();
+        app.handle_key(key('x'));
+        assert!(app.confirm.is_some());
+        assert!(app.outbox.queued.is_empty(), "nothing is sent before yes");
+        app.handle_key(key('n'));
+        assert!(app.outbox.queued.is_empty());
+        app.handle_key(key('x'));
+        app.handle_key(key('y'));
+        assert_eq!(
+            app.outbox.queued,
+            [Request::Print(print::Request::Cancel(7))]
+        );
+    }
+
+    #[test]
+    fn a_prompt_takes_every_key_until_it_is_submitted() {
+        let mut app = print_tab_with_a_job();
+        app.handle_key(key('a'));
+        for c in "/tmp/q3.txt".chars() {
+            app.handle_key(key(c));
+        }
+        assert_eq!(
+            app.tab,
+            Tab::Print,
+            "typing 3 and q does not switch or quit"
+        );
+        assert!(!app.quit);
+        app.handle_key(code(KeyCode::Enter));
+        app.handle_key(code(KeyCode::Enter));
+        assert!(app.print.prompt.is_none());
+        assert_eq!(
+            app.outbox.queued,
+            [Request::Print(print::Request::Submit {
+                path: "/tmp/q3.txt".into(),
+                name: "q3.txt".into(),
+                priority: 50,
+            })]
+        );
+    }
+
+    #[test]
+    fn print_keys_do_nothing_on_the_overview() {
+        let mut app = print_tab_with_a_job();
+        app.handle_key(key('1'));
+        app.handle_key(key('h'));
+        app.handle_key(key('x'));
+        assert!(app.outbox.queued.is_empty() && app.confirm.is_none());
+    }
+
+    #[test]
+    fn the_outbox_sends_to_the_attached_task() {
+        let mut app = print_tab_with_a_job();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        app.apply(update(
+            Server::Print,
+            UpdateKind::Print(print::Msg::Attached(crate::tabs::Outlet(tx))),
+        ));
+        app.handle_key(key('h'));
+        app.outbox.flush();
+        assert_eq!(rx.try_recv().ok(), Some(print::Request::Hold(7)));
+        assert!(app.outbox.queued.is_empty());
+    }
+
+    #[test]
+    fn the_db_editor_takes_tab_keys_as_text_until_esc() {
+        let mut app = app();
+        app.handle_key(key('4'));
+        app.handle_key(key('e'));
+        for c in "SELECT 1, 'q'".chars() {
+            app.handle_key(key(c));
+        }
+        assert_eq!((app.tab, app.quit), (Tab::Db, false));
+        assert_eq!(app.db.text(), "SELECT 1, 'q'");
+        app.handle_key(code(KeyCode::F(5)));
+        assert_eq!(
+            app.outbox.queued,
+            [Request::Db(db::Request::Run("SELECT 1, 'q'".into()))]
+        );
+        app.handle_key(code(KeyCode::Esc));
+        app.handle_key(key('1'));
+        assert_eq!(app.tab, Tab::Overview, "outside the editor keys are keys");
+    }
+
+    #[test]
+    fn deleting_a_file_asks_first() {
+        let mut app = app();
+        app.handle_key(key('2'));
+        app.apply(update(
+            Server::Files,
+            UpdateKind::Files(files::Msg::Listing {
+                path: String::new(),
+                entries: vec![backroom_api::files::Entry {
+                    name: "a.txt".into(),
+                    kind: backroom_api::files::Kind::File,
+                    size: 1,
+                    modified_ms: 0,
+                    mode: 0o644,
+                }],
+            }),
+        ));
+        app.handle_key(key('x'));
+        assert!(app.confirm.is_some() && app.outbox.queued.is_empty());
+        app.handle_key(key('y'));
+        assert_eq!(
+            app.outbox.queued,
+            [Request::Files(files::Request::Remove {
+                path: "a.txt".into(),
+                recursive: false
+            })]
+        );
     }
 }

@@ -331,14 +331,14 @@ mod tests {
         let path = write(
             dir,
             "keys.toml",
-            "[keys]\nquit = \"x\"\nhelp = [\"f1\", \"?\"]\n",
+            "[keys]\nquit = \"z\"\nhelp = [\"f1\", \"?\"]\n",
         );
         let flags = Flags {
             config: Some(path),
             ..Flags::default()
         };
         let settings = resolve(&flags, None).expect("keys");
-        assert_eq!(settings.keymap.label(crate::keymap::Action::Quit), "x");
+        assert_eq!(settings.keymap.label(crate::keymap::Action::Quit), "z");
         assert_eq!(settings.keymap.label(crate::keymap::Action::Help), "f1/?");
     }
 

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::config::Endpoint;
 use crate::server::Server;
+use crate::tabs::{db, db_task, files, files_task, print, print_task, proxy, proxy_task};
 
 /// News about one server, sent from its task to the UI.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +38,14 @@ pub enum UpdateKind {
         retry_at: Instant,
         attempt: u32,
     },
+    /// News for the Print tab from its own task.
+    Print(print::Msg),
+    /// News for the DB tab from its own task.
+    Db(db::Msg),
+    /// News for the Proxy tab from its own task.
+    Proxy(proxy::Msg),
+    /// News for the Files tab from its own task.
+    Files(files::Msg),
 }
 
 /// How often to poll and how to back off.
@@ -68,7 +77,8 @@ pub struct Connections {
     _tasks: JoinSet<()>,
 }
 
-/// Starts one task per endpoint, each sending its news to `updates`.
+/// Starts one task per endpoint, each sending its news to `updates`, and
+/// for each server whose tab is built, the tab's own task.
 pub fn spawn_all(
     endpoints: &[Endpoint],
     timing: Timing,
@@ -82,6 +92,21 @@ pub fn spawn_all(
             timing,
             updates.clone(),
         ));
+        let config = endpoint.client.clone();
+        match endpoint.server {
+            Server::Print => {
+                tasks.spawn(print_task::run(config, timing, updates.clone()));
+            }
+            Server::Db => {
+                tasks.spawn(db_task::run(config, timing, updates.clone()));
+            }
+            Server::Proxy => {
+                tasks.spawn(proxy_task::run(config, timing, updates.clone()));
+            }
+            Server::Files => {
+                tasks.spawn(files_task::run(config, timing, updates.clone()));
+            }
+        }
     }
     Connections { _tasks: tasks }
 }

@@ -24,13 +24,40 @@ pub enum Action {
     Up,
     Down,
     ClearEvents,
+    Submit,
+    CancelJob,
+    Hold,
+    Release,
+    PriorityUp,
+    PriorityDown,
+    Promote,
+    MoveJob,
+    Pause,
+    Resume,
+    SwitchPane,
+    Edit,
+    RunQuery,
+    ScrollLeft,
+    ScrollRight,
+    Schema,
+    Refresh,
+    Follow,
+    PauseLog,
+    Open,
+    Parent,
+    Upload,
+    Download,
+    Mkdir,
+    Rename,
+    Delete,
+    Checksum,
     Confirm,
     Cancel,
 }
 
 impl Action {
     /// Every action, in the order the help overlay lists them.
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 42] = [
         Action::Quit,
         Action::Help,
         Action::NextTab,
@@ -44,6 +71,33 @@ impl Action {
         Action::Up,
         Action::Down,
         Action::ClearEvents,
+        Action::Submit,
+        Action::CancelJob,
+        Action::Hold,
+        Action::Release,
+        Action::PriorityUp,
+        Action::PriorityDown,
+        Action::Promote,
+        Action::MoveJob,
+        Action::Pause,
+        Action::Resume,
+        Action::SwitchPane,
+        Action::Edit,
+        Action::RunQuery,
+        Action::ScrollLeft,
+        Action::ScrollRight,
+        Action::Schema,
+        Action::Refresh,
+        Action::Follow,
+        Action::PauseLog,
+        Action::Open,
+        Action::Parent,
+        Action::Upload,
+        Action::Download,
+        Action::Mkdir,
+        Action::Rename,
+        Action::Delete,
+        Action::Checksum,
         Action::Confirm,
         Action::Cancel,
     ];
@@ -64,6 +118,33 @@ impl Action {
             Action::Up => "up",
             Action::Down => "down",
             Action::ClearEvents => "clear-events",
+            Action::Submit => "submit",
+            Action::CancelJob => "cancel-job",
+            Action::Hold => "hold",
+            Action::Release => "release",
+            Action::PriorityUp => "priority-up",
+            Action::PriorityDown => "priority-down",
+            Action::Promote => "promote",
+            Action::MoveJob => "move",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+            Action::SwitchPane => "switch-pane",
+            Action::Edit => "edit",
+            Action::RunQuery => "run",
+            Action::ScrollLeft => "scroll-left",
+            Action::ScrollRight => "scroll-right",
+            Action::Schema => "schema",
+            Action::Refresh => "refresh",
+            Action::Follow => "follow",
+            Action::PauseLog => "pause-log",
+            Action::Open => "open",
+            Action::Parent => "parent",
+            Action::Upload => "upload",
+            Action::Download => "download",
+            Action::Mkdir => "mkdir",
+            Action::Rename => "rename",
+            Action::Delete => "delete",
+            Action::Checksum => "checksum",
             Action::Confirm => "confirm",
             Action::Cancel => "cancel",
         }
@@ -85,6 +166,33 @@ impl Action {
             Action::Up => "scroll up",
             Action::Down => "scroll down",
             Action::ClearEvents => "clear the events (asks first)",
+            Action::Submit => "submit a local file to print",
+            Action::CancelJob => "cancel the selected job (asks first)",
+            Action::Hold => "hold the selected job",
+            Action::Release => "release the selected job",
+            Action::PriorityUp => "raise the selected job's priority",
+            Action::PriorityDown => "lower the selected job's priority",
+            Action::Promote => "promote the job to the front",
+            Action::MoveJob => "move the job to another printer",
+            Action::Pause => "pause the selected printer",
+            Action::Resume => "resume the selected printer",
+            Action::SwitchPane => "switch between the panes",
+            Action::Edit => "edit the SQL (esc leaves the editor)",
+            Action::RunQuery => "run the SQL",
+            Action::ScrollLeft => "scroll the results left",
+            Action::ScrollRight => "scroll the results right",
+            Action::Schema => "move to the schema browser and back",
+            Action::Refresh => "read the schema again",
+            Action::Follow => "follow the newest requests",
+            Action::PauseLog => "pause or resume the log",
+            Action::Open => "open the selected folder",
+            Action::Parent => "go up to the parent folder",
+            Action::Upload => "upload a local file into this folder",
+            Action::Download => "download the selected file",
+            Action::Mkdir => "create a folder",
+            Action::Rename => "rename the selected entry",
+            Action::Delete => "delete the selected entry (asks first)",
+            Action::Checksum => "SHA-256 of the selected file",
             Action::Confirm => "answer yes in a confirmation",
             Action::Cancel => "answer no in a confirmation",
         }
@@ -105,16 +213,93 @@ impl Action {
             Action::Up => &["up", "k"],
             Action::Down => &["down", "j"],
             Action::ClearEvents => &["c"],
+            Action::Submit => &["a"],
+            Action::CancelJob => &["x"],
+            Action::Hold => &["h"],
+            Action::Release => &["r"],
+            Action::PriorityUp => &["+"],
+            Action::PriorityDown => &["-"],
+            Action::Promote => &["t"],
+            Action::MoveJob => &["m"],
+            Action::Pause => &["p"],
+            Action::Resume => &["P"],
+            Action::SwitchPane => &["left", "right"],
+            Action::Edit => &["e", "enter"],
+            Action::RunQuery => &["f5", "ctrl-enter"],
+            Action::ScrollLeft => &["left"],
+            Action::ScrollRight => &["right"],
+            Action::Schema => &["s"],
+            Action::Refresh => &["R"],
+            Action::Follow => &["f"],
+            Action::PauseLog => &["space"],
+            Action::Open => &["enter"],
+            Action::Parent => &["backspace"],
+            Action::Upload => &["u"],
+            Action::Download => &["d"],
+            Action::Mkdir => &["n"],
+            Action::Rename => &["r"],
+            Action::Delete => &["x", "delete"],
+            Action::Checksum => &["c"],
             Action::Confirm => &["y"],
             Action::Cancel => &["n", "esc"],
         }
     }
 
-    /// Confirmation keys live in their own mode, so they may share keys with
-    /// the normal mode's actions.
-    fn in_dialog(self) -> bool {
-        matches!(self, Action::Confirm | Action::Cancel)
+    /// Where the action works, as a set of [`scope`] bits. Two actions may
+    /// share a key when their scopes do not meet: the Print tab's keys and
+    /// the DB tab's never compete. Confirmation keys live in the dialog's
+    /// own mode, so they may share keys with any other action.
+    pub fn scope(self) -> u8 {
+        use scope::*;
+        match self {
+            Action::Confirm | Action::Cancel => DIALOG,
+            Action::Filter => OVERVIEW | FILES | PRINT | PROXY,
+            Action::Up | Action::Down => EVERYWHERE,
+            Action::Follow | Action::PauseLog => PROXY,
+            Action::Open
+            | Action::Parent
+            | Action::Upload
+            | Action::Download
+            | Action::Mkdir
+            | Action::Rename
+            | Action::Delete
+            | Action::Checksum => FILES,
+            Action::ClearEvents => OVERVIEW,
+            Action::Submit
+            | Action::CancelJob
+            | Action::Hold
+            | Action::Release
+            | Action::PriorityUp
+            | Action::PriorityDown
+            | Action::Promote
+            | Action::MoveJob
+            | Action::Pause
+            | Action::Resume
+            | Action::SwitchPane => PRINT,
+            Action::Edit
+            | Action::RunQuery
+            | Action::ScrollLeft
+            | Action::ScrollRight
+            | Action::Schema
+            | Action::Refresh => DB,
+            _ => EVERYWHERE,
+        }
     }
+
+    fn in_dialog(self) -> bool {
+        self.scope() == scope::DIALOG
+    }
+}
+
+/// The bits of [`Action::scope`]: one per tab, and one for dialogs.
+pub mod scope {
+    pub const OVERVIEW: u8 = 1;
+    pub const FILES: u8 = 2;
+    pub const PRINT: u8 = 4;
+    pub const DB: u8 = 8;
+    pub const PROXY: u8 = 16;
+    pub const EVERYWHERE: u8 = OVERVIEW | FILES | PRINT | DB | PROXY;
+    pub const DIALOG: u8 = 32;
 }
 
 impl FromStr for Action {
@@ -302,7 +487,7 @@ impl Keymap {
             for key in keys {
                 let clash = bindings
                     .iter()
-                    .find(|(k, a)| *k == key && a.in_dialog() == action.in_dialog());
+                    .find(|(k, a)| *k == key && a.scope() & action.scope() != 0);
                 if let Some((_, other)) = clash {
                     return Err(format!(
                         "[keys]: {key} is bound to both {} and {}",
@@ -319,6 +504,16 @@ impl Keymap {
     /// The normal-mode action of a key press, if it has one.
     pub fn action(&self, event: KeyEvent) -> Option<Action> {
         self.find(event, false)
+    }
+
+    /// The action of a key press among `allowed`, the actions of the
+    /// current tab; keys shared by other tabs' actions do not get in the way.
+    pub fn action_among(&self, event: KeyEvent, allowed: &[Action]) -> Option<Action> {
+        let key = Key::from_event(event);
+        self.bindings
+            .iter()
+            .find(|(k, a)| *k == key && allowed.contains(a))
+            .map(|(_, a)| *a)
     }
 
     /// The action of a key press while a confirmation dialog is open.
@@ -393,7 +588,7 @@ mod tests {
             assert_eq!(keymap.action(event), Some(action), "{event:?}");
         }
         assert_eq!(
-            keymap.action(press(KeyCode::Char('x'), KeyModifiers::NONE)),
+            keymap.action(press(KeyCode::Char('z'), KeyModifiers::NONE)),
             None
         );
     }
@@ -423,23 +618,23 @@ mod tests {
     #[test]
     fn the_keys_table_replaces_an_actions_keys() {
         let keymap =
-            Keymap::with_overrides(&table(&[("quit", KeySpec::One("x".into()))])).expect("valid");
+            Keymap::with_overrides(&table(&[("quit", KeySpec::One("z".into()))])).expect("valid");
         assert_eq!(
-            keymap.action(press(KeyCode::Char('x'), KeyModifiers::NONE)),
+            keymap.action(press(KeyCode::Char('z'), KeyModifiers::NONE)),
             Some(Action::Quit)
         );
         assert_eq!(
             keymap.action(press(KeyCode::Char('q'), KeyModifiers::NONE)),
             None
         );
-        assert_eq!(keymap.label(Action::Quit), "x");
+        assert_eq!(keymap.label(Action::Quit), "z");
     }
 
     #[test]
     fn an_action_can_take_several_keys() {
         let keymap = Keymap::with_overrides(&table(&[(
             "help",
-            KeySpec::Many(vec!["f1".into(), "h".into()]),
+            KeySpec::Many(vec!["f1".into(), "g".into()]),
         )]))
         .expect("valid");
         assert_eq!(
@@ -447,10 +642,10 @@ mod tests {
             Some(Action::Help)
         );
         assert_eq!(
-            keymap.action(press(KeyCode::Char('h'), KeyModifiers::NONE)),
+            keymap.action(press(KeyCode::Char('g'), KeyModifiers::NONE)),
             Some(Action::Help)
         );
-        assert_eq!(keymap.label(Action::Help), "f1/h");
+        assert_eq!(keymap.label(Action::Help), "f1/g");
     }
 
     #[test]
@@ -499,5 +694,25 @@ mod tests {
             let key: Key = name.parse().expect(name);
             assert_eq!(key.to_string(), name);
         }
+    }
+
+    #[test]
+    fn tabs_may_share_a_key_and_each_tab_gets_its_own_action() {
+        let keymap = Keymap::default();
+        let x = press(KeyCode::Char('x'), KeyModifiers::NONE);
+        let print = [Action::Quit, Action::CancelJob, Action::Hold];
+        let files = [Action::Quit, Action::Delete, Action::Upload];
+        assert_eq!(keymap.action_among(x, &print), Some(Action::CancelJob));
+        assert_eq!(keymap.action_among(x, &files), Some(Action::Delete));
+        assert_eq!(keymap.action_among(x, &[Action::Quit]), None);
+    }
+
+    #[test]
+    fn a_tab_key_may_not_take_a_key_that_works_everywhere() {
+        let err = Keymap::with_overrides(&table(&[("delete", KeySpec::One("q".into()))]))
+            .expect_err("q quits everywhere");
+        assert!(err.contains("quit") && err.contains("delete"), "{err}");
+        Keymap::with_overrides(&table(&[("delete", KeySpec::One("h".into()))]))
+            .expect("hold is Print's, delete is Files'");
     }
 }

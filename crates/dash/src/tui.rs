@@ -49,6 +49,7 @@ where
                 Some(Ok(TermEvent::Key(key))) => {
                     app.clock = Clock::now();
                     app.handle_key(key);
+                    app.outbox.flush();
                 }
                 // A resize, focus or mouse event needs nothing but the redraw.
                 Some(Ok(_)) => {}

@@ -13,6 +13,10 @@ use tokio::time::Instant;
 use crate::app::{App, Event, Level, Link, ServerState, Tab};
 use crate::confirm::ConfirmDialog;
 use crate::keymap::Action;
+use crate::server::Server;
+use crate::tabs::db::Focus;
+use crate::tabs::print::Pane;
+use crate::tabs::{db_ui, files_ui, print_ui, proxy_ui};
 
 /// Below this size the layout cannot be read, so it is not drawn.
 pub const MIN_WIDTH: u16 = 60;
@@ -35,7 +39,10 @@ impl Widget for &App {
         render_tabs(self, tabs, buf);
         match self.tab.server() {
             None => render_overview(self, body, buf),
-            Some(server) => render_server_tab(self, self.tab, self.server(server), body, buf),
+            Some(Server::Print) => print_ui::render(self, body, buf),
+            Some(Server::Db) => db_ui::render(self, body, buf),
+            Some(Server::Proxy) => proxy_ui::render(self, body, buf),
+            Some(Server::Files) => files_ui::render(self, body, buf),
         }
         render_footer(self, footer, buf);
         if self.help {
@@ -130,12 +137,32 @@ fn render_tabs(app: &App, area: Rect, buf: &mut Buffer) {
 
 fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
     let keys = &app.keymap;
+    let prompting = (app.tab == Tab::Print && app.print.prompt.is_some())
+        || (app.tab == Tab::Files && app.files.prompt.is_some());
+    let editing_sql = app.tab == Tab::Db && app.db.focus == Focus::Editor;
     let hints: Vec<(String, &str)> = if app.confirm.is_some() {
         vec![
             (keys.label(Action::Confirm), "yes"),
             (keys.label(Action::Cancel), "no"),
         ]
-    } else if app.filter.is_editing() {
+    } else if editing_sql {
+        vec![
+            (first_key(app, Action::RunQuery), "run"),
+            ("esc".into(), "leave editor"),
+            ("ctrl-p/n".into(), "history"),
+            ("ctrl-c".into(), "quit"),
+        ]
+    } else if prompting {
+        vec![
+            ("enter".into(), "next/submit"),
+            ("tab".into(), "next field"),
+            ("esc".into(), "cancel"),
+        ]
+    } else if app.filter.is_editing()
+        || app.print.filter.is_editing()
+        || app.proxy.filter.is_editing()
+        || app.files.filter.is_editing()
+    {
         vec![
             ("enter".into(), "keep filter"),
             ("esc".into(), "clear filter"),
@@ -151,9 +178,37 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
             (tab_keys_label(app), "tabs"),
             (keys.label(Action::Help), "help"),
         ];
-        if app.tab == Tab::Overview {
-            hints.push((keys.label(Action::Filter), "filter"));
-            hints.push((keys.label(Action::ClearEvents), "clear"));
+        match app.tab {
+            Tab::Overview => {
+                hints.push((keys.label(Action::Filter), "filter"));
+                hints.push((keys.label(Action::ClearEvents), "clear"));
+            }
+            Tab::Print if app.print.pane == Pane::Printers => {
+                hints.push((keys.label(Action::Pause), "pause"));
+                hints.push((keys.label(Action::Resume), "resume"));
+                hints.push((keys.label(Action::SwitchPane), "queue"));
+            }
+            Tab::Print => {
+                hints.push((keys.label(Action::Filter), "filter"));
+                hints.push((keys.label(Action::Submit), "submit"));
+                hints.push((keys.label(Action::CancelJob), "cancel"));
+            }
+            Tab::Db => {
+                hints.push((first_key(app, Action::Edit), "edit"));
+                hints.push((first_key(app, Action::RunQuery), "run"));
+                hints.push((keys.label(Action::Schema), "schema"));
+            }
+            Tab::Proxy => {
+                hints.push((keys.label(Action::Filter), "filter"));
+                let pause = if app.proxy.paused { "resume" } else { "pause" };
+                hints.push((keys.label(Action::PauseLog), pause));
+                hints.push((keys.label(Action::Follow), "follow"));
+            }
+            Tab::Files => {
+                hints.push((keys.label(Action::Filter), "filter"));
+                hints.push((keys.label(Action::Upload), "upload"));
+                hints.push((first_key(app, Action::Delete), "delete"));
+            }
         }
         hints.push((keys.label(Action::Quit), "quit"));
         hints
@@ -164,6 +219,15 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
         spans.push(Span::raw(format!(" {what}  ")));
     }
     Line::from(spans).render(area, buf);
+}
+
+/// An action's first key, where the footer has no room for them all.
+fn first_key(app: &App, action: Action) -> String {
+    app.keymap
+        .keys(action)
+        .next()
+        .map(|k| k.to_string())
+        .unwrap_or_default()
 }
 
 /// `1-5` when the tab keys are the defaults, otherwise each tab's keys.
@@ -319,8 +383,16 @@ fn event_line(event: &Event) -> Line<'static> {
     ])
 }
 
-/// A server's tab, whose own contents are not built yet: its connection.
-fn render_server_tab(app: &App, tab: Tab, state: &ServerState, area: Rect, buf: &mut Buffer) {
+/// A tab that has nothing of its own to show yet: its server's address,
+/// connection and `info`, and a note saying why.
+pub(crate) fn render_connection(
+    app: &App,
+    tab: Tab,
+    state: &ServerState,
+    note: &str,
+    area: Rect,
+    buf: &mut Buffer,
+) {
     let (_, color) = link_mark(&state.link);
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
@@ -337,13 +409,7 @@ fn render_server_tab(app: &App, tab: Tab, state: &ServerState, area: Rect, buf: 
     ];
     lines.extend(connection_lines(state, app.clock.now));
     lines.push(Line::default());
-    lines.push(
-        Line::from(format!(
-            "The {} tab's own contents are not built yet; it shows only the connection.",
-            tab.title()
-        ))
-        .italic(),
-    );
+    lines.push(Line::from(note.to_string()).italic());
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })
         .block(block)
@@ -399,27 +465,29 @@ fn connection_lines(state: &ServerState, now: Instant) -> Vec<Line<'static>> {
 }
 
 fn render_help(app: &App, area: Rect, buf: &mut Buffer) {
-    let keys = &app.keymap;
-    let actions = app.tab.actions();
-    let labels: Vec<String> = actions.iter().map(|a| keys.label(*a)).collect();
-    let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
-    let mut lines: Vec<Line> = actions
+    let entries = help_entries(app);
+    let width = entries
         .iter()
-        .zip(&labels)
-        .map(|(action, label)| {
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut lines: Vec<Line> = entries
+        .iter()
+        .map(|(label, what)| {
             Line::from(vec![
                 Span::raw(format!("{label:>width$}")).bold().cyan(),
                 Span::raw("  "),
-                Span::raw(action.describe()),
+                Span::raw(what.clone()),
             ])
         })
         .collect();
-    if app.tab == Tab::Overview {
+    // The note goes only where it fits: a long list of keys comes first.
+    if app.tab.actions().contains(&Action::Filter) && lines.len() + 4 <= area.height as usize {
         lines.push(Line::default());
         lines.push(Line::from("while filtering: enter keeps, esc clears").dim());
     }
     let height = (lines.len() as u16 + 2).min(area.height);
-    let box_width = 50.min(area.width);
+    let box_width = 56.min(area.width);
     let rect = Rect {
         x: area.x + (area.width - box_width) / 2,
         y: area.y + (area.height - height) / 2,
@@ -434,6 +502,31 @@ fn render_help(app: &App, area: Rect, buf: &mut Buffer) {
                 .title(Line::from(format!(" Keys: {} ", app.tab.title())).bold()),
         )
         .render(rect, buf);
+}
+
+/// The help overlay's rows: each action's keys and what it does, with the
+/// five tab keys on one row when they are the defaults.
+fn help_entries(app: &App) -> Vec<(String, String)> {
+    let keys = &app.keymap;
+    let tabs_label = tab_keys_label(app);
+    let mut entries = Vec::new();
+    for action in app.tab.actions() {
+        let is_tab_key = matches!(
+            action,
+            Action::Overview | Action::Files | Action::Print | Action::Db | Action::Proxy
+        );
+        if is_tab_key && tabs_label == "1-5" {
+            if action == Action::Overview {
+                entries.push((
+                    tabs_label.clone(),
+                    "Overview, Files, Print, DB, Proxy".into(),
+                ));
+            }
+            continue;
+        }
+        entries.push((keys.label(action), action.describe().to_string()));
+    }
+    entries
 }
 
 /// `in 3s`, or `trying now` while an attempt is under way.

@@ -243,3 +243,498 @@ fn four_reconnecting_chips_fit_in_80_columns() {
         "○ files reconnecting ○ print reconnecting ○ db reconnecting ○ proxy reconnecting"
     );
 }
+
+/// A print queue with one job printing, a promoted one, a held one and a
+/// plain one, on two printers, one of them paused.
+fn print_suite() -> App {
+    use backroom_api::print::{Job, JobState, PrinterInfo, PrinterState};
+    use backroom_dash::tabs::print::Msg;
+    let mut app = busy_suite();
+    let now_ms = app
+        .clock
+        .wall
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let job = |id: u64, name: &str, priority: u8, state: JobState, age_s: i64| Job {
+        id,
+        name: name.into(),
+        owner: "alice".into(),
+        printer: "laser".into(),
+        device: None,
+        priority,
+        effective_priority: priority,
+        promoted: false,
+        copies: 1,
+        state,
+        size: 20_000,
+        submitted_ms: now_ms - age_s * 1000,
+        started_ms: None,
+        finished_ms: None,
+        attempts: 0,
+        last_error: None,
+        bytes_done: 0,
+        pages_done: 0,
+    };
+    let mut printing = job(12, "quarterly-report.pdf", 50, JobState::Printing, 340);
+    printing.device = Some("laser".into());
+    printing.started_ms = Some(now_ms - 20_000);
+    printing.bytes_done = 12_000;
+    let mut promoted = job(15, "boarding-pass.pdf", 20, JobState::Pending, 30);
+    promoted.promoted = true;
+    promoted.owner = "bob".into();
+    let mut aged = job(13, "minutes.txt", 40, JobState::Pending, 7200);
+    aged.effective_priority = 61;
+    let held = job(14, "poster-a2.png", 80, JobState::Held, 90);
+    let printer =
+        |name: &str, device: &str, state: PrinterState, current: Option<u64>| PrinterInfo {
+            name: name.into(),
+            device: device.into(),
+            state,
+            accepting: true,
+            stopped: false,
+            current_job: current,
+            queue_len: 0,
+            last_error: None,
+            classes: vec![],
+        };
+    send(
+        &mut app,
+        Server::Print,
+        UpdateKind::Print(Msg::Snapshot {
+            jobs: vec![printing, promoted, held, aged],
+            total: 4,
+            printers: vec![
+                printer("laser", "sim:30", PrinterState::Printing, Some(12)),
+                printer("inkjet", "file:/srv/out", PrinterState::Paused, None),
+            ],
+            default_printer: Some("laser".into()),
+        }),
+    );
+    app.handle_key(key('3'));
+    app
+}
+
+#[test]
+fn print_tab_shows_the_queue_in_dispatch_order_and_the_printers() {
+    insta::assert_snapshot!(screen(&print_suite(), 80, 24).backend());
+}
+
+#[test]
+fn print_tab_asks_before_cancelling_a_job() {
+    let mut app = print_suite();
+    app.handle_key(key('j'));
+    app.handle_key(key('x'));
+    insta::assert_snapshot!(screen(&app, 80, 24).backend());
+}
+
+#[test]
+fn print_tab_prompts_for_a_file_and_a_priority() {
+    let mut app = print_suite();
+    app.handle_key(key('a'));
+    for c in "/home/alice/memo.txt".chars() {
+        app.handle_key(key(c));
+    }
+    insta::assert_snapshot!(screen(&app, 80, 24).backend());
+}
+
+#[test]
+fn print_tab_filters_the_queue_and_selects_printers() {
+    let mut app = print_suite();
+    app.handle_key(key('/'));
+    for c in "pdf".chars() {
+        app.handle_key(key(c));
+    }
+    app.handle_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    app.handle_key(KeyEvent::new(KeyCode::Right, KeyModifiers::NONE));
+    app.handle_key(key('j'));
+    insta::assert_snapshot!(screen(&app, 80, 24).backend());
+}
+
+#[test]
+fn print_tab_help_lists_its_keys() {
+    let mut app = print_suite();
+    app.handle_key(key('?'));
+    insta::assert_snapshot!(screen(&app, 80, 24).backend());
+}
+
+#[test]
+fn print_tab_of_a_down_server_says_reconnecting() {
+    let mut app = busy_suite();
+    down(
+        &mut app,
+        Server::Print,
+        "unavailable: cannot connect to 127.0.0.1:7702: Connection refused (os error 111)",
+        Duration::from_millis(1900),
+        2,
+    );
+    app.handle_key(key('3'));
+    insta::assert_snapshot!(screen(&app, 80, 24).backend());
+}
+
+#[test]
+fn the_print_tab_never_panics_at_any_small_size() {
+    let mut app = print_suite();
+    for step in 0..3 {
+        match step {
+            1 => app.handle_key(key('a')),
+            2 => {
+                app.handle_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+                app.handle_key(key('?'));
+            }
+            _ => {}
+        }
+        for width in 0..=90 {
+            for height in [0, 1, 2, 5, 14, 15, 16, 17, 24] {
+                screen(&app, width, height);
+            }
+        }
+    }
+}
+
+/// The DB tab, connected, with a schema of two tables and the result of a
+/// query with more columns than fit.
+fn db_suite() -> App {
+    use backroom_api::db::{Column, QueryResult, Schema, Table, TableColumn, Value};
+    use backroom_dash::tabs::db::Msg;
+    let mut app = busy_suite();
+    connected(&mut app, Server::Db, "0.4.0");
+    sample(&mut app, Server::Db, 300, 60_000, 1, 10);
+    let column = |name: &str, decl_type: &str, primary_key: u32| TableColumn {
+        name: name.into(),
+        decl_type: decl_type.into(),
+        not_null: false,
+        default: None,
+        primary_key,
+    };
+    let table = |name: &str, columns: Vec<TableColumn>| Table {
+        name: name.into(),
+        sql: None,
+        columns,
+    };
+    send(&mut app, Server::Db, UpdateKind::Db(Msg::Connected));
+    send(
+        &mut app,
+        Server::Db,
+        UpdateKind::Db(Msg::Schema(Schema {
+            tables: vec![
+                table(
+                    "customers",
+                    vec![
+                        column("id", "INTEGER", 1),
+                        column("name", "TEXT", 0),
+                        column("email", "TEXT", 0),
+                    ],
+                ),
+                table("orders", vec![column("id", "INTEGER", 1)]),
+            ],
+            indexes: vec![],
+            views: vec![],
+        })),
+    );
+    let names = ["id", "name", "email", "city", "joined", "notes"];
+    let columns = names
+        .iter()
+        .map(|n| Column {
+            name: (*n).into(),
+            decl_type: None,
+        })
+        .collect();
+    let rows = (1..=3)
+        .map(|i| {
+            vec![
+                Value::Integer(i),
+                Value::Text(format!("Customer number {i}")),
+                Value::Text(format!("customer{i}@example.com")),
+                Value::Text("Lyon".into()),
+                Value::Text("2026-01-0{i}".replace("{i}", &i.to_string())),
+                Value::Null,
+            ]
+        })
+        .collect();
+    app.handle_key(key('4'));
+    app.handle_key(key('e'));
+    for c in "SELECT * FROM customers".chars() {
+        app.handle_key(key(c));
+    }
+    app.handle_key(KeyEvent::new(KeyCode::F(5), KeyModifiers::NONE));
+    send(
+        &mut app,
+        Server::Db,
+        UpdateKind::Db(Msg::Result {
+            sql: "SELECT * FROM customers".into(),
+            result: QueryResult {
+                columns,
+                rows,
+                rows_affected: 0,
+                last_insert_rowid: 0,
+                duration_us: 420,
+            },
+        }),
+    );
+    app.handle_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+    app
+}
+
+#[test]
+fn db_tab_shows_results_with_fitted_columns_and_the_schema() {
+    insta::assert_snapshot!(screen(&db_suite(), 80, 24).backend());
+}
+
+#[test]
+fn db_tab_scrolls_the_results_sideways() {
+    let mut app = db_suite();
+    app.handle_key(KeyEvent::new(KeyCode::Right, KeyModifiers::NONE));
+    app.handle_key(KeyEvent::new(KeyCode::Right, KeyModifiers::NONE));
+    insta::assert_snapshot!(screen(&app, 80, 24).backend());
+}
+
+#[test]
+fn db_tab_shows_an_error_in_place_and_an_open_transaction() {
+    use backroom_dash::tabs::db::Msg;
+    let mut app = db_suite();
+    send(
+        &mut app,
+        Server::Db,
+        UpdateKind::Db(Msg::Transaction {
+            open: true,
+            text: "transaction 1 open on main".into(),
+        }),
+    );
+    app.handle_key(key('e'));
+    app.db.set_text("INSERT INTO orders VALUES (1)");
+    app.handle_key(KeyEvent::new(KeyCode::F(5), KeyModifiers::NONE));
+    send(
+        &mut app,
+        Server::Db,
+        UpdateKind::Db(Msg::Failed {
+            sql: "INSERT INTO orders VALUES (1)".into(),
+            error: "conflict: UNIQUE constraint failed: orders.id (SQLITE_CONSTRAINT, extended code 1555)".into(),
+        }),
+    );
+    insta::assert_snapshot!(screen(&app, 80, 24).backend());
+}
+
+#[test]
+fn db_tab_help_lists_its_keys() {
+    let mut app = db_suite();
+    app.handle_key(key('?'));
+    insta::assert_snapshot!(screen(&app, 80, 24).backend());
+}
+
+#[test]
+fn the_db_tab_never_panics_at_any_small_size() {
+    let mut app = db_suite();
+    for step in 0..2 {
+        if step == 1 {
+            app.handle_key(key('s'));
+            app.handle_key(key('j'));
+        }
+        for width in 0..=90 {
+            for height in [0, 1, 2, 5, 14, 15, 16, 17, 24] {
+                screen(&app, width, height);
+            }
+        }
+    }
+}
+
+/// The Proxy tab, connected, with a few seconds of traffic.
+fn proxy_suite() -> App {
+    use backroom_api::proxy::{AccessRecord, HostCount, Stats, StatusClasses};
+    use backroom_dash::tabs::proxy::Msg;
+    let mut app = busy_suite();
+    connected(&mut app, Server::Proxy, "0.1.0");
+    sample(&mut app, Server::Proxy, 500, 3_600_000, 3, 900);
+    let start_ms = app
+        .clock
+        .wall
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+        - 60_000;
+    let record = |i: u64, method: &str, target: &str, status: u16, bytes_out: u64| AccessRecord {
+        time_ms: start_ms + i * 7_000,
+        client: "10.0.0.7:5100".into(),
+        user: "-".into(),
+        method: method.into(),
+        target: target.into(),
+        status,
+        bytes_in: 0,
+        bytes_out,
+        duration_ms: 10 + i * 3,
+        upstream: "-".into(),
+        user_agent: String::new(),
+        referer: String::new(),
+    };
+    send(
+        &mut app,
+        Server::Proxy,
+        UpdateKind::Proxy(Msg::Recent(vec![
+            record(0, "GET", "http://intranet.lan/", 200, 5_300),
+            record(1, "CONNECT", "mail.example.com:443", 200, 88_000),
+            record(2, "GET", "http://intranet.lan/missing", 404, 120),
+        ])),
+    );
+    send(
+        &mut app,
+        Server::Proxy,
+        UpdateKind::Proxy(Msg::Record(record(
+            3,
+            "POST",
+            "http://printer.lan/scan",
+            502,
+            0,
+        ))),
+    );
+    for (i, rate) in [0.0, 1.0, 3.0, 2.0, 6.0, 4.0, 1.0, 2.0]
+        .into_iter()
+        .enumerate()
+    {
+        send(
+            &mut app,
+            Server::Proxy,
+            UpdateKind::Proxy(Msg::Stats(Stats {
+                uptime_ms: 3_600_000,
+                requests: 40 + i as u64,
+                by_status: StatusClasses {
+                    informational: 0,
+                    success: 38,
+                    redirection: 1,
+                    client_error: 2,
+                    server_error: 1,
+                },
+                bytes_in: 20_480,
+                bytes_out: 3_500_000,
+                active_connections: 3,
+                active_tunnels: 1,
+                rate_1s: rate,
+                rate_10s: 2.4,
+                rate_60s: 0.7,
+                top_hosts: vec![
+                    HostCount {
+                        host: "intranet.lan".into(),
+                        requests: 30,
+                    },
+                    HostCount {
+                        host: "mail.example.com".into(),
+                        requests: 9,
+                    },
+                ],
+            })),
+        );
+    }
+    app.handle_key(key('5'));
+    app
+}
+
+#[test]
+fn proxy_tab_shows_stats_and_the_live_log() {
+    insta::assert_snapshot!(screen(&proxy_suite(), 80, 24).backend());
+}
+
+#[test]
+fn proxy_tab_pauses_and_filters_the_log() {
+    use backroom_dash::tabs::proxy::Msg;
+    let mut app = proxy_suite();
+    app.handle_key(key(' '));
+    let mut late = app.proxy.records[0].clone();
+    late.target = "http://late.lan/".into();
+    send(
+        &mut app,
+        Server::Proxy,
+        UpdateKind::Proxy(Msg::Record(late)),
+    );
+    app.handle_key(key('/'));
+    for c in "intranet".chars() {
+        app.handle_key(key(c));
+    }
+    insta::assert_snapshot!(screen(&app, 80, 24).backend());
+}
+
+#[test]
+fn the_proxy_tab_never_panics_at_any_small_size() {
+    let mut app = proxy_suite();
+    for step in 0..2 {
+        if step == 1 {
+            app.handle_key(key('?'));
+        }
+        for width in 0..=90 {
+            for height in [0, 1, 2, 5, 14, 15, 16, 17, 24] {
+                screen(&app, width, height);
+            }
+        }
+    }
+}
+
+/// The Files tab, connected, in a folder with a subfolder and files, and
+/// an upload under way.
+fn files_suite() -> App {
+    use backroom_api::files::{Entry, Kind};
+    use backroom_dash::tabs::files::{Msg, Transfer};
+    let mut app = busy_suite();
+    let entry = |name: &str, kind: Kind, size: u64| Entry {
+        name: name.into(),
+        kind,
+        size,
+        modified_ms: 1_795_430_519_000,
+        mode: 0o644,
+    };
+    send(
+        &mut app,
+        Server::Files,
+        UpdateKind::Files(Msg::Listing {
+            path: String::new(),
+            entries: vec![
+                entry("minutes-2026-11.txt", Kind::File, 4_210),
+                entry("scans", Kind::Dir, 0),
+                entry("budget.xlsx", Kind::File, 1_350_000),
+                entry("archive", Kind::Dir, 0),
+            ],
+        }),
+    );
+    app.files.transfers.push(Transfer {
+        id: 1,
+        upload: true,
+        name: "holiday-photos.zip".into(),
+        done: 30_000_000,
+        total: 80_000_000,
+        result: None,
+    });
+    app.handle_key(key('2'));
+    app
+}
+
+#[test]
+fn files_tab_lists_folders_first_with_sizes_times_and_transfers() {
+    insta::assert_snapshot!(screen(&files_suite(), 80, 24).backend());
+}
+
+#[test]
+fn files_tab_asks_before_deleting_a_folder() {
+    let mut app = files_suite();
+    app.handle_key(key('x'));
+    insta::assert_snapshot!(screen(&app, 80, 24).backend());
+}
+
+#[test]
+fn files_tab_prompts_for_a_folder_name() {
+    let mut app = files_suite();
+    app.handle_key(key('n'));
+    for c in "invoices".chars() {
+        app.handle_key(key(c));
+    }
+    insta::assert_snapshot!(screen(&app, 80, 24).backend());
+}
+
+#[test]
+fn the_files_tab_never_panics_at_any_small_size() {
+    let mut app = files_suite();
+    for step in 0..2 {
+        if step == 1 {
+            app.handle_key(key('?'));
+        }
+        for width in 0..=90 {
+            for height in [0, 1, 2, 5, 14, 15, 16, 17, 24] {
+                screen(&app, width, height);
+            }
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! Drawing the Print tab: the queue table, the printers pane and the line
+//! under them (a prompt, the filter or the last request's outcome).
+
+use std::time::UNIX_EPOCH;
+
+use backroom_api::print::{Job, JobState, PrinterInfo, PrinterState};
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, Widget};
+
+use crate::app::{App, Tab};
+use crate::server::Server;
+use crate::tabs::print::{Pane, PrintTab};
+use crate::tabs::prompt::Prompt;
+use crate::ui;
+
+/// Draws the Print tab into `area`.
+pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    let state = app.server(Server::Print);
+    let tab = &app.print;
+    if !state.is_connected() || !tab.loaded {
+        let note = if state.is_connected() {
+            "loading the queue…"
+        } else {
+            "The queue shows once the print server answers."
+        };
+        ui::render_connection(app, Tab::Print, state, note, area, buf);
+        return;
+    }
+    let printers_height = (tab.printers.len() as u16 + 3).clamp(4, 8);
+    let bottom_height = match &tab.prompt {
+        Some(prompt) => prompt.fields.len() as u16 + 2,
+        None => 1,
+    };
+    let [queue, printers, bottom] = Layout::vertical([
+        Constraint::Min(4),
+        Constraint::Length(printers_height),
+        Constraint::Length(bottom_height),
+    ])
+    .areas(area);
+    let now_ms = app
+        .clock
+        .wall
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    render_queue(tab, now_ms, queue, buf);
+    render_printers(tab, printers, buf);
+    match &tab.prompt {
+        Some(prompt) => render_prompt(prompt, bottom, buf),
+        None => render_status_line(tab, bottom, buf),
+    }
+}
+
+fn pane_block(title: String, count: String, focused: bool) -> Block<'static> {
+    let border = if focused {
+        Style::new().cyan()
+    } else {
+        Style::new().dark_gray()
+    };
+    Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(border)
+        .title(Line::from(title).bold())
+        .title(Line::from(count).right_aligned())
+}
+
+fn render_queue(tab: &PrintTab, now_ms: i64, area: Rect, buf: &mut Buffer) {
+    let visible = tab.visible_jobs().count();
+    let count = if tab.filter.is_active() {
+        format!(" {visible} of {} ", tab.jobs.len())
+    } else {
+        format!(" {} ", tab.jobs.len())
+    };
+    let block = pane_block(" Queue ".into(), count, tab.pane == Pane::Queue);
+    let inner = block.inner(area);
+    block.render(area, buf);
+    if tab.jobs.is_empty() {
+        Line::from("the queue is empty").dim().render(inner, buf);
+        return;
+    }
+    // Only the rows on screen are built, so a queue of 10k jobs draws as
+    // fast as one of ten.
+    let rows_shown = inner.height.saturating_sub(1).max(1) as usize;
+    let selected = tab.selected_index().unwrap_or(0);
+    let skip = (selected + 1).saturating_sub(rows_shown);
+    let rows: Vec<Row> = tab
+        .visible_jobs()
+        .enumerate()
+        .skip(skip)
+        .take(rows_shown)
+        .map(|(i, job)| {
+            let row = job_row(job, now_ms);
+            if i == selected && tab.pane == Pane::Queue {
+                row.reversed()
+            } else {
+                row
+            }
+        })
+        .collect();
+    let header = Row::new([
+        "id", "name", "owner", "printer", "pri", "state", "progress", "age",
+    ])
+    .bold()
+    .dark_gray();
+    Table::new(
+        rows,
+        [
+            Constraint::Length(5),
+            Constraint::Fill(1),
+            Constraint::Length(9),
+            Constraint::Length(8),
+            Constraint::Length(7),
+            Constraint::Length(8),
+            Constraint::Length(12),
+            Constraint::Length(5),
+        ],
+    )
+    .header(header)
+    .render(inner, buf);
+}
+
+fn job_row(job: &Job, now_ms: i64) -> Row<'static> {
+    let mut priority = job.priority.to_string();
+    if job.effective_priority != job.priority {
+        priority = format!("{priority}→{}", job.effective_priority);
+    }
+    if job.promoted {
+        priority = format!("⇡{priority}");
+    }
+    Row::new([
+        Cell::from(job.id.to_string()),
+        Cell::from(job.name.clone()),
+        Cell::from(job.owner.clone()),
+        Cell::from(job.device.clone().unwrap_or_else(|| job.printer.clone())),
+        Cell::from(priority),
+        Cell::from(Span::styled(job.state.as_str(), state_style(job.state))),
+        Cell::from(progress(job)),
+        Cell::from(format_age(now_ms.saturating_sub(job.submitted_ms))),
+    ])
+}
+
+fn state_style(state: JobState) -> Style {
+    match state {
+        JobState::Printing => Style::new().green().bold(),
+        JobState::Held => Style::new().yellow(),
+        JobState::Pending => Style::new(),
+        JobState::Completed | JobState::Cancelled | JobState::Aborted => Style::new().dim(),
+    }
+}
+
+/// A small bar and percentage of the bytes sent to the printer.
+pub fn progress(job: &Job) -> String {
+    if job.state != JobState::Printing && job.bytes_done == 0 {
+        return String::new();
+    }
+    let percent = (job.bytes_done.saturating_mul(100))
+        .checked_div(job.size)
+        .unwrap_or(100)
+        .min(100);
+    let filled = (percent / 20) as usize;
+    format!(
+        "{}{} {percent:>3}%",
+        "█".repeat(filled),
+        "░".repeat(5 - filled)
+    )
+}
+
+/// How long ago, in its largest unit: `42s`, `5m`, `3h`, `2d`.
+pub fn format_age(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86_400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
+fn render_printers(tab: &PrintTab, area: Rect, buf: &mut Buffer) {
+    let default = tab.default_printer.as_deref().unwrap_or("");
+    let block = pane_block(
+        " Printers ".into(),
+        format!(" default {default} "),
+        tab.pane == Pane::Printers,
+    );
+    let inner = block.inner(area);
+    block.render(area, buf);
+    if tab.printers.is_empty() {
+        Line::from("no printers configured")
+            .dim()
+            .render(inner, buf);
+        return;
+    }
+    let rows: Vec<Row> = tab
+        .printers
+        .iter()
+        .enumerate()
+        .map(|(i, printer)| {
+            let row = printer_row(printer);
+            if i == tab.selected_printer && tab.pane == Pane::Printers {
+                row.reversed()
+            } else {
+                row
+            }
+        })
+        .collect();
+    let header = Row::new(["name", "state", "job", "queue", "device", "last error"])
+        .bold()
+        .dark_gray();
+    Table::new(
+        rows,
+        [
+            Constraint::Length(10),
+            Constraint::Length(13),
+            Constraint::Length(5),
+            Constraint::Length(5),
+            Constraint::Length(16),
+            Constraint::Fill(1),
+        ],
+    )
+    .header(header)
+    .render(inner, buf);
+}
+
+fn printer_row(printer: &PrinterInfo) -> Row<'static> {
+    let (state, color) = match printer.state {
+        PrinterState::Idle => ("idle", Color::Green),
+        PrinterState::Printing => ("printing", Color::Cyan),
+        PrinterState::Paused => ("paused", Color::Yellow),
+        PrinterState::Error => ("error", Color::Red),
+    };
+    let mut state = state.to_string();
+    if printer.stopped {
+        state.push_str(" stopped");
+    }
+    if !printer.accepting {
+        state.push_str(" ✗");
+    }
+    Row::new([
+        Cell::from(printer.name.clone()),
+        Cell::from(Span::styled(state, Style::new().fg(color))),
+        Cell::from(
+            printer
+                .current_job
+                .map(|j| j.to_string())
+                .unwrap_or_default(),
+        ),
+        Cell::from(printer.queue_len.to_string()),
+        Cell::from(printer.device.clone()),
+        Cell::from(printer.last_error.clone().unwrap_or_default()).red(),
+    ])
+}
+
+pub fn render_prompt<T>(prompt: &Prompt<T>, area: Rect, buf: &mut Buffer) {
+    let width = prompt
+        .fields
+        .iter()
+        .map(|f| f.label.chars().count())
+        .max()
+        .unwrap_or(0);
+    let lines: Vec<Line> = prompt
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let mut spans = vec![
+                Span::raw(format!("{:>width$}: ", field.label)).bold(),
+                Span::raw(field.value.clone()),
+            ];
+            if i == prompt.focus {
+                spans.push(Span::raw(" ").reversed());
+            }
+            Line::from(spans)
+        })
+        .collect();
+    Paragraph::new(lines)
+        .block(
+            Block::bordered()
+                .border_type(BorderType::Double)
+                .border_style(Style::new().cyan())
+                .title(Line::from(format!(" {} ", prompt.title)).bold()),
+        )
+        .render(area, buf);
+}
+
+fn render_status_line(tab: &PrintTab, area: Rect, buf: &mut Buffer) {
+    if tab.filter.is_editing() || tab.filter.is_active() {
+        (&tab.filter).render(area, buf);
+        return;
+    }
+    match &tab.status {
+        Some(status) if status.ok => Line::from(status.text.clone()).green(),
+        Some(status) => Line::from(status.text.clone()).red(),
+        None => Line::from(""),
+    }
+    .render(area, buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tabs::print::tests::job;
+
+    #[test]
+    fn progress_is_a_bar_and_a_percentage_while_printing() {
+        let mut printing = job(1, "a", 50, JobState::Printing);
+        printing.bytes_done = 420;
+        assert_eq!(progress(&printing), "██░░░  42%");
+        assert_eq!(progress(&job(2, "b", 50, JobState::Pending)), "");
+    }
+
+    #[test]
+    fn age_uses_its_largest_unit() {
+        assert_eq!(format_age(42_000), "42s");
+        assert_eq!(format_age(300_000), "5m");
+        assert_eq!(format_age(3 * 86_400_000), "3d");
+        assert_eq!(format_age(-5), "0s");
+    }
+}
