@@ -16,7 +16,7 @@ use backroom_frame::auth::{Identity, Role};
 use backroom_frame::error::Error;
 use tokio_util::sync::CancellationToken;
 
-use crate::order::{Aging, Place};
+use crate::order::{Aging, Place, Rank};
 use crate::store::{PrinterFlags, Record, Store};
 
 /// What happens once a job has failed `max_attempts` times.
@@ -145,9 +145,43 @@ pub struct Layout {
     pub default_printer: Option<String>,
 }
 
+/// Counts kept up to date as jobs change, so that the bounds and the
+/// printers' queue lengths cost no scan of a long queue on every submission.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Jobs not yet finished.
+    active: u64,
+    /// Pending or held jobs, by the printer or class they were sent to.
+    waiting: HashMap<String, u64>,
+}
+
+impl Tally {
+    fn of<'a>(jobs: impl Iterator<Item = &'a Record>) -> Tally {
+        let mut tally = Tally::default();
+        for job in jobs {
+            tally.count(job, true);
+        }
+        tally
+    }
+
+    fn count(&mut self, job: &Record, add: bool) {
+        let step = |n: &mut u64| {
+            *n = if add { *n + 1 } else { n.saturating_sub(1) };
+        };
+        if !job.state.is_finished() {
+            step(&mut self.active);
+        }
+        if matches!(job.state, JobState::Pending | JobState::Held) {
+            step(self.waiting.entry(job.target.clone()).or_default());
+        }
+    }
+}
+
 pub struct Queue {
     store: Store,
+    /// Changed only through `put` and `forget`, which keep `tally`.
     jobs: BTreeMap<u64, Record>,
+    tally: Tally,
     printers: Vec<PrinterSlot>,
     classes: Vec<(String, Vec<String>)>,
     default_printer: Option<String>,
@@ -197,9 +231,11 @@ impl Queue {
             .collect();
         let next_seq = jobs.values().map(|j| j.seq).max().unwrap_or(0) + 1;
         let next_front = jobs.values().map(|j| j.front).max().unwrap_or(0) + 1;
+        let tally = Tally::of(jobs.values());
         let mut queue = Queue {
             store,
             jobs,
+            tally,
             printers,
             classes: layout.classes,
             default_printer: layout.default_printer,
@@ -241,9 +277,23 @@ impl Queue {
         }
         self.store.update(&changed.iter().collect::<Vec<_>>())?;
         for job in changed {
-            self.jobs.insert(job.id, job);
+            self.put(job);
         }
         Ok(())
+    }
+
+    /// Keeps `job` in memory, replacing its old self, and the tally with it.
+    fn put(&mut self, job: Record) {
+        self.tally.count(&job, true);
+        if let Some(old) = self.jobs.insert(job.id, job) {
+            self.tally.count(&old, false);
+        }
+    }
+
+    fn forget(&mut self, id: u64) -> Option<Record> {
+        let job = self.jobs.remove(&id)?;
+        self.tally.count(&job, false);
+        Some(job)
     }
 
     /// Applies the outcome of a failed attempt to `job`. Returns whether the
@@ -290,10 +340,7 @@ impl Queue {
     }
 
     fn active_jobs(&self) -> u64 {
-        self.jobs
-            .values()
-            .filter(|j| !j.state.is_finished())
-            .count() as u64
+        self.tally.active
     }
 
     fn slot(&self, name: &str) -> Option<&PrinterSlot> {
@@ -423,7 +470,7 @@ impl Queue {
         self.next_seq += records.len() as u64;
         let views: Vec<Job> = records.iter().map(|r| self.view(r, now)).collect();
         for record in records {
-            self.jobs.insert(record.id, record);
+            self.put(record);
         }
         events.extend(views.iter().map(|job| Event::Job { job: job.clone() }));
         if !views.is_empty() {
@@ -507,7 +554,7 @@ impl Queue {
             events.push(Event::Job {
                 job: self.view(&job, now),
             });
-            self.jobs.insert(job.id, job);
+            self.put(job);
         }
         self.printer_events(None, events);
         Ok(())
@@ -721,7 +768,7 @@ impl Queue {
         self.store.delete(&old).map_err(db)?;
         let mut docs = Vec::with_capacity(old.len());
         for id in old {
-            if let Some(job) = self.jobs.remove(&id) {
+            if let Some(job) = self.forget(id) {
                 docs.push(job.doc);
                 events.push(Event::Purged { id });
             }
@@ -760,17 +807,21 @@ impl Queue {
         let total = (printing.len() + waiting.len() + finished) as u64;
         printing.sort_by_key(|j| (j.started_ms, j.id));
         let aging = self.policy.aging;
-        let rank = |j: &&Record| place(j).rank(aging, now);
-        // Only the page is sorted: listing stays fast with a long queue.
+        // Each rank is worked out once, not at every comparison, and only
+        // the page is sorted: listing stays fast with a long queue.
+        let mut ranked: Vec<(Rank, &Record)> = waiting
+            .into_iter()
+            .map(|j| (place(j).rank(aging, now), j))
+            .collect();
         let room = limit.saturating_sub(printing.len());
-        if waiting.len() > room && room > 0 {
-            waiting.select_nth_unstable_by_key(room - 1, rank);
-            waiting.truncate(room);
+        if ranked.len() > room && room > 0 {
+            ranked.select_nth_unstable_by_key(room - 1, |(rank, _)| *rank);
+            ranked.truncate(room);
         }
-        waiting.sort_by_key(rank);
+        ranked.sort_unstable_by_key(|(rank, _)| *rank);
         let mut jobs: Vec<Job> = printing
             .into_iter()
-            .chain(waiting)
+            .chain(ranked.into_iter().map(|(_, j)| j))
             .take(limit)
             .map(|j| self.view(j, now))
             .collect();
@@ -790,13 +841,7 @@ impl Queue {
     }
 
     fn printer_view(&self, slot: &PrinterSlot) -> PrinterInfo {
-        let queue_len = self
-            .jobs
-            .values()
-            .filter(|j| {
-                j.target == slot.name && matches!(j.state, JobState::Pending | JobState::Held)
-            })
-            .count() as u64;
+        let queue_len = self.tally.waiting.get(&slot.name).copied().unwrap_or(0);
         PrinterInfo {
             name: slot.name.clone(),
             device: slot.device.clone(),
@@ -1239,6 +1284,41 @@ mod tests {
         assert_eq!(q.hold_all("lp", false, 8, ev).expect("release all"), 3);
         let next = q.take_next("lp", 9, ev).expect("take").expect("job");
         assert_eq!(next.job.id, c, "promotion outlives hold and release");
+    }
+
+    #[test]
+    fn the_tally_agrees_with_the_jobs_through_changes_purges_and_reopening() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let check = |q: &Queue| {
+            let scan = Tally::of(q.jobs.values());
+            assert_eq!(q.tally.active, scan.active);
+            assert_eq!(
+                q.tally.waiting.get("lp").copied().unwrap_or(0),
+                scan.waiting.get("lp").copied().unwrap_or(0)
+            );
+            assert_eq!(q.printers().printers[0].queue_len, q.tally.waiting["lp"]);
+        };
+        let mut q = open(dir.path(), Policy::default());
+        let ev = &mut Vec::new();
+        let a = submit(&mut q, 50, 1);
+        let b = submit(&mut q, 50, 2);
+        submit(&mut q, 50, 3);
+        check(&q);
+        assert_eq!((q.tally.active, q.tally.waiting["lp"]), (3, 3));
+        q.hold(a, &admin(), 4, ev).expect("hold");
+        q.cancel(b, &admin(), 5, ev).expect("cancel");
+        check(&q);
+        assert_eq!((q.tally.active, q.tally.waiting["lp"]), (2, 2));
+        let taken = q.take_next("lp", 6, ev).expect("take").expect("a job");
+        check(&q);
+        assert_eq!(taken.job.state, JobState::Printing);
+        assert_eq!((q.tally.active, q.tally.waiting["lp"]), (2, 1));
+        q.purge(Duration::ZERO, 7, ev).expect("purge");
+        check(&q);
+        drop(q);
+        let q = open(dir.path(), Policy::default());
+        check(&q);
+        assert_eq!(q.tally.active, 2, "the printing job is settled, not lost");
     }
 
     #[test]
