@@ -374,7 +374,7 @@ fn parse_redis_csv(csv: &str) -> Result<RoundTrips, String> {
 // ---------------------------------------------------------------- iperf3
 
 /// iperf3's loopback throughput, in MiB/s.
-fn measure_iperf() -> Result<f64, String> {
+pub(crate) fn measure_iperf() -> Result<f64, String> {
     if !proc::installed("iperf3") {
         return Err(IPERF_HINT.to_owned());
     }

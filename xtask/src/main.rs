@@ -7,6 +7,10 @@
 #![allow(clippy::print_stdout)]
 
 mod bench;
+mod bench_db;
+mod bench_files;
+mod bench_print;
+mod bench_proxy;
 mod ci;
 mod json;
 mod proc;
@@ -18,7 +22,11 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   ci                                 cargo fmt --check, clippy -D warnings, and the tests
   demo                               the demo (arrives with the demo issue)
-  bench frame [--quick] [--json]     the frame protocol against redis and iperf3";
+  bench frame [--quick] [--json]     the frame protocol against redis and iperf3
+  bench db [--quick] [--json]        backroom-db point selects and durable inserts against PostgreSQL and rusqlite
+  bench files [--quick] [--json]     backroom-files against nginx and vsftpd (with curl) and iperf3
+  bench print [--quick] [--json]     backroom-print's accepted jobs/s against CUPS lp, and queue latency at 100k jobs
+  bench proxy [--quick] [--json]     backroom-proxy against tinyproxy, squid and direct, with wrk";
 
 /// The exit code of a command that is not built yet.
 const NOT_YET: u8 = 2;
@@ -35,6 +43,22 @@ fn main() -> ExitCode {
         ["bench", "frame", flags @ ..] => match bench::Options::parse(flags) {
             Ok(options) => report(bench::frame(&options)),
             Err(e) => usage_error(&e),
+        },
+        ["bench", "db", flags @ ..] => match bench::Options::parse(flags) {
+            Ok(options) => report(bench_db::db(&options)),
+            Err(e) => usage_error(&e.replace("bench frame", "bench db")),
+        },
+        ["bench", "files", flags @ ..] => match bench::Options::parse(flags) {
+            Ok(options) => report(bench_files::files(&options)),
+            Err(e) => usage_error(&e.replace("bench frame", "bench files")),
+        },
+        ["bench", "print", flags @ ..] => match bench::Options::parse(flags) {
+            Ok(options) => report(bench_print::print(&options)),
+            Err(e) => usage_error(&e.replace("bench frame", "bench print")),
+        },
+        ["bench", "proxy", flags @ ..] => match bench::Options::parse(flags) {
+            Ok(options) => report(bench_proxy::proxy(&options)),
+            Err(e) => usage_error(&e.replace("bench frame", "bench proxy")),
         },
         ["bench", ..] => usage_error("cargo xtask bench knows one benchmark: frame"),
         ["help" | "--help" | "-h"] => {

@@ -7,13 +7,16 @@
 //! - [`app`] is the state as plain data; [`ui`] draws it; [`tui`] is the
 //!   event loop that joins them.
 //! - [`keymap`], [`filter`] and [`confirm`] are the pieces every tab shares.
+//! - [`tabs`] holds each server tab's state, its task and its drawing.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod confirm;
 pub mod conn;
 pub mod filter;
 pub mod keymap;
 pub mod server;
+pub mod tabs;
 pub mod tui;
 pub mod ui;

@@ -41,6 +41,14 @@ struct Cli {
 enum Command {
     /// Open the dashboard (also what `backroom` alone does).
     Dash,
+    /// The database server: run SQL, a shell, the schema, backups, changes.
+    Db(backroom_dash::cli::db::Args),
+    /// The file server: list, transfer, search and watch files.
+    Files(backroom_dash::cli::files::Args),
+    /// The print queue: submit, list and manage jobs and printers.
+    Print(backroom_dash::cli::print::Args),
+    /// The proxy's admin port: stats, the access log, tunnels, reload.
+    Proxy(backroom_dash::cli::proxy::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,6 +66,12 @@ fn main() -> anyhow::Result<()> {
     let settings = config::resolve(&flags, config::user_config_path().as_deref())?;
     match cli.command {
         None | Some(Command::Dash) => dashboard(settings),
+        Some(Command::Files(args)) => {
+            std::process::exit(backroom_dash::cli::files::main(args, &settings))
+        }
+        Some(Command::Db(args)) => backroom_dash::cli::db::run(args, &flags),
+        Some(Command::Print(args)) => backroom_dash::cli::print::run(args, &settings),
+        Some(Command::Proxy(args)) => backroom_dash::cli::proxy::run(args, &settings),
     }
 }
 
