@@ -7,6 +7,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bench;
+mod bench_dash;
 mod bench_db;
 mod bench_files;
 mod bench_print;
@@ -26,7 +27,8 @@ commands:
   bench db [--quick] [--json]        backroom-db point selects and durable inserts against PostgreSQL and rusqlite
   bench files [--quick] [--json]     backroom-files against nginx and vsftpd (with curl) and iperf3
   bench print [--quick] [--json]     backroom-print's accepted jobs/s against CUPS lp, and queue latency at 100k jobs
-  bench proxy [--quick] [--json]     backroom-proxy against tinyproxy, squid and direct, with wrk";
+  bench proxy [--quick] [--json]     backroom-proxy against tinyproxy, squid and direct, with wrk
+  bench dash [--quick] [--json]      the dashboard: Print tab render time with 10k jobs, and idle CPU";
 
 /// The exit code of a command that is not built yet.
 const NOT_YET: u8 = 2;
@@ -59,6 +61,10 @@ fn main() -> ExitCode {
         ["bench", "proxy", flags @ ..] => match bench::Options::parse(flags) {
             Ok(options) => report(bench_proxy::proxy(&options)),
             Err(e) => usage_error(&e.replace("bench frame", "bench proxy")),
+        },
+        ["bench", "dash", flags @ ..] => match bench::Options::parse(flags) {
+            Ok(options) => report(bench_dash::dash(&options)),
+            Err(e) => usage_error(&e.replace("bench frame", "bench dash")),
         },
         ["bench", ..] => usage_error("cargo xtask bench knows one benchmark: frame"),
         ["help" | "--help" | "-h"] => {

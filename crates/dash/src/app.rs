@@ -277,6 +277,8 @@ pub struct App {
     pub files: FilesTab,
     /// Requests from keys, waiting for the loop to send them.
     pub outbox: Outbox,
+    /// Every key that changes something is off (`--read-only`).
+    pub read_only: bool,
 }
 
 impl App {
@@ -306,7 +308,18 @@ impl App {
             proxy: ProxyTab::default(),
             files: FilesTab::new(std::env::current_dir().unwrap_or_default()),
             outbox: Outbox::default(),
+            read_only: false,
         }
+    }
+
+    /// The keys that work on the current tab: the tab's actions, less those
+    /// that change something when the dashboard is read-only.
+    pub fn actions(&self) -> Vec<Action> {
+        let mut actions = self.tab.actions();
+        if self.read_only {
+            actions.retain(|a| !a.changes_something());
+        }
+        actions
     }
 
     pub fn server(&self, server: Server) -> &ServerState {
@@ -457,7 +470,7 @@ impl App {
         if self.tab == Tab::Db && self.db.focus == db::Focus::Editor {
             let run = self.keymap.action_among(key, &[Action::RunQuery]).is_some();
             if let Some(request) = self.db.edit_key(key, run) {
-                self.outbox.queued.push(Request::Db(request));
+                self.queue_db(request);
             }
             return;
         }
@@ -491,13 +504,14 @@ impl App {
             }
             return;
         }
-        let Some(action) = self.keymap.action_among(key, &self.tab.actions()) else {
+        let actions = self.actions();
+        let Some(action) = self.keymap.action_among(key, &actions) else {
             if self.help && key.code == KeyCode::Esc {
                 self.help = false;
             }
             return;
         };
-        if !self.tab.actions().contains(&action) {
+        if !actions.contains(&action) {
             return;
         }
         if self.help && !matches!(action, Action::Help | Action::Quit) {
@@ -536,6 +550,20 @@ impl App {
                 }
             }
         }
+    }
+
+    /// Queues a DB request, unless the dashboard is read-only and the
+    /// request may write: then the refusal shows in place of the results.
+    fn queue_db(&mut self, request: db::Request) {
+        if self.read_only && !request.is_read_only() {
+            self.db.running = false;
+            self.db.output = db::Output::Error {
+                sql: self.db.text().trim().to_string(),
+                error: db::READ_ONLY_REFUSAL.to_string(),
+            };
+            return;
+        }
+        self.outbox.queued.push(Request::Db(request));
     }
 
     fn perform_on_files(&mut self, action: Action) {
@@ -582,7 +610,7 @@ impl App {
             match self.tab {
                 Tab::Db => {
                     if let Some(request) = self.db.perform(action) {
-                        self.outbox.queued.push(Request::Db(request));
+                        self.queue_db(request);
                     }
                 }
                 Tab::Proxy => self.proxy.perform(action),
@@ -950,6 +978,78 @@ mod tests {
         app.outbox.flush();
         assert_eq!(rx.try_recv().ok(), Some(print::Request::Hold(7)));
         assert!(app.outbox.queued.is_empty());
+    }
+
+    #[test]
+    fn read_only_turns_off_every_print_key_that_changes_something() {
+        let mut app = print_tab_with_a_job();
+        app.read_only = true;
+        for c in ['a', 'x', 'h', 'r', '+', '-', 't', 'm'] {
+            app.handle_key(key(c));
+        }
+        app.handle_key(code(KeyCode::Right));
+        app.handle_key(key('p'));
+        app.handle_key(key('P'));
+        assert!(app.outbox.queued.is_empty(), "{:?}", app.outbox.queued);
+        assert!(app.confirm.is_none() && app.print.prompt.is_none());
+        app.handle_key(key('1'));
+        assert_eq!(
+            app.tab,
+            Tab::Overview,
+            "keys that change nothing still work"
+        );
+    }
+
+    #[test]
+    fn read_only_turns_off_the_files_keys_that_change_something() {
+        let mut app = app();
+        app.read_only = true;
+        app.handle_key(key('2'));
+        for c in ['u', 'n', 'r', 'x'] {
+            app.handle_key(key(c));
+            assert!(app.files.prompt.is_none(), "{c} opens no prompt");
+        }
+        app.handle_key(code(KeyCode::Delete));
+        assert!(app.confirm.is_none() && app.outbox.queued.is_empty());
+    }
+
+    #[test]
+    fn read_only_runs_selects_but_refuses_writes_in_place() {
+        let mut app = app();
+        app.read_only = true;
+        app.handle_key(key('4'));
+        app.handle_key(key('e'));
+        for c in "DELETE FROM t".chars() {
+            app.handle_key(key(c));
+        }
+        app.handle_key(code(KeyCode::F(5)));
+        assert!(app.outbox.queued.is_empty());
+        assert!(
+            !app.db.running,
+            "a refused statement leaves the editor usable"
+        );
+        assert!(
+            matches!(&app.db.output, db::Output::Error { error, .. } if error.starts_with("read-only"))
+        );
+        app.handle_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+        for c in "SELECT 1".chars() {
+            app.handle_key(key(c));
+        }
+        app.handle_key(code(KeyCode::F(5)));
+        assert_eq!(
+            app.outbox.queued,
+            [Request::Db(db::Request::Run("SELECT 1".into()))]
+        );
+    }
+
+    #[test]
+    fn read_only_leaves_the_changing_keys_out_of_the_help() {
+        let mut app = app();
+        app.tab = Tab::Print;
+        assert!(app.actions().contains(&Action::Submit));
+        app.read_only = true;
+        assert!(!app.actions().iter().any(|a| a.changes_something()));
+        assert!(app.actions().contains(&Action::Filter));
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct FileConfig {
     pub proxy: Option<ServerEntry>,
     #[serde(default)]
     pub keys: BTreeMap<String, KeySpec>,
+    /// Turn off every key that changes something, as `--read-only` does.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// One server's table in the config file.
@@ -92,6 +95,8 @@ pub struct Settings {
     pub keymap: Keymap,
     /// The file the settings came from, if any.
     pub source: Option<PathBuf>,
+    /// From the file's `read_only`; `--read-only` can only turn it on.
+    pub read_only: bool,
 }
 
 /// The per-user config file: `$XDG_CONFIG_HOME/backroom/config.toml`, else
@@ -153,6 +158,7 @@ pub fn resolve(flags: &Flags, user_file: Option<&Path>) -> anyhow::Result<Settin
         endpoints,
         keymap,
         source,
+        read_only: file.read_only,
     })
 }
 
@@ -322,6 +328,21 @@ mod tests {
         };
         let settings = resolve(&flags, None).expect("flag");
         assert_eq!(addrs(&settings)[3], "127.0.0.1:8888");
+    }
+
+    #[test]
+    fn read_only_comes_from_the_file_and_is_off_by_default() {
+        let dir = temp_dir();
+        let on = write(dir.path(), "on.toml", "read_only = true\n");
+        let off = write(dir.path(), "off.toml", "");
+        for (path, expected) in [(on, true), (off, false)] {
+            let flags = Flags {
+                config: Some(path),
+                ..Flags::default()
+            };
+            let settings = resolve(&flags, None).expect("resolves");
+            assert_eq!(settings.read_only, expected);
+        }
     }
 
     #[test]

@@ -102,6 +102,29 @@ impl Action {
         Action::Cancel,
     ];
 
+    /// Whether the action asks a server to change something, and so is
+    /// turned off in read-only mode. Running SQL is not here: whether a
+    /// statement writes depends on its text, which the DB tab checks.
+    pub fn changes_something(self) -> bool {
+        matches!(
+            self,
+            Action::Submit
+                | Action::CancelJob
+                | Action::Hold
+                | Action::Release
+                | Action::PriorityUp
+                | Action::PriorityDown
+                | Action::Promote
+                | Action::MoveJob
+                | Action::Pause
+                | Action::Resume
+                | Action::Upload
+                | Action::Mkdir
+                | Action::Rename
+                | Action::Delete
+        )
+    }
+
     /// The action's name in the config file's `[keys]` table.
     pub fn name(self) -> &'static str {
         match self {

@@ -35,6 +35,9 @@ struct Cli {
     /// A TOML config file to read instead of ~/.config/backroom/config.toml.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Turn off every dashboard key that changes something on a server.
+    #[arg(long, global = true)]
+    read_only: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,7 +68,10 @@ fn main() -> anyhow::Result<()> {
     // printed plainly instead of behind an alternate screen.
     let settings = config::resolve(&flags, config::user_config_path().as_deref())?;
     match cli.command {
-        None | Some(Command::Dash) => dashboard(settings),
+        None | Some(Command::Dash) => dashboard(Settings {
+            read_only: settings.read_only || cli.read_only,
+            ..settings
+        }),
         Some(Command::Files(args)) => {
             std::process::exit(backroom_dash::cli::files::main(args, &settings))
         }
@@ -87,6 +93,7 @@ fn dashboard(settings: Settings) -> anyhow::Result<()> {
         let (updates_tx, updates) = mpsc::channel(256);
         let _connections = conn::spawn_all(&settings.endpoints, Timing::default(), updates_tx);
         let mut app = App::new(&settings.endpoints, settings.keymap, Clock::now());
+        app.read_only = settings.read_only;
         let mut terminal = match ratatui::try_init() {
             Ok(terminal) => terminal,
             Err(e) => {

@@ -123,7 +123,19 @@ fn link_mark(link: &Link) -> (&'static str, Color) {
     }
 }
 
+/// The tab titles, and at the right end of their row the `read-only`
+/// marker, where the chips cannot crowd it out.
 fn render_tabs(app: &App, area: Rect, buf: &mut Buffer) {
+    let area = if app.read_only {
+        let marker = Line::from(" read-only ").black().on_yellow().bold();
+        let width = (marker.width() as u16).min(area.width);
+        let [rest, at] =
+            Layout::horizontal([Constraint::Min(0), Constraint::Length(width)]).areas(area);
+        marker.render(at, buf);
+        rest
+    } else {
+        area
+    };
     let titles = Tab::ALL
         .iter()
         .enumerate()
@@ -210,6 +222,10 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
                 hints.push((first_key(app, Action::Delete), "delete"));
             }
         }
+        // Read-only mode leaves out the hints of keys that are off.
+        if app.read_only {
+            hints.retain(|(_, what)| !CHANGING_HINTS.contains(what));
+        }
         hints.push((keys.label(Action::Quit), "quit"));
         hints
     };
@@ -220,6 +236,9 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
     }
     Line::from(spans).render(area, buf);
 }
+
+/// The footer hints of keys that change something, left out when read-only.
+const CHANGING_HINTS: [&str; 6] = ["submit", "cancel", "pause", "resume", "upload", "delete"];
 
 /// An action's first key, where the footer has no room for them all.
 fn first_key(app: &App, action: Action) -> String {
@@ -482,7 +501,7 @@ fn render_help(app: &App, area: Rect, buf: &mut Buffer) {
         })
         .collect();
     // The note goes only where it fits: a long list of keys comes first.
-    if app.tab.actions().contains(&Action::Filter) && lines.len() + 4 <= area.height as usize {
+    if app.actions().contains(&Action::Filter) && lines.len() + 4 <= area.height as usize {
         lines.push(Line::default());
         lines.push(Line::from("while filtering: enter keeps, esc clears").dim());
     }
@@ -510,7 +529,7 @@ fn help_entries(app: &App) -> Vec<(String, String)> {
     let keys = &app.keymap;
     let tabs_label = tab_keys_label(app);
     let mut entries = Vec::new();
-    for action in app.tab.actions() {
+    for action in app.actions() {
         let is_tab_key = matches!(
             action,
             Action::Overview | Action::Files | Action::Print | Action::Db | Action::Proxy

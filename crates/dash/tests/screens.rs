@@ -358,6 +358,14 @@ fn print_tab_help_lists_its_keys() {
 }
 
 #[test]
+fn read_only_marks_the_header_and_leaves_changing_keys_out_of_the_footer() {
+    let mut app = print_suite();
+    app.read_only = true;
+    app.handle_key(key('x'));
+    insta::assert_snapshot!(screen(&app, 80, 24).backend());
+}
+
+#[test]
 fn print_tab_of_a_down_server_says_reconnecting() {
     let mut app = busy_suite();
     down(

@@ -47,6 +47,48 @@ impl Request {
     }
 }
 
+/// Why a statement is not run in read-only mode.
+pub const READ_ONLY_REFUSAL: &str =
+    "read-only: only SELECT, EXPLAIN, PRAGMA without a value, and WITH … SELECT run";
+
+impl Request {
+    /// Whether the request surely changes nothing, judged from the text
+    /// alone, since the client cannot ask SQLite. Errs on the side of
+    /// refusing: one statement only; SELECT and EXPLAIN; a PRAGMA that sets
+    /// nothing (no `=` and no `(`); and a WITH whose body writes nowhere.
+    /// Transactions are refused too: there is nothing for them to guard.
+    pub fn is_read_only(&self) -> bool {
+        match self {
+            Request::Schema => true,
+            Request::Run(sql) => is_read_only_sql(sql),
+            Request::Begin | Request::Commit | Request::Rollback => false,
+        }
+    }
+}
+
+fn is_read_only_sql(sql: &str) -> bool {
+    let sql = sql.trim().trim_end_matches(';').trim();
+    if sql.contains(';') {
+        return false;
+    }
+    let lower = sql.to_ascii_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    match words.first().copied() {
+        Some("select" | "explain") => true,
+        Some("pragma") => !lower.contains('=') && !lower.contains('('),
+        Some("with") => {
+            words.contains(&"select")
+                && !words
+                    .iter()
+                    .any(|w| matches!(*w, "insert" | "update" | "delete" | "replace"))
+        }
+        _ => false,
+    }
+}
+
 /// News from the DB task.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
@@ -477,6 +519,30 @@ mod tests {
         assert_eq!(tab.text(), "SELECT 1FROM t");
         tab.edit_key(key(' '), false);
         assert_eq!(tab.text(), "SELECT 1 FROM t");
+    }
+
+    #[test]
+    fn only_statements_that_surely_read_count_as_read_only() {
+        for sql in [
+            "SELECT * FROM t",
+            "  select 1;",
+            "EXPLAIN QUERY PLAN SELECT 1",
+            "PRAGMA table_info",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+        ] {
+            assert!(Request::from_sql(sql).is_read_only(), "{sql}");
+        }
+        for sql in [
+            "DELETE FROM t",
+            "PRAGMA journal_mode = wal",
+            "PRAGMA user_version(3)",
+            "WITH x AS (SELECT 1) DELETE FROM t",
+            "SELECT 1; DROP TABLE t",
+            "BEGIN",
+            "create table t (a)",
+        ] {
+            assert!(!Request::from_sql(sql).is_read_only(), "{sql}");
+        }
     }
 
     #[test]
