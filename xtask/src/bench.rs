@@ -39,7 +39,7 @@ impl Options {
             match *flag {
                 "--quick" => options.quick = true,
                 "--json" => options.json = true,
-                other => return Err(format!("unknown flag {other:?} for bench frame")),
+                other => return Err(format!("unknown flag {other:?}")),
             }
         }
         Ok(options)

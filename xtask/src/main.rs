@@ -42,31 +42,16 @@ fn main() -> ExitCode {
             println!("cargo xtask demo arrives with the demo issue; it is not built yet.");
             ExitCode::from(NOT_YET)
         }
-        ["bench", "frame", flags @ ..] => match bench::Options::parse(flags) {
-            Ok(options) => report(bench::frame(&options)),
-            Err(e) => usage_error(&e),
-        },
-        ["bench", "db", flags @ ..] => match bench::Options::parse(flags) {
-            Ok(options) => report(bench_db::db(&options)),
-            Err(e) => usage_error(&e.replace("bench frame", "bench db")),
-        },
-        ["bench", "files", flags @ ..] => match bench::Options::parse(flags) {
-            Ok(options) => report(bench_files::files(&options)),
-            Err(e) => usage_error(&e.replace("bench frame", "bench files")),
-        },
-        ["bench", "print", flags @ ..] => match bench::Options::parse(flags) {
-            Ok(options) => report(bench_print::print(&options)),
-            Err(e) => usage_error(&e.replace("bench frame", "bench print")),
-        },
-        ["bench", "proxy", flags @ ..] => match bench::Options::parse(flags) {
-            Ok(options) => report(bench_proxy::proxy(&options)),
-            Err(e) => usage_error(&e.replace("bench frame", "bench proxy")),
-        },
-        ["bench", "dash", flags @ ..] => match bench::Options::parse(flags) {
-            Ok(options) => report(bench_dash::dash(&options)),
-            Err(e) => usage_error(&e.replace("bench frame", "bench dash")),
-        },
-        ["bench", ..] => usage_error("cargo xtask bench knows one benchmark: frame"),
+        ["bench", name, flags @ ..] => {
+            let Some(run) = benchmark(name) else {
+                return usage_error(&format!("no benchmark named {name:?}"));
+            };
+            match bench::Options::parse(flags) {
+                Ok(options) => report(run(&options)),
+                Err(e) => usage_error(&format!("bench {name}: {e}")),
+            }
+        }
+        ["bench"] => usage_error("name a benchmark"),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -74,6 +59,22 @@ fn main() -> ExitCode {
         [] => usage_error("no command given"),
         [other, ..] => usage_error(&format!("unknown command {other:?}")),
     }
+}
+
+/// A benchmark: it measures, prints its figures, and fails only if it cannot.
+type Benchmark = fn(&bench::Options) -> Result<(), String>;
+
+/// The benchmark called `name`, if there is one.
+fn benchmark(name: &str) -> Option<Benchmark> {
+    Some(match name {
+        "frame" => bench::frame,
+        "files" => bench_files::files,
+        "print" => bench_print::print,
+        "db" => bench_db::db,
+        "proxy" => bench_proxy::proxy,
+        "dash" => bench_dash::dash,
+        _ => return None,
+    })
 }
 
 fn report(result: Result<(), String>) -> ExitCode {
