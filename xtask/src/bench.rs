@@ -4,10 +4,8 @@
 //! Our figures come from `crates/frame/examples/bench.rs`, built in release
 //! mode and run as two processes, a server and a client, like the peers.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::json::{self, Value};
@@ -225,42 +223,16 @@ fn measure_ours(bench: &Path, options: &Options) -> Result<(Vec<RoundTrips>, f64
 
 /// Starts `bench server` on a port of its choosing and reads which one.
 fn start_our_server(bench: &Path) -> Result<(Guard, String), String> {
-    let mut server = Guard::spawn(
+    Guard::spawn_announced(
         "the bench server",
         Command::new(bench)
             .args(["server", "--listen", "127.0.0.1:0", "--stop-on-stdin-eof"])
             // The server stops when this pipe closes, so it cannot outlive
             // us even if we are killed before the guard's drop runs.
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped()),
-    )?;
-    let stdout = server
-        .child()
-        .stdout
-        .take()
-        .ok_or("the bench server has no stdout")?;
-    // Read on a thread so that a server that never prints cannot hang us.
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(10))
-        .map_err(|_| "the bench server did not say where it listens".to_owned())?;
-    let addr = line
-        .trim()
-        .strip_prefix("listening ")
-        .ok_or_else(|| {
-            let _ = server.check_alive();
-            format!(
-                "the bench server said {:?}, not `listening <addr>`",
-                line.trim()
-            )
-        })?
-        .to_owned();
-    Ok((server, addr))
+            .stdin(Stdio::piped()),
+        "listening ",
+        Duration::from_secs(10),
+    )
 }
 
 /// Runs one bench client to its end and parses its JSON line.

@@ -8,10 +8,8 @@
 //! loopback port with its durable defaults (`fsync`, `synchronous_commit`),
 //! loaded by `pgbench`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::bench::Options;
@@ -266,39 +264,17 @@ fn measure(
 /// Starts the real server on a port of its choosing, with its durable
 /// default (`synchronous = "full"`), and reads where it listens.
 fn start_server(built: &Built, data: &Path) -> Result<(Guard, String), String> {
-    let mut server = Guard::spawn(
+    Guard::spawn_announced(
         "backroom-db",
         Command::new(&built.server)
             .arg("--data")
             .arg(data)
             .args(["--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped()),
-    )?;
-    let stdout = server
-        .child()
-        .stdout
-        .take()
-        .ok_or("backroom-db has no stdout")?;
-    // Read on a thread so that a server that never prints cannot hang us.
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .map_err(|_| "backroom-db did not say where it listens".to_owned())?;
-    let Some(addr) = line.trim().strip_prefix("listening db ") else {
-        server.check_alive()?;
-        return Err(format!(
-            "backroom-db said {:?}, not `listening db <addr>`",
-            line.trim()
-        ));
-    };
-    Ok((server, addr.to_owned()))
+            .stdin(Stdio::null()),
+        "listening db ",
+        Duration::from_secs(20),
+    )
 }
 
 /// Runs the load generator to its end and parses its JSON line.

@@ -8,10 +8,9 @@
 //! and the peers with curl. Each transfer is timed from the client's start
 //! to its exit, so process start-up counts for everyone alike.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::bench::{self, Options};
@@ -418,7 +417,7 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), String> {
 /// Starts `backroom-files` on a port of its choosing and reads which one
 /// from its readiness line.
 fn start_our_server(bin: &Path, root: &Path) -> Result<(Guard, String), String> {
-    let mut server = Guard::spawn(
+    Guard::spawn_announced(
         "backroom-files",
         Command::new(bin)
             .arg("--root")
@@ -426,36 +425,10 @@ fn start_our_server(bin: &Path, root: &Path) -> Result<(Guard, String), String> 
             .args(["--listen", "127.0.0.1:0"])
             .env_remove("BACKROOM_TOKEN")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
             .stderr(Stdio::null()),
-    )?;
-    let stdout = server
-        .child()
-        .stdout
-        .take()
-        .ok_or("backroom-files has no stdout")?;
-    // Read on a thread so that a server that never prints cannot hang us.
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .map_err(|_| "backroom-files did not say where it listens".to_owned())?;
-    let addr = line
-        .trim()
-        .strip_prefix("listening files ")
-        .ok_or_else(|| {
-            let _ = server.check_alive();
-            format!(
-                "backroom-files said {:?}, not `listening files <addr>`",
-                line.trim()
-            )
-        })?
-        .to_owned();
-    Ok((server, addr))
+        "listening files ",
+        Duration::from_secs(30),
+    )
 }
 
 // ----------------------------------------------------------------- nginx

@@ -6,12 +6,10 @@
 //! load generator (`crates/print/examples/bench.rs`), the `backroom` CLI, and
 //! a private `cupsd` on a free loopback port with a throwaway config.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::bench::Options;
@@ -298,40 +296,17 @@ fn start_server(binaries: &Binaries, work: &Workdir) -> Result<(Guard, String), 
         work.path.join("out").display()
     );
     std::fs::write(&config, text).map_err(|e| format!("cannot write the config: {e}"))?;
-    let mut server = Guard::spawn(
+    Guard::spawn_announced(
         "backroom-print",
         Command::new(&binaries.server)
             .args(["--config", &config.display().to_string()])
             .args(["--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
             .stderr(Stdio::inherit()),
-    )?;
-    let stdout = server
-        .child()
-        .stdout
-        .take()
-        .ok_or("backroom-print has no stdout")?;
-    // Read on a thread so that a server that never prints cannot hang us.
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .map_err(|_| "backroom-print did not say where it listens".to_owned())?;
-    let addr = line
-        .trim()
-        .strip_prefix("listening print ")
-        .ok_or_else(|| {
-            let _ = server.check_alive();
-            format!("backroom-print said {:?}", line.trim())
-        })?
-        .to_owned();
-    Ok((server, addr))
+        "listening print ",
+        Duration::from_secs(30),
+    )
 }
 
 /// Runs the load generator to its end and parses its JSON line.

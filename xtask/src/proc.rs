@@ -1,8 +1,10 @@
 //! Child processes, ports and paths: the plumbing the commands share.
 
+use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The workspace root: xtask lives one level below it.
@@ -90,6 +92,41 @@ impl Guard {
             name: name.to_owned(),
             child,
         })
+    }
+
+    /// Starts a server that prints its readiness line, `<prefix><addr>`, and
+    /// returns it with the address once it has said where it listens.
+    pub fn spawn_announced(
+        name: &str,
+        command: &mut Command,
+        prefix: &str,
+        within: Duration,
+    ) -> Result<(Guard, String), String> {
+        let mut server = Guard::spawn(name, command.stdout(Stdio::piped()))?;
+        let stdout = server
+            .child
+            .stdout
+            .take()
+            .ok_or_else(|| format!("{name} has no stdout"))?;
+        // Read on a thread so that a server that never prints cannot hang us.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(within)
+            .map_err(|_| format!("{name} did not say where it listens"))?;
+        let Some(addr) = line.trim().strip_prefix(prefix) else {
+            server.check_alive()?;
+            return Err(format!(
+                "{name} said {:?}, not `{prefix}<addr>`",
+                line.trim()
+            ));
+        };
+        let addr = addr.to_owned();
+        Ok((server, addr))
     }
 
     pub fn child(&mut self) -> &mut Child {
