@@ -3,11 +3,9 @@
 //! a transaction shows as open until rolled back, and errors show in place.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use backroom_dash::app::{App, Clock};
-use backroom_dash::config::{self, Endpoint, Flags};
-use backroom_dash::conn::{self, Timing, Update};
+use backroom_dash::conn::{self, Update};
 use backroom_dash::server::Server;
 use backroom_dash::tabs::db::Output;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -17,16 +15,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-const LIMIT: Duration = Duration::from_secs(20);
-
-fn timing() -> Timing {
-    Timing {
-        poll: Duration::from_millis(50),
-        backoff_min: Duration::from_millis(20),
-        backoff_max: Duration::from_millis(200),
-        request_timeout: Duration::from_secs(5),
-    }
-}
+mod common;
+use common::{code, key, only, timing, until};
 
 struct DbServer {
     addr: SocketAddr,
@@ -57,40 +47,6 @@ impl DbServer {
     }
 }
 
-fn db_only(addr: SocketAddr) -> Vec<Endpoint> {
-    let flags = Flags {
-        db: Some(addr.to_string()),
-        ..Flags::default()
-    };
-    config::resolve(&flags, None)
-        .expect("settings")
-        .endpoints
-        .into_iter()
-        .filter(|e| e.server == Server::Db)
-        .collect()
-}
-
-fn key(c: char) -> KeyEvent {
-    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
-}
-
-fn code(code: KeyCode) -> KeyEvent {
-    KeyEvent::new(code, KeyModifiers::NONE)
-}
-
-async fn until(app: &mut App, updates: &mut mpsc::Receiver<Update>, want: impl Fn(&App) -> bool) {
-    let wait = async {
-        app.outbox.flush();
-        while !want(app) {
-            let update = updates.recv().await.expect("the tasks run");
-            app.apply(update);
-        }
-    };
-    tokio::time::timeout(LIMIT, wait)
-        .await
-        .expect("the state arrives in time");
-}
-
 /// Types `sql` into the empty editor, runs it with F5 and waits for the
 /// outcome.
 async fn run_sql(app: &mut App, updates: &mut mpsc::Receiver<Update>, sql: &str) {
@@ -117,7 +73,7 @@ fn screen(app: &App) -> String {
 async fn the_db_tab_runs_sql_and_shows_rows_schema_transactions_and_errors() {
     let tmp = tempfile::tempdir().expect("tmp");
     let server = DbServer::start(tmp.path()).await;
-    let endpoints = db_only(server.addr);
+    let endpoints = only(Server::Db, server.addr);
     let (updates_tx, mut updates) = mpsc::channel(64);
     let connections = conn::spawn_all(&endpoints, timing(), updates_tx);
     let mut app = App::new(&endpoints, Default::default(), Clock::now());

@@ -5,12 +5,10 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use backroom_api::files::{FilesClient, Kind, WriteArgs, WriteMode};
 use backroom_dash::app::{App, Clock};
-use backroom_dash::config::{self, Endpoint, Flags};
-use backroom_dash::conn::{self, Timing, Update};
+use backroom_dash::conn;
 use backroom_dash::server::Server;
 use bytes::Bytes;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -20,16 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-const LIMIT: Duration = Duration::from_secs(20);
-
-fn timing() -> Timing {
-    Timing {
-        poll: Duration::from_millis(50),
-        backoff_min: Duration::from_millis(20),
-        backoff_max: Duration::from_millis(200),
-        request_timeout: Duration::from_secs(5),
-    }
-}
+mod common;
+use common::{code, key, only, timing, until};
 
 struct FilesServer {
     addr: SocketAddr,
@@ -61,44 +51,10 @@ impl FilesServer {
     }
 }
 
-fn files_only(addr: SocketAddr) -> Vec<Endpoint> {
-    let flags = Flags {
-        files: Some(addr.to_string()),
-        ..Flags::default()
-    };
-    config::resolve(&flags, None)
-        .expect("settings")
-        .endpoints
-        .into_iter()
-        .filter(|e| e.server == Server::Files)
-        .collect()
-}
-
-fn key(c: char) -> KeyEvent {
-    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
-}
-
-fn code(code: KeyCode) -> KeyEvent {
-    KeyEvent::new(code, KeyModifiers::NONE)
-}
-
 fn type_in(app: &mut App, text: &str) {
     for c in text.chars() {
         app.handle_key(key(c));
     }
-}
-
-async fn until(app: &mut App, updates: &mut mpsc::Receiver<Update>, want: impl Fn(&App) -> bool) {
-    let wait = async {
-        app.outbox.flush();
-        while !want(app) {
-            let update = updates.recv().await.expect("the tasks run");
-            app.apply(update);
-        }
-    };
-    tokio::time::timeout(LIMIT, wait)
-        .await
-        .expect("the state arrives in time");
 }
 
 fn listed(app: &App, name: &str) -> bool {
@@ -130,7 +86,7 @@ async fn the_files_tab_browses_transfers_and_follows_changes() {
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path().join("root");
     let server = FilesServer::start(&root).await;
-    let endpoints = files_only(server.addr);
+    let endpoints = only(Server::Files, server.addr);
     let (updates_tx, mut updates) = mpsc::channel(64);
     let connections = conn::spawn_all(&endpoints, timing(), updates_tx);
     let mut app = App::new(&endpoints, Default::default(), Clock::now());

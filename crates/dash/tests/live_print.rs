@@ -3,32 +3,21 @@
 //! submit a local file and cancel the job, each seen back through `watch`.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use backroom_api::print::{JobState, PrinterState};
 use backroom_dash::app::{App, Clock};
-use backroom_dash::config::{self, Endpoint, Flags};
-use backroom_dash::conn::{self, Timing, Update};
+use backroom_dash::conn;
 use backroom_dash::server::Server;
 use backroom_print::{Config, PrinterConfig};
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyCode;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-/// Every step finishes well within this, or it has hung.
-const LIMIT: Duration = Duration::from_secs(20);
-
-fn timing() -> Timing {
-    Timing {
-        poll: Duration::from_millis(50),
-        backoff_min: Duration::from_millis(20),
-        backoff_max: Duration::from_millis(200),
-        request_timeout: Duration::from_secs(5),
-    }
-}
+mod common;
+use common::{code, key, only, timing, until};
 
 struct PrintServer {
     addr: SocketAddr,
@@ -63,42 +52,6 @@ impl PrintServer {
     }
 }
 
-fn print_only(addr: SocketAddr) -> Vec<Endpoint> {
-    let flags = Flags {
-        print: Some(addr.to_string()),
-        ..Flags::default()
-    };
-    config::resolve(&flags, None)
-        .expect("settings")
-        .endpoints
-        .into_iter()
-        .filter(|e| e.server == Server::Print)
-        .collect()
-}
-
-fn key(c: char) -> KeyEvent {
-    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
-}
-
-fn code(code: KeyCode) -> KeyEvent {
-    KeyEvent::new(code, KeyModifiers::NONE)
-}
-
-/// Applies updates until the app satisfies `want`, handing queued requests
-/// to their tasks as the event loop does.
-async fn until(app: &mut App, updates: &mut mpsc::Receiver<Update>, want: impl Fn(&App) -> bool) {
-    let wait = async {
-        app.outbox.flush();
-        while !want(app) {
-            let update = updates.recv().await.expect("the tasks run");
-            app.apply(update);
-        }
-    };
-    tokio::time::timeout(LIMIT, wait)
-        .await
-        .expect("the state arrives in time");
-}
-
 fn screen(app: &App) -> String {
     let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("terminal");
     terminal
@@ -111,7 +64,7 @@ fn screen(app: &App) -> String {
 async fn the_print_tab_shows_a_job_submitted_from_it_and_cancels_it() {
     let tmp = tempfile::tempdir().expect("tmp");
     let server = PrintServer::start(tmp.path()).await;
-    let endpoints = print_only(server.addr);
+    let endpoints = only(Server::Print, server.addr);
     let (updates_tx, mut updates) = mpsc::channel(64);
     let connections = conn::spawn_all(&endpoints, timing(), updates_tx);
     let mut app = App::new(&endpoints, Default::default(), Clock::now());
@@ -192,7 +145,7 @@ async fn a_request_to_a_down_print_server_fails_at_once_with_a_reason() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
-    let endpoints = print_only(addr);
+    let endpoints = only(Server::Print, addr);
     let (updates_tx, mut updates) = mpsc::channel(64);
     let _connections = conn::spawn_all(&endpoints, timing(), updates_tx);
     let mut app = App::new(&endpoints, Default::default(), Clock::now());

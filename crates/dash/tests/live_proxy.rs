@@ -3,14 +3,11 @@
 //! statistics.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use backroom_dash::app::{App, Clock};
-use backroom_dash::config::{self, Endpoint, Flags};
-use backroom_dash::conn::{self, Timing, Update};
+use backroom_dash::conn;
 use backroom_dash::server::Server;
 use backroom_frame::server::ServerConfig;
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,16 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-const LIMIT: Duration = Duration::from_secs(20);
-
-fn timing() -> Timing {
-    Timing {
-        poll: Duration::from_millis(50),
-        backoff_min: Duration::from_millis(20),
-        backoff_max: Duration::from_millis(200),
-        request_timeout: Duration::from_secs(5),
-    }
-}
+mod common;
+use common::{key, only, timing, until};
 
 struct Proxy {
     http: SocketAddr,
@@ -70,31 +59,6 @@ impl Proxy {
     }
 }
 
-fn proxy_only(admin: SocketAddr) -> Vec<Endpoint> {
-    let flags = Flags {
-        proxy_admin: Some(admin.to_string()),
-        ..Flags::default()
-    };
-    config::resolve(&flags, None)
-        .expect("settings")
-        .endpoints
-        .into_iter()
-        .filter(|e| e.server == Server::Proxy)
-        .collect()
-}
-
-async fn until(app: &mut App, updates: &mut mpsc::Receiver<Update>, want: impl Fn(&App) -> bool) {
-    let wait = async {
-        while !want(app) {
-            let update = updates.recv().await.expect("the tasks run");
-            app.apply(update);
-        }
-    };
-    tokio::time::timeout(LIMIT, wait)
-        .await
-        .expect("the state arrives in time");
-}
-
 /// Sends one request through the proxy to a loopback port where nothing
 /// listens, which the proxy answers with 502, and reads the answer.
 async fn request_through(proxy: SocketAddr) -> String {
@@ -114,11 +78,11 @@ async fn request_through(proxy: SocketAddr) -> String {
 #[tokio::test]
 async fn the_proxy_tab_shows_a_request_in_the_log_and_the_stats() {
     let proxy = Proxy::start().await;
-    let endpoints = proxy_only(proxy.admin);
+    let endpoints = only(Server::Proxy, proxy.admin);
     let (updates_tx, mut updates) = mpsc::channel(64);
     let connections = conn::spawn_all(&endpoints, timing(), updates_tx);
     let mut app = App::new(&endpoints, Default::default(), Clock::now());
-    app.handle_key(KeyEvent::new(KeyCode::Char('5'), KeyModifiers::NONE));
+    app.handle_key(key('5'));
     until(&mut app, &mut updates, |app| {
         app.proxy.connected && app.proxy.stats.is_some()
     })
