@@ -8,6 +8,7 @@ use backroom_api::files::{Entry, Kind};
 use crate::filter::Filter;
 use crate::keymap::Action;
 use crate::tabs::Outlet;
+use crate::tabs::Status;
 use crate::tabs::prompt::Prompt;
 
 /// How many finished transfers stay on screen.
@@ -85,13 +86,6 @@ pub enum PromptFor {
     Download(String),
     Mkdir,
     Rename(String),
-}
-
-/// The result of the last request, shown under the list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    pub ok: bool,
-    pub text: String,
 }
 
 /// What a key on the Files tab leads to.

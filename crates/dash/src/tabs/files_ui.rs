@@ -51,7 +51,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
     match &tab.prompt {
         Some(prompt) => print_ui::render_prompt(prompt, bottom, buf),
-        None => render_status_line(tab, bottom, buf),
+        None => print_ui::render_status_line(&tab.filter, tab.status.as_ref(), bottom, buf),
     }
 }
 
@@ -185,19 +185,6 @@ fn render_transfer(transfer: &Transfer, area: Rect, buf: &mut Buffer) {
         Some(Ok(text)) => Line::from(format!("✓ {text}")).green().render(bar, buf),
         Some(Err(text)) => Line::from(format!("✗ {text}")).red().render(bar, buf),
     }
-}
-
-fn render_status_line(tab: &FilesTab, area: Rect, buf: &mut Buffer) {
-    if tab.filter.is_editing() || tab.filter.is_active() {
-        (&tab.filter).render(area, buf);
-        return;
-    }
-    match &tab.status {
-        Some(status) if status.ok => Line::from(status.text.clone()).green(),
-        Some(status) => Line::from(status.text.clone()).red(),
-        None => Line::from(""),
-    }
-    .render(area, buf);
 }
 
 #[cfg(test)]

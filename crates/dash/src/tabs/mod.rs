@@ -21,6 +21,13 @@ pub mod proxy_ui;
 
 use tokio::sync::mpsc;
 
+/// The result of a tab's last request, shown under its main pane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub ok: bool,
+    pub text: String,
+}
+
 /// The sending end of a tab task's request channel. Compared by channel, so
 /// updates carrying one stay comparable in tests.
 #[derive(Debug, Clone)]

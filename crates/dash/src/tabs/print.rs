@@ -12,6 +12,7 @@ use backroom_api::print::{
 use crate::filter::Filter;
 use crate::keymap::Action;
 use crate::tabs::Outlet;
+use crate::tabs::Status;
 use crate::tabs::prompt::Prompt;
 
 /// How many jobs the tab lists when it (re)connects.
@@ -97,13 +98,6 @@ pub enum Pane {
 pub enum PromptFor {
     Submit,
     Move(u64),
-}
-
-/// The result of the last request, shown under the queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    pub ok: bool,
-    pub text: String,
 }
 
 /// What a key on the Print tab leads to.

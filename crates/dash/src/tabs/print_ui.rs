@@ -11,7 +11,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, Widget};
 
 use crate::app::{App, Tab};
+use crate::filter::Filter;
 use crate::server::Server;
+use crate::tabs::Status;
 use crate::tabs::print::{Pane, PrintTab};
 use crate::tabs::prompt::Prompt;
 use crate::ui;
@@ -49,7 +51,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     render_printers(tab, printers, buf);
     match &tab.prompt {
         Some(prompt) => render_prompt(prompt, bottom, buf),
-        None => render_status_line(tab, bottom, buf),
+        None => render_status_line(&tab.filter, tab.status.as_ref(), bottom, buf),
     }
 }
 
@@ -285,12 +287,14 @@ pub fn render_prompt<T>(prompt: &Prompt<T>, area: Rect, buf: &mut Buffer) {
         .render(area, buf);
 }
 
-fn render_status_line(tab: &PrintTab, area: Rect, buf: &mut Buffer) {
-    if tab.filter.is_editing() || tab.filter.is_active() {
-        (&tab.filter).render(area, buf);
+/// The bottom line of a tab: its filter while one is in use, otherwise the
+/// result of its last request.
+pub fn render_status_line(filter: &Filter, status: Option<&Status>, area: Rect, buf: &mut Buffer) {
+    if filter.is_editing() || filter.is_active() {
+        filter.render(area, buf);
         return;
     }
-    match &tab.status {
+    match status {
         Some(status) if status.ok => Line::from(status.text.clone()).green(),
         Some(status) => Line::from(status.text.clone()).red(),
         None => Line::from(""),
