@@ -90,7 +90,7 @@ pub fn settings(
             role: Role::Admin,
         });
     }
-    frame.auth = Auth::new(users).map_err(anyhow::Error::msg)?;
+    frame.auth = Auth::new(users).map_err(anyhow::Error::msg)?.into();
     frame.insecure = args.insecure || file.insecure;
     let cert = args.tls_cert.as_ref().or(file.tls_cert.as_ref());
     let key = args.tls_key.as_ref().or(file.tls_key.as_ref());
@@ -195,7 +195,7 @@ mod tests {
             settings("x", "1", "127.0.0.1:1", &CommonArgs::default(), &file).expect("ok");
         assert_eq!(defaults.listen, "127.0.0.1:9000");
         assert_eq!(defaults.frame.limits.idle_timeout_ms, 5000);
-        assert!(!defaults.frame.auth.is_open());
+        assert!(!defaults.frame.auth.current().is_open());
 
         let args = CommonArgs {
             listen: Some("127.0.0.1:0".into()),
@@ -207,6 +207,7 @@ mod tests {
         let admin = flagged
             .frame
             .auth
+            .current()
             .authenticate(Some("t"))
             .expect("token works");
         assert_eq!(admin.role, Role::Admin);

@@ -44,7 +44,8 @@ impl Server {
             user("ann", ADMIN, Role::Admin),
             user("rob", READER, Role::ReadOnly),
         ])
-        .expect("users");
+        .expect("users")
+        .into();
         let (addr_tx, addr_rx) = mpsc::channel();
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {

@@ -429,7 +429,7 @@ fn a_read_only_user_is_refused_a_write() {
             token_sha256: hash_token("ro-token"),
             role: Role::ReadOnly,
         };
-        config.frame.auth = Auth::new(vec![user]).expect("users");
+        config.frame.auth = Auth::new(vec![user]).expect("users").into();
     });
     std::fs::write(server.root.join("a.txt"), b"a").expect("file");
     std::fs::write(server.local.join("b.txt"), b"b").expect("local");

@@ -482,7 +482,8 @@ fn the_token_reaches_the_server_and_a_wrong_one_is_refused() {
             token_sha256: hash_token("s3cret"),
             role: Role::ReadWrite,
         }])
-        .expect("auth");
+        .expect("auth")
+        .into();
     });
     let path = server.document("doc", b"doc").display().to_string();
     let ok = backroom(

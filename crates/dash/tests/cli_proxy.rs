@@ -451,7 +451,7 @@ async fn the_token_decides_what_the_cli_may_do() {
             role,
         })
         .collect();
-    cfg.admin.auth = Auth::new(users).expect("auth");
+    cfg.admin.auth = Auth::new(users).expect("auth").into();
     let proxy = Proxy::start(cfg).await;
     let home = Home::new();
     let admin = proxy.admin.to_string();

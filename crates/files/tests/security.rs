@@ -190,7 +190,7 @@ async fn the_servers_temp_names_are_out_of_reach() {
 
 #[tokio::test]
 async fn a_read_only_role_is_refused_every_write() {
-    let server = TestServer::start_with(|c| c.frame.auth = users()).await;
+    let server = TestServer::start_with(|c| c.frame.auth = users().into()).await;
     std::fs::write(server.root.join("f"), "data").expect("seed");
     let ro = server.client_as("ro").await;
     assert_eq!(ro.read_all("f", 100).await.expect("read"), b"data");
@@ -250,7 +250,7 @@ async fn per_path_rules_narrow_rights() {
         rule("archive", &["rw"], Access::Read),
     ];
     let server = TestServer::start_with(|c| {
-        c.frame.auth = users();
+        c.frame.auth = users().into();
         c.rights = Rights::new(&rules, &[]).expect("rules");
     })
     .await;
@@ -315,7 +315,7 @@ async fn going_over_quota_is_refused_and_the_partial_upload_rolled_back() {
         bytes: 1 << 20,
     }];
     let server = TestServer::start_with(|c| {
-        c.frame.auth = users();
+        c.frame.auth = users().into();
         c.rights = Rights::new(&[], &quotas).expect("quotas");
     })
     .await;

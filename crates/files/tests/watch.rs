@@ -158,7 +158,7 @@ async fn a_watch_hides_what_the_watcher_may_not_read() {
         access: Access::None,
     }];
     let server = TestServer::start_with(|c| {
-        c.frame.auth = common::users();
+        c.frame.auth = common::users().into();
         c.rights = Rights::new(&rules, &[]).expect("rules");
     })
     .await;

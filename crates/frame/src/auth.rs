@@ -1,6 +1,7 @@
 //! Tokens, roles and identities: who a connection is and what it may do.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -161,6 +162,49 @@ impl Auth {
     }
 }
 
+/// The users a running server checks new connections against, replaceable
+/// while it runs (for example on SIGHUP, to rotate tokens).
+///
+/// Clones share the same users: the caller keeps one clone and calls
+/// [`AuthHandle::replace`], and the server sees the new users from its next
+/// handshake on. Connections already open keep the identity they were given.
+#[derive(Debug, Clone, Default)]
+pub struct AuthHandle {
+    // A standard lock: it is held only to clone or swap the `Arc`, never
+    // across an `.await` or while a token is checked.
+    current: Arc<RwLock<Arc<Auth>>>,
+}
+
+impl AuthHandle {
+    pub fn new(auth: Auth) -> AuthHandle {
+        AuthHandle {
+            current: Arc::new(RwLock::new(Arc::new(auth))),
+        }
+    }
+
+    /// The users in force now.
+    pub fn current(&self) -> Arc<Auth> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `auth` in force for every handshake from now on.
+    ///
+    /// The server checks [`Auth::check_bind`] only when it starts, so the
+    /// caller decides whether a replacement with no users is acceptable.
+    pub fn replace(&self, auth: Auth) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(auth);
+    }
+}
+
+impl From<Auth> for AuthHandle {
+    fn from(auth: Auth) -> AuthHandle {
+        AuthHandle::new(auth)
+    }
+}
+
 fn parse_hash(s: &str) -> Option<[u8; 32]> {
     let hex = s.strip_prefix("sha256:")?;
     if hex.len() != 64 {
@@ -233,6 +277,14 @@ mod tests {
         assert!(open.check_bind(public, true).is_ok());
         assert!(open.check_bind(local, false).is_ok());
         assert!(auth().check_bind(public, false).is_ok());
+    }
+
+    #[test]
+    fn a_replaced_auth_is_seen_by_every_clone_of_the_handle() {
+        let handle = AuthHandle::new(auth());
+        let server_side = handle.clone();
+        handle.replace(Auth::new(Vec::new()).expect("no users"));
+        assert!(server_side.current().is_open());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{Auth, Identity};
+use crate::auth::{AuthHandle, Identity};
 use crate::body;
 use crate::error::{Error, ErrorCode};
 use crate::io::{self, FrameReader, Outbox, WriteHalf};
@@ -95,7 +95,9 @@ pub struct ServerConfig {
     pub version: String,
     pub limits: Limits,
     pub max_connections: usize,
-    pub auth: Auth,
+    /// Who may connect. Keep a clone to replace the users while the server
+    /// runs; assign an `Auth` with `.into()`.
+    pub auth: AuthHandle,
     /// Allows open access on a non-loopback address.
     pub insecure: bool,
     pub tls: Option<Arc<rustls::ServerConfig>>,
@@ -112,7 +114,7 @@ impl ServerConfig {
             version: version.into(),
             limits: Limits::default(),
             max_connections: 1024,
-            auth: Auth::default(),
+            auth: AuthHandle::default(),
             insecure: false,
             tls: None,
             handshake_timeout: Duration::from_secs(10),
@@ -181,6 +183,7 @@ pub async fn run<S: Service>(
     let addr = listener.local_addr()?;
     config
         .auth
+        .current()
         .check_bind(addr, config.insecure)
         .map_err(StartError::Insecure)?;
     check_limits(&config.limits).map_err(StartError::Limits)?;
@@ -876,5 +879,9 @@ fn check_hello<S>(shared: &Shared<S>, hello: &Hello) -> Result<Identity, Error> 
             ),
         ));
     }
-    shared.config.auth.authenticate(hello.token.as_deref())
+    shared
+        .config
+        .auth
+        .current()
+        .authenticate(hello.token.as_deref())
 }

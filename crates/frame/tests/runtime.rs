@@ -360,7 +360,7 @@ async fn handshake_welcomes_with_service_version_and_limits() {
 #[tokio::test]
 async fn a_good_token_gives_the_users_identity_and_role() {
     let mut config = config();
-    config.auth = users();
+    config.auth = users().into();
     let server = TestServer::start(config).await;
     let mut client_config = server.client_config();
     client_config.token = Some("bob-token".into());
@@ -378,7 +378,7 @@ async fn a_good_token_gives_the_users_identity_and_role() {
 #[tokio::test]
 async fn a_bad_or_missing_token_is_refused() {
     let mut config = config();
-    config.auth = users();
+    config.auth = users().into();
     let server = TestServer::start(config).await;
     for token in [Some("wrong".to_owned()), None] {
         let mut client_config = server.client_config();
@@ -392,6 +392,44 @@ async fn a_bad_or_missing_token_is_refused() {
         other => panic!("expected unauthorized, got {other:?}"),
     }
     assert_eq!(raw.recv().await, None);
+}
+
+#[tokio::test]
+async fn replacing_the_auth_changes_who_may_connect_but_not_who_is_connected() {
+    let mut config = config();
+    config.auth = users().into();
+    let auth = config.auth.clone();
+    let server = TestServer::start(config).await;
+    let as_user = |token: &str| {
+        let mut client_config = server.client_config();
+        client_config.token = Some(token.to_owned());
+        client_config
+    };
+    let ann = Client::connect(&as_user("ann-token"))
+        .await
+        .expect("ann before the change");
+
+    auth.replace(
+        Auth::new(vec![User {
+            name: "cat".into(),
+            token_sha256: hash_token("cat-token"),
+            role: Role::ReadWrite,
+        }])
+        .expect("users"),
+    );
+
+    let cat = Client::connect(&as_user("cat-token"))
+        .await
+        .expect("the new token is let in");
+    let me: Whoami = cat.request("whoami", &()).await.expect("whoami");
+    assert_eq!(me.user, "cat");
+    let err = Client::connect(&as_user("ann-token")).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Unauthorized, "{err}");
+    let me: Whoami = ann
+        .request("whoami", &())
+        .await
+        .expect("ann stays connected");
+    assert_eq!(me.user, "ann");
 }
 
 #[tokio::test]

@@ -256,7 +256,8 @@ async fn rights_follow_roles_and_ownership() {
         user("eve", Role::ReadOnly),
         user("root", Role::Admin),
     ])
-    .expect("auth");
+    .expect("auth")
+    .into();
     let server = Server::start(config).await;
     let connect = |name: &str| PrintClient::connect(&server.addr, Some(format!("token-{name}")));
     let (ann, bob, eve, root) = (

@@ -155,6 +155,7 @@ pub async fn run(
     config
         .admin
         .auth
+        .current()
         .check_bind(admin_addr, config.admin.insecure)
         .map_err(StartError::Config)?;
     let addr = proxy.local_addr()?;

@@ -65,7 +65,7 @@ pub async fn start(adjust: impl FnOnce(&mut Config)) -> Server {
 /// Starts a server on `dir/data`, which may hold databases already.
 pub async fn start_in(dir: TempDir, adjust: impl FnOnce(&mut Config)) -> Server {
     let mut config = Config::new(dir.path().join("data"));
-    config.frame.auth = users();
+    config.frame.auth = users().into();
     adjust(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
