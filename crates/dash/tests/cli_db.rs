@@ -513,3 +513,35 @@ fn a_result_too_large_for_query_streams_through_a_cursor() {
     assert_eq!(rows.len(), 5000);
     assert_eq!(rows[4999], serde_json::json!([5000, "row 5000"]));
 }
+
+#[test]
+fn databases_are_created_listed_used_and_dropped() {
+    let server = Server::start();
+    assert_eq!(
+        server.ok(&["create", "holidays"]),
+        "created database holidays\n"
+    );
+    server.ok(&[
+        "--db",
+        "holidays",
+        "exec",
+        "CREATE TABLE seats (id INTEGER)",
+    ]);
+    let listed = server.ok(&["--json", "databases"]);
+    let names: Vec<String> = listed
+        .lines()
+        .map(|line| json(line)["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(names, ["holidays", "main"]);
+
+    let out = output(server.cli_as(READER, &["create", "other"]));
+    assert_fails_with(&out, "forbidden");
+    assert_eq!(
+        server.ok(&["drop", "holidays"]),
+        "dropped database holidays\n"
+    );
+    let out = output(server.cli(&["--db", "holidays", "tables"]));
+    assert_fails_with(&out, "no database named");
+    let out = output(server.cli(&["drop", "main"]));
+    assert!(!out.status.success(), "main was dropped");
+}

@@ -464,3 +464,48 @@ fn a_server_that_is_down_is_one_clear_line() {
         .expect("runs");
     assert_fails_with(&output, &format!("127.0.0.1:{port}"));
 }
+
+#[test]
+fn progress_prints_a_line_at_every_tenth_when_asked() {
+    let server = Server::start();
+    let data = pattern(8 << 20);
+    std::fs::write(server.local.join("big.bin"), &data).expect("local");
+
+    let quiet = server.run(&["put", &server.local("big.bin"), "quiet.bin"]);
+    assert!(quiet.status.success());
+    assert!(quiet.stderr.is_empty(), "no progress unless asked");
+
+    let put = server.run(&["--progress", "put", &server.local("big.bin"), "big.bin"]);
+    assert!(put.status.success());
+    let lines: Vec<String> = String::from_utf8_lossy(&put.stderr)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let percents: Vec<&str> = lines
+        .iter()
+        .map(|line| {
+            line.strip_prefix("put big.bin: ")
+                .and_then(|rest| rest.split('%').next())
+                .unwrap_or_else(|| panic!("not a progress line: {line:?}"))
+                .trim()
+        })
+        .collect();
+    assert_eq!(percents.last(), Some(&"100"), "{lines:?}");
+    assert!(percents.len() >= 5 && percents.len() <= 10, "{lines:?}");
+    assert!(
+        lines[lines.len() - 1].contains("8.0 MiB of 8.0 MiB"),
+        "{lines:?}"
+    );
+
+    let get = server.run(&["--progress", "get", "big.bin", &server.local("back.bin")]);
+    assert!(get.status.success());
+    let last = String::from_utf8_lossy(&get.stderr)
+        .lines()
+        .last()
+        .map(str::to_owned);
+    assert!(
+        last.as_deref()
+            .is_some_and(|l| l.starts_with("get big.bin: 100% ")),
+        "{last:?}"
+    );
+}

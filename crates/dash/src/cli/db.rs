@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use backroom_api::db::{
-    BackupArgs, BatchArgs, BeginArgs, ChangeOp, Column, DEFAULT_DB, DbClient, ExecArgs, FeedEvent,
-    QueryResult, Schema, SchemaArgs, Statement, TxMode, Value, WatchArgs,
+    BackupArgs, BatchArgs, BeginArgs, ChangeOp, Column, DEFAULT_DB, DatabaseInfo, DbClient,
+    ExecArgs, FeedEvent, QueryResult, Schema, SchemaArgs, Statement, TxMode, Value, WatchArgs,
 };
 use backroom_frame::client::ClientConfig;
 use backroom_frame::error::ErrorCode;
@@ -74,6 +74,12 @@ pub enum DbCommand {
     Backup { out: PathBuf },
     /// Follow a table's committed inserts, updates and deletes.
     Watch { table: String },
+    /// List the server's databases and their sizes.
+    Databases,
+    /// Create a database (admin).
+    Create { name: String },
+    /// Drop a database and delete its files (admin); `main` cannot go.
+    Drop { name: String },
 }
 
 /// Runs one `backroom db` command to its end.
@@ -210,6 +216,18 @@ async fn execute(
             }
         }
         DbCommand::Watch { table } => watch(&client, db, table, mode).await?,
+        DbCommand::Databases => {
+            let databases = client.list_databases().await?;
+            print!("{}", mode.databases(&databases));
+        }
+        DbCommand::Create { name } => {
+            let info = client.create_database(&name).await?;
+            println!("created database {}", info.name);
+        }
+        DbCommand::Drop { name } => {
+            client.drop_database(&name).await?;
+            println!("dropped database {name}");
+        }
     }
     Ok(())
 }
@@ -620,6 +638,24 @@ impl Mode {
         match self {
             Mode::Json => format!("{}\n", serde_json::json!(names)),
             Mode::Table => names.iter().map(|n| format!("{n}\n")).collect(),
+        }
+    }
+
+    fn databases(self, databases: &[DatabaseInfo]) -> String {
+        match self {
+            Mode::Json => databases
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{}\n",
+                        serde_json::json!({"name": d.name, "bytes": d.bytes})
+                    )
+                })
+                .collect(),
+            Mode::Table => databases
+                .iter()
+                .map(|d| format!("{}\t{} bytes\n", d.name, d.bytes))
+                .collect(),
         }
     }
 

@@ -12,6 +12,8 @@
 use std::fs::File;
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
 use backroom_api::files::{
@@ -23,6 +25,7 @@ use bytes::{Bytes, BytesMut};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
+use super::human_bytes;
 use crate::config::Settings;
 use crate::server::Server;
 
@@ -41,6 +44,10 @@ pub struct Args {
     /// Print each result as one JSON object per line.
     #[arg(long)]
     pub json: bool,
+    /// Report transfer progress on stderr even when it is not a terminal,
+    /// as a line at every tenth (a terminal gets a progress bar anyway).
+    #[arg(long)]
+    pub progress: bool,
     #[command(subcommand)]
     pub command: FilesCommand,
 }
@@ -170,7 +177,10 @@ fn run(args: Args, settings: &Settings) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let out = Output { json: args.json };
+    let out = Output {
+        json: args.json,
+        progress: args.progress,
+    };
     runtime.block_on(async move {
         let files = FilesClient::connect_with(&config)
             .await
@@ -183,6 +193,8 @@ fn run(args: Args, settings: &Settings) -> anyhow::Result<()> {
 #[derive(Debug, Clone, Copy)]
 struct Output {
     json: bool,
+    /// Progress lines even when stderr is not a terminal.
+    progress: bool,
 }
 
 async fn execute(files: &FilesClient, command: FilesCommand, out: Output) -> anyhow::Result<()> {
@@ -283,7 +295,7 @@ async fn execute(files: &FilesClient, command: FilesCommand, out: Output) -> any
             } else {
                 println!(
                     "{}\t{} bytes\t{} files\t{} dirs\t{}",
-                    human(usage.bytes),
+                    human_bytes(usage.bytes),
                     usage.bytes,
                     usage.files,
                     usage.dirs,
@@ -383,7 +395,7 @@ fn print_stat(path: &str, entry: &Entry, out: Output) {
     }
     println!("path:     {}", shown(path));
     println!("kind:     {}", kind_name(entry.kind));
-    println!("size:     {} ({})", entry.size, human(entry.size));
+    println!("size:     {} ({})", entry.size, human_bytes(entry.size));
     println!(
         "mode:     {:04o} ({})",
         entry.mode & 0o7777,
@@ -457,21 +469,6 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (y, m, d)
 }
 
-/// A size in binary units, one decimal: `1.5 GiB`.
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 // ---------------------------------------------------------------- get
 
 async fn get(
@@ -517,7 +514,7 @@ async fn get(
     if !to_stdout && file.is_none() {
         file = Some(open_download(&local, false)?.0);
     }
-    let progress = Progress::new(head.size, offset);
+    let progress = Progress::new(format!("get {remote}"), head.size, offset, out);
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
     let writer = match file {
         Some(file) => spawn_writer(file, rx),
@@ -637,7 +634,7 @@ async fn put(
     }
     file.seek(SeekFrom::Start(args.offset))
         .with_context(|| format!("cannot seek in {}", local.display()))?;
-    let progress = Progress::new(size, args.offset);
+    let progress = Progress::new(format!("put {remote}"), size, args.offset, out);
     let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
     let reader = spawn_reader(file, tx);
     let sent = async {
@@ -734,34 +731,86 @@ fn report_transfer(out: Output, verb: &str, remote: &str, local: &Path, size: u6
     }
 }
 
-/// A progress bar on stderr, only when stderr is a terminal.
-struct Progress(Option<ProgressBar>);
+/// Transfer progress on stderr: a bar on a terminal, a line at every tenth
+/// with `--progress` elsewhere, and nothing otherwise.
+enum Progress {
+    Hidden,
+    Bar(ProgressBar),
+    Lines(Mutex<ProgressLines>),
+}
+
+/// Where a transfer reported in lines has got to.
+struct ProgressLines {
+    label: String,
+    total: u64,
+    done: u64,
+    /// Bytes done before this run (a resumed transfer), left out of the rate.
+    resumed: u64,
+    /// The next tenth to report, 1 to 10.
+    next_tenth: u64,
+    started: Instant,
+}
 
 impl Progress {
-    fn new(total: u64, done: u64) -> Progress {
-        if !std::io::stderr().is_terminal() {
-            return Progress(None);
+    fn new(label: String, total: u64, done: u64, out: Output) -> Progress {
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            ) {
+                bar.set_style(style);
+            }
+            bar.set_position(done);
+            return Progress::Bar(bar);
         }
-        let bar = ProgressBar::new(total);
-        if let Ok(style) =
-            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-        {
-            bar.set_style(style);
+        if !out.progress || total == 0 {
+            return Progress::Hidden;
         }
-        bar.set_position(done);
-        Progress(Some(bar))
+        Progress::Lines(Mutex::new(ProgressLines {
+            label,
+            total,
+            done,
+            resumed: done,
+            next_tenth: done * 10 / total + 1,
+            started: Instant::now(),
+        }))
     }
 
     fn advance(&self, bytes: usize) {
-        if let Some(bar) = &self.0 {
-            bar.inc(bytes as u64);
+        match self {
+            Progress::Hidden => {}
+            Progress::Bar(bar) => bar.inc(bytes as u64),
+            Progress::Lines(lines) => {
+                let mut lines = lines.lock().unwrap_or_else(PoisonError::into_inner);
+                lines.advance(bytes as u64);
+            }
         }
     }
 
     fn finish(&self) {
-        if let Some(bar) = &self.0 {
+        if let Progress::Bar(bar) = self {
             bar.finish_and_clear();
         }
+    }
+}
+
+impl ProgressLines {
+    fn advance(&mut self, bytes: u64) {
+        self.done += bytes;
+        if self.next_tenth > 10 || self.done * 10 < self.next_tenth * self.total {
+            return;
+        }
+        self.next_tenth = self.done * 10 / self.total + 1;
+        let seconds = self.started.elapsed().as_secs_f64().max(1e-3);
+        let rate = ((self.done - self.resumed) as f64 / seconds) as u64;
+        eprintln!(
+            "{}: {:>3}% {} of {}, {}/s",
+            self.label,
+            self.done * 100 / self.total,
+            human_bytes(self.done),
+            human_bytes(self.total),
+            human_bytes(rate)
+        );
     }
 }
 
@@ -944,12 +993,5 @@ mod tests {
         assert_eq!(a, upload_id("a/f", &meta));
         assert_ne!(a, upload_id("b/f", &meta));
         assert!(a.len() <= 64 && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-    }
-
-    #[test]
-    fn sizes_read_in_binary_units() {
-        assert_eq!(human(512), "512 B");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(human(1 << 30), "1.0 GiB");
     }
 }

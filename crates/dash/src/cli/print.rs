@@ -22,6 +22,7 @@ use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+use super::human_bytes;
 use crate::config::Settings;
 use crate::server::Server;
 
@@ -657,21 +658,6 @@ fn event_line(event: &Event) -> String {
     }
 }
 
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 /// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`, without a
 /// date crate for one line of output.
 fn utc(ms: i64) -> String {
@@ -704,13 +690,6 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
         assert_eq!(utc(1_795_000_000_123), "2026-11-18 11:06:40 UTC");
-    }
-
-    #[test]
-    fn sizes_read_as_people_say_them() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
     }
 
     #[test]
