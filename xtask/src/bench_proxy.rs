@@ -8,11 +8,10 @@
 //! that xtask runs itself. Every peer is a separate process on a free
 //! loopback port, with a throwaway config in a temp folder.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::bench::Options;
@@ -270,46 +269,16 @@ fn start_announcing(
         || "a server".to_owned(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let mut child = Guard::spawn(
+    Guard::spawn_listening(
         &name,
         Command::new(program)
             .args(args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
             .stderr(Stdio::null()),
-    )?;
-    let stdout = child
-        .child()
-        .stdout
-        .take()
-        .ok_or_else(|| format!("{name} has no stdout"))?;
-    // Read on a thread so that a server that never prints cannot hang us.
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let mut addrs = Vec::new();
-    for expected in what {
-        let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .map_err(|_| format!("{name} did not say where it listens"))?;
-        let addr = line
-            .strip_prefix("listening ")
-            .and_then(|rest| rest.strip_prefix(expected))
-            .and_then(|rest| rest.trim().parse().ok())
-            .ok_or_else(|| {
-                let _ = child.check_alive();
-                format!("{name} said {line:?}, not `listening {expected} <addr>`")
-            })?;
-        addrs.push(addr);
-    }
-    Ok((child, addrs))
+        what,
+        Duration::from_secs(10),
+    )
 }
 
 // ------------------------------------------------------------------ paths

@@ -1,7 +1,8 @@
 //! The workspace's automation: `cargo xtask <command>`.
 //!
-//! Dependency-free on purpose, so that it compiles in a moment: arguments are
-//! parsed by hand and JSON is read and written by the small `json` module.
+//! Nearly dependency-free on purpose, so that it compiles in a moment:
+//! arguments are parsed by hand, JSON is read and written by the small `json`
+//! module, and the one dependency is `ctrlc`, for the demo's signals.
 
 // This is a command-line tool: printing to standard output is its job.
 #![allow(clippy::print_stdout)]
@@ -13,6 +14,10 @@ mod bench_files;
 mod bench_print;
 mod bench_proxy;
 mod ci;
+mod demo;
+mod demo_http;
+mod demo_origin;
+mod demo_scenario;
 mod json;
 mod proc;
 
@@ -22,7 +27,9 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   ci                                 cargo fmt --check, clippy -D warnings, and the tests
-  demo                               the demo (arrives with the demo issue)
+  demo [--data DIR]                  the suite on loopback with sample data, in the dashboard
+  demo --headless [--big-mib N]      the same, driven through one scripted step per pattern
+                                     (--debug: use the debug build `cargo test` makes)
   bench frame [--quick] [--json]     the frame protocol against redis and iperf3
   bench db [--quick] [--json]        backroom-db point selects and durable inserts against PostgreSQL and rusqlite
   bench files [--quick] [--json]     backroom-files against nginx and vsftpd (with curl) and iperf3
@@ -30,18 +37,18 @@ commands:
   bench proxy [--quick] [--json]     backroom-proxy against tinyproxy, squid and direct, with wrk
   bench dash [--quick] [--json]      the dashboard: Print tab render time with 10k jobs, and idle CPU";
 
-/// The exit code of a command that is not built yet.
-const NOT_YET: u8 = 2;
+/// The exit code of a command line that could not be understood.
+const USAGE_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["ci"] => report(ci::run()),
-        ["demo"] => {
-            println!("cargo xtask demo arrives with the demo issue; it is not built yet.");
-            ExitCode::from(NOT_YET)
-        }
+        ["demo", flags @ ..] => match demo::Options::parse(flags) {
+            Ok(options) => report(demo::demo(&options)),
+            Err(e) => usage_error(&format!("demo: {e}")),
+        },
         ["bench", name, flags @ ..] => {
             let Some(run) = benchmark(name) else {
                 return usage_error(&format!("no benchmark named {name:?}"));
@@ -89,5 +96,5 @@ fn report(result: Result<(), String>) -> ExitCode {
 
 fn usage_error(message: &str) -> ExitCode {
     eprintln!("xtask: {message}\n\n{USAGE}");
-    ExitCode::from(NOT_YET)
+    ExitCode::from(USAGE_ERROR)
 }

@@ -3,9 +3,11 @@
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use crate::json::{self, Value};
 
 /// The workspace root: xtask lives one level below it.
 pub fn workspace_root() -> PathBuf {
@@ -39,6 +41,60 @@ pub fn cargo() -> Command {
         }
     }
     command
+}
+
+/// What a `cargo build --message-format=json` run made.
+pub struct Built {
+    messages: Vec<Value>,
+}
+
+/// Runs `cargo ARGS --message-format=json-render-diagnostics` in the
+/// workspace, with cargo's own progress and diagnostics on our stderr.
+pub fn build(args: &[&str]) -> Result<Built, String> {
+    let output = cargo()
+        .args(args)
+        .arg("--message-format=json-render-diagnostics")
+        .current_dir(workspace_root())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "`cargo {}` failed ({})",
+            args.join(" "),
+            output.status
+        ));
+    }
+    let messages = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| json::parse(line).ok())
+        .collect();
+    Ok(Built { messages })
+}
+
+impl Built {
+    /// The executable of the target `name` of `kind` (`bin`, `example`),
+    /// not its test harness.
+    pub fn executable(&self, kind: &str, name: &str) -> Result<PathBuf, String> {
+        self.messages
+            .iter()
+            .find_map(|message| artifact(message, kind, name))
+            .ok_or_else(|| format!("cargo built no {kind} named {name}"))
+    }
+}
+
+fn artifact(message: &Value, kind: &str, name: &str) -> Option<PathBuf> {
+    if message.get("reason")?.as_str()? != "compiler-artifact" {
+        return None;
+    }
+    let target = message.get("target")?;
+    let kinds = matches!(target.get("kind"), Some(Value::Array(kinds))
+        if kinds.iter().any(|k| k.as_str() == Some(kind)));
+    let test = matches!(message.path(&["profile", "test"]), Some(Value::Bool(true)));
+    if target.get("name")?.as_str()? != name || !kinds || test {
+        return None;
+    }
+    message.get("executable")?.as_str().map(PathBuf::from)
 }
 
 /// Whether `program` is on the `PATH`.
@@ -102,6 +158,56 @@ impl Guard {
         prefix: &str,
         within: Duration,
     ) -> Result<(Guard, String), String> {
+        let (mut server, lines) = Guard::spawn_reading(name, command, 1, within)?;
+        let line = lines.into_iter().next().unwrap_or_default();
+        match line.trim().strip_prefix(prefix) {
+            Some(addr) => Ok((server, addr.to_owned())),
+            None => {
+                server.check_alive()?;
+                Err(format!(
+                    "{name} said {:?}, not `{prefix}<addr>`",
+                    line.trim()
+                ))
+            }
+        }
+    }
+
+    /// Starts one of our servers and reads the `listening <what> <addr>`
+    /// lines it prints, one per name in `what`, in order.
+    pub fn spawn_listening(
+        name: &str,
+        command: &mut Command,
+        what: &[&str],
+        within: Duration,
+    ) -> Result<(Guard, Vec<SocketAddr>), String> {
+        let (mut server, lines) = Guard::spawn_reading(name, command, what.len(), within)?;
+        let mut addrs = Vec::new();
+        for (line, expected) in lines.iter().zip(what) {
+            let addr = line
+                .strip_prefix("listening ")
+                .and_then(|rest| rest.strip_prefix(expected))
+                .and_then(|rest| rest.trim().parse().ok());
+            match addr {
+                Some(addr) => addrs.push(addr),
+                None => {
+                    server.check_alive()?;
+                    return Err(format!(
+                        "{name} said {line:?}, not `listening {expected} <addr>`"
+                    ));
+                }
+            }
+        }
+        Ok((server, addrs))
+    }
+
+    /// Starts `command` with its stdout piped and returns it with the first
+    /// `count` lines it prints.
+    fn spawn_reading(
+        name: &str,
+        command: &mut Command,
+        count: usize,
+        within: Duration,
+    ) -> Result<(Guard, Vec<String>), String> {
         let mut server = Guard::spawn(name, command.stdout(Stdio::piped()))?;
         let stdout = server
             .child
@@ -111,22 +217,59 @@ impl Guard {
         // Read on a thread so that a server that never prints cannot hang us.
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
+            for line in BufReader::new(stdout).lines().take(count) {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
         });
-        let line = rx
-            .recv_timeout(within)
-            .map_err(|_| format!("{name} did not say where it listens"))?;
-        let Some(addr) = line.trim().strip_prefix(prefix) else {
-            server.check_alive()?;
-            return Err(format!(
-                "{name} said {:?}, not `{prefix}<addr>`",
-                line.trim()
-            ));
-        };
-        let addr = addr.to_owned();
-        Ok((server, addr))
+        let deadline = Instant::now() + within;
+        let mut lines = Vec::with_capacity(count);
+        while lines.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(_) => {
+                    server.check_alive()?;
+                    return Err(format!("{name} did not say where it listens"));
+                }
+            }
+        }
+        Ok((server, lines))
+    }
+
+    /// Asks the child to stop with SIGTERM and waits for it, killing it if
+    /// it has not gone within `within`.
+    pub fn terminate(&mut self, within: Duration) -> Result<ExitStatus, String> {
+        if let Some(status) = self.try_status()? {
+            return Ok(status);
+        }
+        let pid = self.child.id().to_string();
+        // `kill` keeps xtask free of a libc binding for one call.
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .stderr(Stdio::null())
+            .status();
+        if sent.is_ok_and(|status| status.success()) {
+            let deadline = Instant::now() + within;
+            while Instant::now() < deadline {
+                if let Some(status) = self.try_status()? {
+                    return Ok(status);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = self.child.kill();
+        self.child
+            .wait()
+            .map_err(|e| format!("cannot wait for {}: {e}", self.name))
+    }
+
+    fn try_status(&mut self) -> Result<Option<ExitStatus>, String> {
+        self.child
+            .try_wait()
+            .map_err(|e| format!("cannot watch {}: {e}", self.name))
     }
 
     pub fn child(&mut self) -> &mut Child {
