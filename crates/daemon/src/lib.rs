@@ -1,16 +1,20 @@
 //! What every backroom daemon's binary shares: the common flags, the common
-//! part of the config file, tracing, the readiness line and signals.
+//! part of the config file, tracing and its log file, the readiness line,
+//! and signals (SIGTERM and Ctrl-C to stop, SIGHUP to reopen and reload).
 //!
 //! Servers stay libraries with a `run(listener, config, shutdown)` entry
 //! point; this crate only helps their thin `main`s agree with each other.
 
+pub mod logs;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use backroom_frame::auth::{Auth, Role, User, hash_token};
+use backroom_frame::auth::{Auth, AuthHandle, Role, User, hash_token};
 use backroom_frame::server::ServerConfig;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -38,6 +42,9 @@ pub struct CommonArgs {
     /// Allow listening beyond loopback with no users configured.
     #[arg(long)]
     pub insecure: bool,
+    /// Append the log to this file instead of stderr; SIGHUP reopens it.
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
 }
 
 /// The keys every daemon's config file may hold, beside its own.
@@ -55,6 +62,7 @@ pub struct CommonConfig {
     pub max_in_flight: Option<u32>,
     pub idle_timeout_secs: Option<u64>,
     pub drain_timeout_secs: Option<u64>,
+    pub log_file: Option<PathBuf>,
 }
 
 /// Reads a TOML config file, or the defaults when there is none.
@@ -67,10 +75,13 @@ pub fn load_config<T: DeserializeOwned + Default>(path: Option<&Path>) -> anyhow
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
 }
 
-/// Where to listen and how to serve, from flags over file over defaults.
+/// Where to listen, how to serve and where to log, from flags over file
+/// over defaults.
 pub struct Settings {
     pub listen: String,
     pub frame: ServerConfig,
+    /// Where the log goes instead of stderr.
+    pub log_file: Option<PathBuf>,
 }
 
 /// Merges flags, the config file and defaults into the runtime's config.
@@ -82,15 +93,7 @@ pub fn settings(
     file: &CommonConfig,
 ) -> anyhow::Result<Settings> {
     let mut frame = ServerConfig::new(service, version);
-    let mut users = file.users.clone();
-    if let Some(token) = &args.token {
-        users.push(User {
-            name: "admin".into(),
-            token_sha256: hash_token(token),
-            role: Role::Admin,
-        });
-    }
-    frame.auth = Auth::new(users).map_err(anyhow::Error::msg)?.into();
+    frame.auth = auth(args, file)?.into();
     frame.insecure = args.insecure || file.insecure;
     let cert = args.tls_cert.as_ref().or(file.tls_cert.as_ref());
     let key = args.tls_key.as_ref().or(file.tls_key.as_ref());
@@ -121,7 +124,25 @@ pub fn settings(
         .clone()
         .or_else(|| file.listen.clone())
         .unwrap_or_else(|| default_listen.to_owned());
-    Ok(Settings { listen, frame })
+    let log_file = args.log_file.clone().or_else(|| file.log_file.clone());
+    Ok(Settings {
+        listen,
+        frame,
+        log_file,
+    })
+}
+
+/// The file's users, plus an admin holding the `--token` flag's token.
+fn auth(args: &CommonArgs, file: &CommonConfig) -> anyhow::Result<Auth> {
+    let mut users = file.users.clone();
+    if let Some(token) = &args.token {
+        users.push(User {
+            name: "admin".into(),
+            token_sha256: hash_token(token),
+            role: Role::Admin,
+        });
+    }
+    Auth::new(users).map_err(anyhow::Error::msg)
 }
 
 /// Binds the listener, saying which address failed and why.
@@ -140,14 +161,142 @@ pub fn announce(what: &str, addr: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing() {
+/// Logs to stderr, or appends to `log_file` (without colours), filtered by
+/// `RUST_LOG` (default `info`). The returned [`Logs`](logs::Logs) reopens
+/// the file; give it to [`Reload`].
+pub fn init_tracing(log_file: Option<&Path>) -> anyhow::Result<logs::Logs> {
+    let logs = match log_file {
+        Some(path) => logs::Logs::file(path)
+            .with_context(|| format!("cannot open the log file {}", path.display()))?,
+        None => logs::Logs::default(),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(logs.clone());
+    if log_file.is_some() {
+        builder.with_ansi(false).init();
+    } else {
+        builder.init();
+    }
+    Ok(logs)
+}
+
+/// What SIGHUP does to a running daemon: reopen its log file, then re-read
+/// the users of its config file for new connections (token rotation).
+/// Every other setting needs a restart. Failures are logged, never fatal:
+/// the old log file or the old users stay.
+#[derive(Clone)]
+pub struct Reload {
+    logs: logs::Logs,
+    /// The flags: `--config` says where to read, `--token` adds its admin.
+    args: CommonArgs,
+    auth: AuthHandle,
+    read_common: Arc<ReadCommon>,
+}
+
+/// Reads a config file as the daemon's own type and keeps its common part.
+type ReadCommon = dyn Fn(&Path) -> anyhow::Result<CommonConfig> + Send + Sync;
+
+impl Reload {
+    /// Reloads the users of `frame` from `--config`, parsed whole as the
+    /// daemon's file type `F` (so a typo anywhere refuses the reload), of
+    /// which `common` picks the common part.
+    pub fn new<F: DeserializeOwned + Default + 'static>(
+        logs: logs::Logs,
+        args: &CommonArgs,
+        frame: &ServerConfig,
+        common: fn(F) -> CommonConfig,
+    ) -> Reload {
+        Reload {
+            logs,
+            args: args.clone(),
+            auth: frame.auth.clone(),
+            read_common: Arc::new(move |path| load_config::<F>(Some(path)).map(common)),
+        }
+    }
+
+    /// Reopens the log file, then reloads the users. This is blocking work.
+    pub fn run(&self) {
+        self.reopen_logs();
+        self.reload_users();
+    }
+
+    fn reopen_logs(&self) {
+        let Some(path) = self.logs.path() else {
+            return;
+        };
+        match self.logs.reopen() {
+            Ok(()) => tracing::info!(log_file = %path.display(), "reopened the log file"),
+            Err(e) => tracing::error!(
+                log_file = %path.display(),
+                error = %e,
+                "cannot reopen the log file; logging on to the old one"
+            ),
+        }
+    }
+
+    fn reload_users(&self) {
+        let Some(path) = &self.args.config else {
+            return;
+        };
+        match self.read_users(path) {
+            Ok(users) => tracing::info!(
+                config = %path.display(),
+                users,
+                "reloaded the users from the config file; other settings need a restart"
+            ),
+            Err(e) => tracing::error!(
+                config = %path.display(),
+                error = format!("{e:#}"),
+                "cannot reload the users; the old ones stay"
+            ),
+        }
+    }
+
+    /// Replaces the users and says how many the file lists.
+    fn read_users(&self, path: &Path) -> anyhow::Result<usize> {
+        let file = (self.read_common)(path)?;
+        let auth = auth(&self.args, &file)?;
+        // The server checked at start that open access was allowed where it
+        // listens; it cannot check again, so a reload never opens it.
+        anyhow::ensure!(
+            !auth.is_open() || self.auth.current().is_open(),
+            "the file lists no users, which would let anyone in; restart to do that"
+        );
+        self.auth.replace(auth);
+        Ok(file.users.len())
+    }
+}
+
+/// Runs `action` on a blocking thread at every SIGHUP, one at a time, for as
+/// long as the runtime lives. The handler is installed before this returns,
+/// so call it before announcing readiness: an early SIGHUP would otherwise
+/// kill the process.
+pub fn on_hangup(action: impl Fn() + Send + Sync + 'static) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(hangup) => hangup,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; nothing will be reloaded");
+                return;
+            }
+        };
+        let action = Arc::new(action);
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                let action = action.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || action()).await {
+                    tracing::error!(error = %e, "the SIGHUP handler failed");
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(action);
 }
 
 /// Completes on Ctrl-C or SIGTERM: the start of a graceful shutdown.
@@ -211,6 +360,99 @@ mod tests {
             .authenticate(Some("t"))
             .expect("token works");
         assert_eq!(admin.role, Role::Admin);
+    }
+
+    #[test]
+    fn the_log_file_flag_overrides_the_file() {
+        let file: CommonConfig =
+            toml::from_str(r#"log_file = "/var/log/from-file.log""#).expect("parses");
+        let from_file =
+            settings("x", "1", "127.0.0.1:1", &CommonArgs::default(), &file).expect("ok");
+        assert_eq!(
+            from_file.log_file.as_deref(),
+            Some(Path::new("/var/log/from-file.log"))
+        );
+        let args = CommonArgs {
+            log_file: Some("/tmp/from-flag.log".into()),
+            ..CommonArgs::default()
+        };
+        let flagged = settings("x", "1", "127.0.0.1:1", &args, &file).expect("ok");
+        assert_eq!(
+            flagged.log_file.as_deref(),
+            Some(Path::new("/tmp/from-flag.log"))
+        );
+    }
+
+    /// A `Reload` of a fresh server whose config file at `path` holds `toml`.
+    fn reload_from(path: &Path, toml: &str, args: CommonArgs) -> (Reload, AuthHandle) {
+        std::fs::write(path, toml).expect("write config");
+        let args = CommonArgs {
+            config: Some(path.to_owned()),
+            ..args
+        };
+        let file: CommonConfig = load_config(Some(path)).expect("config");
+        let settings = settings("x", "1", "127.0.0.1:1", &args, &file).expect("settings");
+        let auth = settings.frame.auth.clone();
+        let reload = Reload::new(
+            logs::Logs::default(),
+            &args,
+            &settings.frame,
+            |f: CommonConfig| f,
+        );
+        (reload, auth)
+    }
+
+    fn user_toml(name: &str) -> String {
+        format!(
+            "[[users]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\nrole = \"read-only\"\n",
+            hash_token(name)
+        )
+    }
+
+    fn temp_config(test: &str) -> PathBuf {
+        std::env::temp_dir().join(format!(
+            "backroom-daemon-{}-{test}.toml",
+            std::process::id()
+        ))
+    }
+
+    #[test]
+    fn a_reload_replaces_the_file_users_and_keeps_the_token_admin() {
+        let path = temp_config("replace");
+        let args = CommonArgs {
+            token: Some("flag-token".into()),
+            ..CommonArgs::default()
+        };
+        let (reload, auth) = reload_from(&path, &user_toml("ann"), args);
+        std::fs::write(&path, user_toml("bob")).expect("rewrite");
+        reload.run();
+        let users = auth.current();
+        assert!(users.authenticate(Some("ann")).is_err());
+        assert_eq!(users.authenticate(Some("bob")).expect("bob").user, "bob");
+        let admin = users.authenticate(Some("flag-token")).expect("admin");
+        assert_eq!(admin.role, Role::Admin);
+        std::fs::remove_file(&path).expect("clean up");
+    }
+
+    #[test]
+    fn an_invalid_file_or_no_users_keeps_the_old_users() {
+        let path = temp_config("keep");
+        let (reload, auth) = reload_from(&path, &user_toml("ann"), CommonArgs::default());
+        for broken in [
+            "[[users]]\nname = ",
+            "",
+            "[[users]]\nname = \"x\"\ntoken_sha256 = \"plain\"\nrole = \"admin\"\n",
+        ] {
+            std::fs::write(&path, broken).expect("rewrite");
+            reload.run();
+            let users = auth.current();
+            assert_eq!(
+                users.authenticate(Some("ann")).expect("ann stays").user,
+                "ann",
+                "{broken:?}"
+            );
+        }
+        std::fs::remove_file(&path).expect("clean up");
     }
 
     #[test]

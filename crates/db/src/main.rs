@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use backroom_daemon::CommonArgs;
+use backroom_daemon::{CommonArgs, Reload};
 use backroom_db::{Config, FileConfig};
 use clap::Parser;
 
@@ -21,7 +21,6 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    backroom_daemon::init_tracing();
     let file: FileConfig = backroom_daemon::load_config(args.common.config.as_deref())?;
     let settings = backroom_daemon::settings(
         backroom_api::db::SERVICE,
@@ -30,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
         &args.common,
         &file.common,
     )?;
+    let logs = backroom_daemon::init_tracing(settings.log_file.as_deref())?;
     let data = args
         .data
         .or_else(|| file.data.clone())
@@ -37,6 +37,8 @@ async fn main() -> anyhow::Result<()> {
     let mut config = Config::new(data);
     config.frame = settings.frame;
     file.apply(&mut config).map_err(anyhow::Error::msg)?;
+    let reload = Reload::new(logs, &args.common, &config.frame, |f: FileConfig| f.common);
+    backroom_daemon::on_hangup(move || reload.run());
     let listener = backroom_daemon::bind(&settings.listen).await?;
     let addr = listener.local_addr()?;
     backroom_db::run(listener, config, async move {

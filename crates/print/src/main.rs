@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use backroom_daemon::CommonArgs;
+use backroom_daemon::{CommonArgs, Reload};
 use backroom_print::{Config, FileConfig, PrinterConfig};
 use clap::Parser;
 
@@ -25,7 +25,6 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    backroom_daemon::init_tracing();
     let file: FileConfig = backroom_daemon::load_config(args.common.config.as_deref())?;
     let settings = backroom_daemon::settings(
         backroom_api::print::SERVICE,
@@ -34,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
         &args.common,
         &file.common,
     )?;
+    let logs = backroom_daemon::init_tracing(settings.log_file.as_deref())?;
     let spool = args
         .spool
         .or_else(|| file.spool.clone())
@@ -42,6 +42,8 @@ async fn main() -> anyhow::Result<()> {
     config.frame = settings.frame;
     config.printers = args.printers;
     file.apply(&mut config).map_err(anyhow::Error::msg)?;
+    let reload = Reload::new(logs, &args.common, &config.frame, |f: FileConfig| f.common);
+    backroom_daemon::on_hangup(move || reload.run());
     let prepared = backroom_print::prepare(config).await?;
     let listener = backroom_daemon::bind(&settings.listen).await?;
     backroom_daemon::announce(backroom_api::print::SERVICE, listener.local_addr()?)?;
