@@ -47,7 +47,7 @@ impl Service for Admin {
             method::RELOAD => {
                 call.identity.require(Role::Admin)?;
                 let () = call.args()?;
-                self.reload().await
+                Reply::value(&reload(&self.shared).await?)
             }
             other => Err(Error::unknown_method(other)),
         }
@@ -76,32 +76,34 @@ impl Admin {
             events: Box::pin(events),
         })
     }
+}
 
-    /// Re-reads the ACL and users; open connections and tunnels carry on,
-    /// and each new request sees the new policy.
-    async fn reload(&self) -> Result<Reply, Error> {
-        let Some(path) = self.shared.config_path.clone() else {
-            return Err(Error::bad_request(
-                "the proxy was started without --config, so there is nothing to reload",
-            ));
-        };
-        // Reading and hashing-checking the file is blocking work.
-        let policy = tokio::task::spawn_blocking(move || {
-            let file = FileConfig::load(&path)?;
-            Policy::new(&file.proxy.acl, &file.proxy.auth)
-        })
-        .await
-        .map_err(|e| Error::internal(format!("reload failed: {e}")))?
-        .map_err(|e| Error::bad_request(format!("reload refused, the old policy stays: {e}")))?;
-        let (client_allow, client_deny) = policy.acl.client_counts();
-        let reloaded = Reloaded {
-            rules: policy.acl.rule_count() as u64,
-            users: policy.auth.user_count() as u64,
-            client_allow: client_allow as u64,
-            client_deny: client_deny as u64,
-        };
-        self.shared.set_policy(policy);
-        tracing::info!(?reloaded, "reloaded the ACL and users");
-        Reply::value(&reloaded)
-    }
+/// Re-reads the ACL and proxy users from the config file; open connections
+/// and tunnels carry on, and each new request sees the new policy. On any
+/// error the old policy stays. The admin `reload` method and SIGHUP both
+/// come here.
+pub(crate) async fn reload(shared: &Shared) -> Result<Reloaded, Error> {
+    let Some(path) = shared.config_path.clone() else {
+        return Err(Error::bad_request(
+            "the proxy was started without --config, so there is nothing to reload",
+        ));
+    };
+    // Reading and hashing-checking the file is blocking work.
+    let policy = tokio::task::spawn_blocking(move || {
+        let file = FileConfig::load(&path)?;
+        Policy::new(&file.proxy.acl, &file.proxy.auth)
+    })
+    .await
+    .map_err(|e| Error::internal(format!("reload failed: {e}")))?
+    .map_err(|e| Error::bad_request(format!("reload refused, the old policy stays: {e}")))?;
+    let (client_allow, client_deny) = policy.acl.client_counts();
+    let reloaded = Reloaded {
+        rules: policy.acl.rule_count() as u64,
+        users: policy.auth.user_count() as u64,
+        client_allow: client_allow as u64,
+        client_deny: client_deny as u64,
+    };
+    shared.set_policy(policy);
+    tracing::info!(?reloaded, "reloaded the ACL and proxy users");
+    Ok(reloaded)
 }

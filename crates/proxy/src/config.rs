@@ -139,6 +139,9 @@ pub struct Config {
     pub config_path: Option<PathBuf>,
     /// Notified (for example on SIGHUP) to reopen the access log file.
     pub reopen_log: Arc<Notify>,
+    /// Notified (for example on SIGHUP) to re-read the ACL and proxy users
+    /// from `config_path`, as the admin `reload` does.
+    pub reload: Arc<Notify>,
 }
 
 impl Config {
@@ -149,6 +152,7 @@ impl Config {
             proxy: ProxySettings::default(),
             config_path: None,
             reopen_log: Arc::new(Notify::new()),
+            reload: Arc::new(Notify::new()),
         }
     }
 

@@ -189,6 +189,21 @@ pub async fn run(
             let _ = tokio::task::spawn_blocking(move || shared.log.reopen()).await;
         }
     });
+    let reload = config.reload.clone();
+    let reload_shared = shared.clone();
+    let reload_task = tokio::spawn(async move {
+        loop {
+            reload.notified().await;
+            // Without a config file a signal has nothing to reload; only the
+            // admin method, which has a caller to tell, reports that.
+            if reload_shared.config_path.is_none() {
+                continue;
+            }
+            if let Err(e) = admin::reload(&reload_shared).await {
+                tracing::error!(error = %e, "cannot reload the ACL and proxy users");
+            }
+        }
+    });
 
     tracing::info!(%addr, "proxy serving");
     let connections = TaskTracker::new();
@@ -223,6 +238,7 @@ pub async fn run(
     connections.wait().await;
     shared.tunnel_tasks.wait().await;
     reopen_task.abort();
+    reload_task.abort();
     match admin_task.await {
         Ok(result) => result?,
         Err(e) => tracing::error!(error = %e, "the admin server task failed"),

@@ -5,7 +5,8 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use backroom_daemon::CommonArgs;
+use backroom_daemon::logs::Logs;
+use backroom_daemon::{CommonArgs, Reload};
 use backroom_proxy::config::{Config, FileConfig};
 use clap::Parser;
 
@@ -39,7 +40,6 @@ async fn main() -> anyhow::Result<()> {
     if args.hash_password {
         return hash_password();
     }
-    backroom_daemon::init_tracing();
     let file: FileConfig = match &args.common.config {
         Some(path) => FileConfig::load(path).map_err(anyhow::Error::msg)?,
         None => FileConfig::default(),
@@ -51,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         &args.common,
         &file.common,
     )?;
+    let logs = backroom_daemon::init_tracing(settings.log_file.as_deref())?;
     let mut config = Config::new(settings.frame);
     config.proxy = file.proxy;
     config.config_path = args.common.config.clone().map(absolute);
@@ -61,12 +62,12 @@ async fn main() -> anyhow::Result<()> {
         .clone()
         .or_else(|| config.proxy.admin.clone())
         .unwrap_or_else(|| DEFAULT_ADMIN.to_owned());
+    on_hangup(logs, &args.common, &config);
 
     let proxy = backroom_daemon::bind(&settings.listen).await?;
     let admin = backroom_daemon::bind(&admin_addr).await?;
     backroom_daemon::announce("proxy", proxy.local_addr()?)?;
     backroom_daemon::announce("admin", admin.local_addr()?)?;
-    spawn_sighup(config.reopen_log.clone());
     backroom_proxy::run(proxy, admin, config, backroom_daemon::shutdown_signal()).await?;
     Ok(())
 }
@@ -76,21 +77,17 @@ fn absolute(path: PathBuf) -> PathBuf {
     std::path::absolute(&path).unwrap_or(path)
 }
 
-/// SIGHUP reopens the access log, for logrotate and friends.
-fn spawn_sighup(reopen: std::sync::Arc<tokio::sync::Notify>) {
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; the access log will not be reopened");
-            return;
-        };
-        while hup.recv().await.is_some() {
-            reopen.notify_one();
-        }
+/// SIGHUP reopens the daemon log and reloads the admin port's users, then
+/// has the proxy reopen its access log and reload its ACL and proxy users.
+fn on_hangup(logs: Logs, common: &CommonArgs, config: &Config) {
+    let reload = Reload::new(logs, common, &config.admin, |f: FileConfig| f.common);
+    let reopen_access_log = config.reopen_log.clone();
+    let reload_policy = config.reload.clone();
+    backroom_daemon::on_hangup(move || {
+        reload.run();
+        reopen_access_log.notify_one();
+        reload_policy.notify_one();
     });
-    #[cfg(not(unix))]
-    drop(reopen);
 }
 
 fn hash_password() -> anyhow::Result<()> {
