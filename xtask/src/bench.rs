@@ -141,45 +141,15 @@ pub fn frame(options: &Options) -> Result<(), String> {
 /// Builds the bench example in release mode and returns its path.
 fn build_bench() -> Result<PathBuf, String> {
     eprintln!("building the bench example (release)...");
-    let output = proc::cargo()
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "backroom-frame",
-            "--example",
-            "bench",
-            "--message-format=json-render-diagnostics",
-        ])
-        .current_dir(proc::workspace_root())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "building the bench example failed ({})",
-            output.status
-        ));
-    }
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| json::parse(line).ok())
-        .find_map(|message| bench_executable(&message))
-        .ok_or_else(|| "cargo built no bench example executable".to_owned())
-}
-
-/// The executable of a `compiler-artifact` message about the bench example.
-fn bench_executable(message: &Value) -> Option<PathBuf> {
-    if message.get("reason")?.as_str()? != "compiler-artifact" {
-        return None;
-    }
-    let target = message.get("target")?;
-    let is_example = matches!(target.get("kind"), Some(Value::Array(kinds))
-        if kinds.iter().any(|k| k.as_str() == Some("example")));
-    if target.get("name")?.as_str()? != "bench" || !is_example {
-        return None;
-    }
-    message.get("executable")?.as_str().map(PathBuf::from)
+    proc::build(&[
+        "build",
+        "--release",
+        "-p",
+        "backroom-frame",
+        "--example",
+        "bench",
+    ])?
+    .executable("example", "bench")
 }
 
 // ------------------------------------------------------------------ ours

@@ -88,57 +88,20 @@ fn verdict(met: bool) -> &'static str {
 /// Builds the render example and the `backroom` binary in release mode.
 fn build() -> Result<Binaries, String> {
     eprintln!("building backroom and the render example (release)...");
-    let output = proc::cargo()
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "backroom-dash",
-            "--bin",
-            "backroom",
-            "--example",
-            "render_bench",
-            "--message-format=json-render-diagnostics",
-        ])
-        .current_dir(proc::workspace_root())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "the release build of backroom-dash failed ({})",
-            output.status
-        ));
-    }
-    let messages: Vec<Value> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| json::parse(line).ok())
-        .collect();
+    let built = proc::build(&[
+        "build",
+        "--release",
+        "-p",
+        "backroom-dash",
+        "--bin",
+        "backroom",
+        "--example",
+        "render_bench",
+    ])?;
     Ok(Binaries {
-        render: find(&messages, "render_bench", "example")?,
-        backroom: find(&messages, "backroom", "bin")?,
+        render: built.executable("example", "render_bench")?,
+        backroom: built.executable("bin", "backroom")?,
     })
-}
-
-fn find(messages: &[Value], name: &str, kind: &str) -> Result<PathBuf, String> {
-    messages
-        .iter()
-        .find_map(|m| executable(m, name, kind))
-        .ok_or_else(|| format!("cargo built no {kind} {name}"))
-}
-
-/// The executable of a `compiler-artifact` message about `name` of `kind`.
-fn executable(message: &Value, name: &str, kind: &str) -> Option<PathBuf> {
-    if message.get("reason")?.as_str()? != "compiler-artifact" {
-        return None;
-    }
-    let target = message.get("target")?;
-    let is_kind = matches!(target.get("kind"), Some(Value::Array(kinds))
-        if kinds.iter().any(|k| k.as_str() == Some(kind)));
-    if target.get("name")?.as_str()? != name || !is_kind {
-        return None;
-    }
-    message.get("executable")?.as_str().map(PathBuf::from)
 }
 
 fn measure_render(example: &Path, frames: u32) -> Result<Render, String> {

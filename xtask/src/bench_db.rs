@@ -160,53 +160,20 @@ struct Built {
 /// Builds `backroom-db` and the load generator in release mode, once.
 fn build() -> Result<Built, String> {
     eprintln!("building backroom-db and its load generator (release)...");
-    let output = proc::cargo()
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "backroom-db",
-            "--bin",
-            "backroom-db",
-            "--example",
-            "dbbench",
-            "--message-format=json-render-diagnostics",
-        ])
-        .current_dir(proc::workspace_root())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !output.status.success() {
-        return Err(format!("building backroom-db failed ({})", output.status));
-    }
-    let messages: Vec<Value> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| json::parse(line).ok())
-        .collect();
-    let find = |name: &str, kind: &str| {
-        messages
-            .iter()
-            .find_map(|m| executable(m, name, kind))
-            .ok_or_else(|| format!("cargo built no {kind} {name}"))
-    };
+    let built = proc::build(&[
+        "build",
+        "--release",
+        "-p",
+        "backroom-db",
+        "--bin",
+        "backroom-db",
+        "--example",
+        "dbbench",
+    ])?;
     Ok(Built {
-        server: find("backroom-db", "bin")?,
-        load: find("dbbench", "example")?,
+        server: built.executable("bin", "backroom-db")?,
+        load: built.executable("example", "dbbench")?,
     })
-}
-
-/// The executable of a `compiler-artifact` message about target `name`.
-fn executable(message: &Value, name: &str, kind: &str) -> Option<PathBuf> {
-    if message.get("reason")?.as_str()? != "compiler-artifact" {
-        return None;
-    }
-    let target = message.get("target")?;
-    let kind_matches = matches!(target.get("kind"), Some(Value::Array(kinds))
-        if kinds.iter().any(|k| k.as_str() == Some(kind)));
-    if target.get("name")?.as_str()? != name || !kind_matches {
-        return None;
-    }
-    message.get("executable")?.as_str().map(PathBuf::from)
 }
 
 // ------------------------------------------------------------------ ours

@@ -294,52 +294,18 @@ struct Binaries {
 /// Builds the server and the `backroom` client in release mode.
 fn build() -> Result<Binaries, String> {
     eprintln!("building backroom-files and backroom (release)...");
-    let output = proc::cargo()
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "backroom-files",
-            "-p",
-            "backroom-dash",
-            "--message-format=json-render-diagnostics",
-        ])
-        .current_dir(proc::workspace_root())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !output.status.success() {
-        return Err(format!("the release build failed ({})", output.status));
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let messages: Vec<Value> = stdout
-        .lines()
-        .filter_map(|line| json::parse(line).ok())
-        .collect();
-    let find = |name: &str| {
-        messages
-            .iter()
-            .find_map(|m| bin_executable(m, name))
-            .ok_or_else(|| format!("cargo built no {name} executable"))
-    };
+    let built = proc::build(&[
+        "build",
+        "--release",
+        "-p",
+        "backroom-files",
+        "-p",
+        "backroom-dash",
+    ])?;
     Ok(Binaries {
-        server: find("backroom-files")?,
-        cli: find("backroom")?,
+        server: built.executable("bin", "backroom-files")?,
+        cli: built.executable("bin", "backroom")?,
     })
-}
-
-/// The executable of a `compiler-artifact` message about the binary `name`.
-fn bin_executable(message: &Value, name: &str) -> Option<PathBuf> {
-    if message.get("reason")?.as_str()? != "compiler-artifact" {
-        return None;
-    }
-    let target = message.get("target")?;
-    let is_bin = matches!(target.get("kind"), Some(Value::Array(kinds))
-        if kinds.iter().any(|k| k.as_str() == Some("bin")));
-    if target.get("name")?.as_str()? != name || !is_bin {
-        return None;
-    }
-    message.get("executable")?.as_str().map(PathBuf::from)
 }
 
 // ------------------------------------------------------------------ ours
@@ -791,19 +757,6 @@ mod tests {
     fn speeds_are_mib_per_second_to_one_decimal() {
         assert_eq!(mib_s(512 << 20, Duration::from_secs(2)), 256.0);
         assert_eq!(mib_s(1 << 20, Duration::from_secs(3)), 0.3);
-    }
-
-    #[test]
-    fn finds_a_binary_among_cargo_messages() {
-        let message = json::parse(
-            r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"backroom"},"executable":"/t/backroom"}"#,
-        )
-        .expect("json");
-        assert_eq!(
-            bin_executable(&message, "backroom"),
-            Some(PathBuf::from("/t/backroom"))
-        );
-        assert_eq!(bin_executable(&message, "backroom-files"), None);
     }
 
     #[test]

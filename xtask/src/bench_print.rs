@@ -188,7 +188,9 @@ fn document() -> Vec<u8> {
 /// mode.
 fn build() -> Result<Binaries, String> {
     eprintln!("building backroom-print and its bench example (release)...");
-    let messages = cargo_build(&[
+    let built = proc::build(&[
+        "build",
+        "--release",
         "-p",
         "backroom-print",
         "--bin",
@@ -197,58 +199,21 @@ fn build() -> Result<Binaries, String> {
         "bench",
     ])?;
     eprintln!("building backroom, the CLI (release)...");
-    let cli = cargo_build(&["-p", "backroom-dash", "--bin", "backroom"])
-        .and_then(|m| find(&m, "backroom", "bin"))
-        .map_err(|e| format!("no `backroom print submit` figure: {e}"));
+    let cli = proc::build(&[
+        "build",
+        "--release",
+        "-p",
+        "backroom-dash",
+        "--bin",
+        "backroom",
+    ])
+    .and_then(|cli| cli.executable("bin", "backroom"))
+    .map_err(|e| format!("no `backroom print submit` figure: {e}"));
     Ok(Binaries {
-        server: find(&messages, "backroom-print", "bin")?,
-        bench: find(&messages, "bench", "example")?,
+        server: built.executable("bin", "backroom-print")?,
+        bench: built.executable("example", "bench")?,
         cli,
     })
-}
-
-/// Runs `cargo build --release` with `args` and returns its JSON messages.
-fn cargo_build(args: &[&str]) -> Result<Vec<Value>, String> {
-    let output = proc::cargo()
-        .args(["build", "--release"])
-        .args(args)
-        .arg("--message-format=json-render-diagnostics")
-        .current_dir(proc::workspace_root())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "the release build of {} failed ({})",
-            args[1], output.status
-        ));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| json::parse(line).ok())
-        .collect())
-}
-
-fn find(messages: &[Value], name: &str, kind: &str) -> Result<PathBuf, String> {
-    messages
-        .iter()
-        .find_map(|m| executable(m, name, kind))
-        .ok_or_else(|| format!("cargo built no {kind} {name}"))
-}
-
-/// The executable of a `compiler-artifact` message about target `name` of
-/// `kind`.
-fn executable(message: &Value, name: &str, kind: &str) -> Option<PathBuf> {
-    if message.get("reason")?.as_str()? != "compiler-artifact" {
-        return None;
-    }
-    let target = message.get("target")?;
-    let kinds = matches!(target.get("kind"), Some(Value::Array(kinds))
-        if kinds.iter().any(|k| k.as_str() == Some(kind)));
-    if target.get("name")?.as_str()? != name || !kinds {
-        return None;
-    }
-    message.get("executable")?.as_str().map(PathBuf::from)
 }
 
 // ------------------------------------------------------------------ ours
@@ -624,20 +589,6 @@ fn summary(options: &Options, results: &Results, notes: &[String]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_executables_in_cargo_messages() {
-        let message = json::parse(
-            r#"{"reason":"compiler-artifact","target":{"kind":["example"],"name":"bench"},"executable":"/t/release/examples/bench"}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            executable(&message, "bench", "example"),
-            Some(PathBuf::from("/t/release/examples/bench"))
-        );
-        assert_eq!(executable(&message, "bench", "bin"), None);
-        assert_eq!(executable(&message, "backroom", "example"), None);
-    }
 
     #[test]
     fn ratios_need_a_peer() {

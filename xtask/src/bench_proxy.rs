@@ -214,48 +214,20 @@ fn empty(key: &'static str, label: &'static str) -> Path4 {
 /// Builds backroom-proxy and the hello origin in release mode, once.
 fn build() -> Result<(PathBuf, PathBuf), String> {
     eprintln!("building backroom-proxy and the hello origin (release)...");
-    let output = proc::cargo()
-        .args(["build", "--release", "-p", "backroom-proxy"])
-        .args(["--bin", "backroom-proxy", "--example", "hello_origin"])
-        .arg("--message-format=json-render-diagnostics")
-        .current_dir(proc::workspace_root())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "building backroom-proxy failed ({})",
-            output.status
-        ));
-    }
-    let messages: Vec<Value> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| json::parse(line).ok())
-        .collect();
-    let find = |name: &str, kind: &str| {
-        messages
-            .iter()
-            .find_map(|m| executable(m, name, kind))
-            .ok_or_else(|| format!("cargo built no {kind} {name}"))
-    };
+    let built = proc::build(&[
+        "build",
+        "--release",
+        "-p",
+        "backroom-proxy",
+        "--bin",
+        "backroom-proxy",
+        "--example",
+        "hello_origin",
+    ])?;
     Ok((
-        find("backroom-proxy", "bin")?,
-        find("hello_origin", "example")?,
+        built.executable("bin", "backroom-proxy")?,
+        built.executable("example", "hello_origin")?,
     ))
-}
-
-/// The executable of a `compiler-artifact` message about target `name`.
-fn executable(message: &Value, name: &str, kind: &str) -> Option<PathBuf> {
-    if message.get("reason")?.as_str()? != "compiler-artifact" {
-        return None;
-    }
-    let target = message.get("target")?;
-    let kind_matches = matches!(target.get("kind"), Some(Value::Array(kinds))
-        if kinds.iter().any(|k| k.as_str() == Some(kind)));
-    if target.get("name")?.as_str()? != name || !kind_matches {
-        return None;
-    }
-    message.get("executable")?.as_str().map(PathBuf::from)
 }
 
 /// Starts one of our binaries and reads the `listening <what> <addr>` lines

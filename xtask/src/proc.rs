@@ -65,14 +65,19 @@ pub fn build(args: &[&str]) -> Result<Built, String> {
             output.status
         ));
     }
-    let messages = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| json::parse(line).ok())
-        .collect();
-    Ok(Built { messages })
+    Ok(Built::from_lines(&String::from_utf8_lossy(&output.stdout)))
 }
 
 impl Built {
+    /// The messages among cargo's `lines`; what is not JSON is skipped.
+    fn from_lines(lines: &str) -> Built {
+        let messages = lines
+            .lines()
+            .filter_map(|line| json::parse(line).ok())
+            .collect();
+        Built { messages }
+    }
+
     /// The executable of the target `name` of `kind` (`bin`, `example`),
     /// not its test harness.
     pub fn executable(&self, kind: &str, name: &str) -> Result<PathBuf, String> {
@@ -293,5 +298,34 @@ impl Drop for Guard {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_executables_in_cargo_messages() {
+        let built = Built::from_lines(concat!(
+            r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"backroom"},"profile":{"test":true},"executable":"/t/deps/backroom-1234"}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"backroom"},"profile":{"test":false},"executable":"/t/backroom"}"#,
+            "\n",
+            "not json\n",
+            r#"{"reason":"compiler-artifact","target":{"kind":["example"],"name":"bench"},"profile":{"test":false},"executable":"/t/examples/bench"}"#,
+            "\n",
+            r#"{"reason":"build-finished","success":true}"#,
+        ));
+        assert_eq!(
+            built.executable("bin", "backroom"),
+            Ok(PathBuf::from("/t/backroom"))
+        );
+        assert_eq!(
+            built.executable("example", "bench"),
+            Ok(PathBuf::from("/t/examples/bench"))
+        );
+        assert!(built.executable("bin", "bench").is_err());
+        assert!(built.executable("bin", "backroom-files").is_err());
     }
 }
