@@ -156,6 +156,7 @@ async fn mkdir(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
     let path = checked(state, &call.identity, &args.path, Access::Write)?;
     let worker = state.clone();
     let target = path.clone();
+    state.hub.expect(&path.to_string(), None, false);
     blocking(move || ops::mkdir(&worker.root, &target, args.parents)).await?;
     tracing::info!(user = %call.identity.user, %path, "made a directory");
     state
@@ -172,6 +173,7 @@ async fn remove(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
         .require_tree(&call.identity, &path, Access::Write)?;
     let worker = state.clone();
     let target = path.clone();
+    state.hub.expect(&path.to_string(), None, args.recursive);
     blocking(move || ops::remove(&worker.root, &target, args.recursive)).await?;
     tracing::info!(user = %call.identity.user, %path, recursive = args.recursive, "removed");
     state
@@ -189,6 +191,9 @@ async fn rename(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
         .require_tree(&call.identity, &from, Access::Write)?;
     let (worker, who) = (state.clone(), call.identity.clone());
     let (source, target) = (from.clone(), to.clone());
+    state
+        .hub
+        .expect(&from.to_string(), Some(&to.to_string()), false);
     blocking(move || {
         transfer::check_move_quota(&worker, &who, &source, &target)?;
         ops::rename(&worker.root, &source, &target, args.overwrite)
@@ -211,6 +216,7 @@ async fn copy(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
     let to = checked(state, &call.identity, &args.to, Access::Write)?;
     let (worker, who) = (state.clone(), call.identity.clone());
     let target = to.clone();
+    state.hub.expect(&to.to_string(), None, true);
     let (size, existed) = blocking(move || {
         let existed = worker.root.symlink_metadata(target.as_fs()).is_ok();
         let check = |size| transfer::check_added_bytes(&worker, &who, &target, size);

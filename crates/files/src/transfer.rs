@@ -344,6 +344,7 @@ pub async fn write(state: &Arc<State>, mut call: Call) -> Result<Reply, Error> {
         )));
     }
     let target = path.clone();
+    state.hub.expect(&path.to_string(), None, false);
     let size = blocking(move || {
         let committed = temp.commit(replace);
         drop(lock);

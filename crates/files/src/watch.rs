@@ -1,9 +1,11 @@
 //! The change feed behind `watch`: the server publishes its own changes, and
 //! a `notify` watcher on the root reports what other programs do on disk.
 //!
-//! A change the server made also shows up on disk a moment later; such
-//! echoes are dropped for a short window, so each change is reported once,
-//! with the server as its origin.
+//! A change the server makes also shows up on disk, often before the server
+//! has finished it (a rename is seen before the directory's fsync returns).
+//! So the server announces a change with [`Hub::expect`] before it touches
+//! the disk, disk events on those paths are dropped as echoes for a short
+//! window, and each change is reported once, with the server as its origin.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -32,7 +34,11 @@ const MEMORY: usize = 8192;
 /// on notify's thread and in handlers, never across an await.
 #[derive(Default)]
 struct Recent {
+    /// Paths the server is changing or has just changed.
     by_server: HashMap<String, Instant>,
+    /// Folders whose whole tree the server is changing (a recursive remove,
+    /// a folder copy): their contents' events are echoes too.
+    trees_by_server: HashMap<String, Instant>,
     by_disk: HashMap<String, Instant>,
 }
 
@@ -51,13 +57,16 @@ impl Recent {
             .is_some_and(|at| now.duration_since(*at) < window)
     }
 
+    /// Whether the server is changing `path` or has just changed it.
+    fn by_server(&self, path: &str, now: Instant) -> bool {
+        Recent::within(&self.by_server, path, now, ECHO_WINDOW)
+            || ancestors(path).any(|p| Recent::within(&self.trees_by_server, p, now, ECHO_WINDOW))
+    }
+
     /// Whether a disk change should be reported, remembering it if so.
     fn admit_disk(&mut self, change: &Change, now: Instant) -> bool {
         let paths = [Some(change.path.as_str()), change.to.as_deref()];
-        let echo = paths
-            .iter()
-            .flatten()
-            .any(|p| Recent::within(&self.by_server, p, now, ECHO_WINDOW));
+        let echo = paths.iter().flatten().any(|p| self.by_server(p, now));
         if echo {
             return false;
         }
@@ -66,6 +75,11 @@ impl Recent {
         Recent::remember(&mut self.by_disk, &change.path, now, COALESCE_WINDOW);
         !repeat
     }
+}
+
+/// `a/b/c`, then `a/b`, then `a`.
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    std::iter::successors(Some(path), |p| p.rsplit_once('/').map(|(parent, _)| parent))
 }
 
 fn lock(recent: &Mutex<Recent>) -> std::sync::MutexGuard<'_, Recent> {
@@ -91,6 +105,21 @@ impl Hub {
             root,
             recent: Arc::default(),
             disk: Mutex::new(None),
+        }
+    }
+
+    /// Says that the server is about to change `path` (and `to`, for a
+    /// rename), or with `tree` everything under `path` too, so that the disk
+    /// events it causes are not reported as other programs' changes.
+    pub fn expect(&self, path: &str, to: Option<&str>, tree: bool) {
+        let now = Instant::now();
+        let mut recent = lock(&self.recent);
+        Recent::remember(&mut recent.by_server, path, now, ECHO_WINDOW);
+        if let Some(to) = to {
+            Recent::remember(&mut recent.by_server, to, now, ECHO_WINDOW);
+        }
+        if tree {
+            Recent::remember(&mut recent.trees_by_server, path, now, ECHO_WINDOW);
         }
     }
 
@@ -260,6 +289,29 @@ mod tests {
         assert!(recent.admit_disk(&change(ChangeKind::Modified, "b.txt"), now));
         let later = now + ECHO_WINDOW * 2;
         assert!(recent.admit_disk(&change(ChangeKind::Removed, "a.txt"), later));
+    }
+
+    #[test]
+    fn a_disk_event_seen_before_the_server_finished_is_an_echo_too() {
+        let hub = Hub::new(PathBuf::from("/srv/root"));
+        hub.expect("new/r2.pdf", None, false);
+        hub.expect("old", None, true);
+        let now = Instant::now();
+        let mut recent = lock(&hub.recent);
+        assert!(!recent.admit_disk(&change(ChangeKind::Created, "new/r2.pdf"), now));
+        assert!(!recent.admit_disk(&change(ChangeKind::Removed, "old/a/b.txt"), now));
+        assert!(!recent.admit_disk(&change(ChangeKind::Removed, "old"), now));
+        assert!(recent.admit_disk(&change(ChangeKind::Created, "new/other.pdf"), now));
+        assert!(recent.admit_disk(&change(ChangeKind::Created, "older"), now));
+    }
+
+    #[test]
+    fn ancestors_run_from_the_path_up() {
+        assert_eq!(
+            ancestors("a/b/c").collect::<Vec<_>>(),
+            ["a/b/c", "a/b", "a"]
+        );
+        assert_eq!(ancestors("a").collect::<Vec<_>>(), ["a"]);
     }
 
     #[test]

@@ -190,3 +190,56 @@ async fn shutdown_ends_open_watches_and_the_server_returns() {
         .expect("the watch ends");
     assert!(!matches!(end, Some(Ok(_))), "{end:?}");
 }
+
+#[tokio::test]
+async fn each_server_change_is_reported_once_with_no_disk_echo() {
+    let server = TestServer::start().await;
+    let c = server.client().await;
+    let (head, mut sub) = c.watch("").await.expect("watch");
+    assert!(head.disk, "the disk watcher could not start");
+    c.mkdir("newdir", false).await.expect("mkdir");
+    c.write_all(
+        &WriteArgs::new("newdir/r2.pdf", WriteMode::CreateNew),
+        Bytes::from(vec![1u8; 200_000]),
+    )
+    .await
+    .expect("write");
+    c.mkdir("gone/deep", true).await.expect("mkdir -p");
+    c.write_all(
+        &WriteArgs::new("gone/deep/x.txt", WriteMode::CreateNew),
+        Bytes::from_static(b"x"),
+    )
+    .await
+    .expect("write");
+    c.remove("gone", true).await.expect("rm -r");
+    // Every echo of the server's changes comes before this marker's event.
+    std::fs::create_dir(server.root.join("marker")).expect("marker");
+    let mut seen = Vec::new();
+    loop {
+        let change = next_of_any(&mut sub).await;
+        if change.path == "marker" {
+            break;
+        }
+        seen.push(change);
+    }
+    let from_disk: Vec<&Change> = seen
+        .iter()
+        .filter(|change| change.origin == Origin::Disk && change.path != "gone")
+        .collect();
+    assert!(from_disk.is_empty(), "echoes: {from_disk:?}");
+    let kinds: Vec<(ChangeKind, &str)> = seen
+        .iter()
+        .filter(|change| change.origin == Origin::Server)
+        .map(|change| (change.kind, change.path.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (ChangeKind::Created, "newdir"),
+            (ChangeKind::Created, "newdir/r2.pdf"),
+            (ChangeKind::Created, "gone/deep"),
+            (ChangeKind::Created, "gone/deep/x.txt"),
+            (ChangeKind::Removed, "gone"),
+        ]
+    );
+}
