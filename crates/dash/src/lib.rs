@@ -8,6 +8,7 @@
 //!   event loop that joins them.
 //! - [`keymap`], [`filter`] and [`confirm`] are the pieces every tab shares.
 //! - [`tabs`] holds each server tab's state, its task and its drawing.
+//! - [`units`] formats sizes and dates for the tabs and the subcommands.
 
 pub mod app;
 pub mod cli;
@@ -20,3 +21,4 @@ pub mod server;
 pub mod tabs;
 pub mod tui;
 pub mod ui;
+pub mod units;

@@ -25,9 +25,9 @@ use bytes::{Bytes, BytesMut};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
-use super::human_bytes;
 use crate::config::Settings;
 use crate::server::Server;
+use crate::units;
 
 /// How much local IO one chunk of a transfer moves: large enough that the
 /// per-chunk costs vanish, small enough that a few in flight cost little.
@@ -295,7 +295,7 @@ async fn execute(files: &FilesClient, command: FilesCommand, out: Output) -> any
             } else {
                 println!(
                     "{}\t{} bytes\t{} files\t{} dirs\t{}",
-                    human_bytes(usage.bytes),
+                    units::bytes(usage.bytes),
                     usage.bytes,
                     usage.files,
                     usage.dirs,
@@ -383,7 +383,7 @@ fn print_entry(entry: &Entry, out: Output) {
         "{} {:>12} {}  {}{slash}",
         mode_string(entry.kind, entry.mode),
         entry.size,
-        date_time(entry.modified_ms),
+        units::utc_minute(entry.modified_ms),
         entry.name
     );
 }
@@ -395,13 +395,13 @@ fn print_stat(path: &str, entry: &Entry, out: Output) {
     }
     println!("path:     {}", shown(path));
     println!("kind:     {}", kind_name(entry.kind));
-    println!("size:     {} ({})", entry.size, human_bytes(entry.size));
+    println!("size:     {} ({})", entry.size, units::bytes(entry.size));
     println!(
         "mode:     {:04o} ({})",
         entry.mode & 0o7777,
         mode_string(entry.kind, entry.mode)
     );
-    println!("modified: {} UTC", date_time(entry.modified_ms));
+    println!("modified: {} UTC", units::utc_minute(entry.modified_ms));
 }
 
 fn entry_json(entry: &Entry) -> String {
@@ -440,33 +440,6 @@ fn mode_string(kind: Kind, mode: u32) -> String {
         s.push(if bits & 1 != 0 { 'x' } else { '-' });
     }
     s
-}
-
-/// `YYYY-MM-DD HH:MM` in UTC, from milliseconds since the Unix epoch.
-fn date_time(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60
-    )
-}
-
-/// Howard Hinnant's `civil_from_days`: the proleptic Gregorian date of a
-/// day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 // ---------------------------------------------------------------- get
@@ -807,9 +780,9 @@ impl ProgressLines {
             "{}: {:>3}% {} of {}, {}/s",
             self.label,
             self.done * 100 / self.total,
-            human_bytes(self.done),
-            human_bytes(self.total),
-            human_bytes(rate)
+            units::bytes(self.done),
+            units::bytes(self.total),
+            units::bytes(rate)
         );
     }
 }
@@ -964,13 +937,6 @@ fn json_str(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_are_utc_calendar_dates() {
-        assert_eq!(date_time(0), "1970-01-01 00:00");
-        assert_eq!(date_time(951_782_400_000), "2000-02-29 00:00");
-        assert_eq!(date_time(1_795_000_000_000), "2026-11-18 11:06");
-    }
 
     #[test]
     fn modes_read_like_ls() {

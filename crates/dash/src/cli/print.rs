@@ -22,9 +22,9 @@ use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use super::human_bytes;
 use crate::config::Settings;
 use crate::server::Server;
+use crate::units;
 
 /// The print queue: submit, list and manage jobs and printers.
 #[derive(Debug, Parser)]
@@ -538,7 +538,7 @@ fn jobs_table(list: &JobList) -> String {
             priority_cell(job),
             job.device.as_deref().unwrap_or(&job.printer),
             job.owner,
-            human_bytes(job.size),
+            units::bytes(job.size),
             job.name
         ));
     }
@@ -571,15 +571,18 @@ fn job_details(job: &Job) -> String {
     lines.push(format!("copies      {}", job.copies));
     lines.push(format!(
         "size        {} ({} bytes)",
-        human_bytes(job.size),
+        units::bytes(job.size),
         job.size
     ));
-    lines.push(format!("submitted   {}", utc(job.submitted_ms)));
+    lines.push(format!(
+        "submitted   {}",
+        units::utc_second(job.submitted_ms)
+    ));
     if let Some(ms) = job.started_ms {
-        lines.push(format!("started     {}", utc(ms)));
+        lines.push(format!("started     {}", units::utc_second(ms)));
     }
     if let Some(ms) = job.finished_ms {
-        lines.push(format!("finished    {}", utc(ms)));
+        lines.push(format!("finished    {}", units::utc_second(ms)));
     }
     lines.push(format!("attempts    {}", job.attempts));
     lines.push(format!(
@@ -658,39 +661,9 @@ fn event_line(event: &Event) -> String {
     }
 }
 
-/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`, without a
-/// date crate for one line of output.
-fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_renders_known_instants() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc(1_795_000_000_123), "2026-11-18 11:06:40 UTC");
-    }
 
     #[test]
     fn the_command_line_is_well_formed() {

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::server::Server;
+use crate::units;
 
 /// `backroom proxy [--addr ADMIN_ADDR] [--json] <command>`.
 #[derive(Debug, clap::Args)]
@@ -199,8 +200,8 @@ fn stats_lines(s: &Stats) -> Vec<String> {
         ),
         format!(
             "bytes        in {}, out {}",
-            bytes(s.bytes_in),
-            bytes(s.bytes_out)
+            units::bytes(s.bytes_in),
+            units::bytes(s.bytes_out)
         ),
         format!(
             "active       {} connections, {} tunnels",
@@ -251,7 +252,7 @@ fn log_record(out: &mut Out, record: &AccessRecord) -> Result<(), Failure> {
 fn log_line(r: &AccessRecord) -> String {
     format!(
         "{}  {} {} {} {} {} in={} out={} {}ms upstream={}",
-        timestamp(r.time_ms),
+        units::utc_millisecond(i64::try_from(r.time_ms).unwrap_or(i64::MAX)),
         r.client,
         r.user,
         r.method,
@@ -289,8 +290,8 @@ fn tunnel_table(tunnels: &[TunnelInfo], now_ms: u64) -> Vec<String> {
                 t.target.clone(),
                 t.upstream.clone(),
                 duration(now_ms.saturating_sub(t.opened_ms)),
-                bytes(t.bytes_in),
-                bytes(t.bytes_out),
+                units::bytes(t.bytes_in),
+                units::bytes(t.bytes_out),
             ]
         })
         .collect();
@@ -357,50 +358,6 @@ fn duration(ms: u64) -> String {
     }
 }
 
-/// Bytes in the largest binary unit that keeps a number above one.
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut value = n as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS.mmm` in UTC.
-fn timestamp(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
-    let of_day = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60,
-        ms % 1000
-    )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01, after
-/// Howard Hinnant's `civil_from_days`, to spare a date crate.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use backroom_api::proxy::{HostCount, StatusClasses};
@@ -418,17 +375,7 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_are_utc_calendar_dates() {
-        assert_eq!(timestamp(0), "1970-01-01 00:00:00.000");
-        assert_eq!(timestamp(951_782_400_123), "2000-02-29 00:00:00.123");
-        assert_eq!(timestamp(1_795_000_000_000), "2026-11-18 11:06:40.000");
-    }
-
-    #[test]
-    fn sizes_and_durations_read_like_a_person_wrote_them() {
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(3 << 30), "3.0 GiB");
+    fn durations_read_like_a_person_wrote_them() {
         assert_eq!(duration(6_400), "6s");
         assert_eq!(duration(245_000), "4m 05s");
         assert_eq!(duration(3_723_000), "1h 02m 03s");

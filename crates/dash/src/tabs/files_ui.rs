@@ -1,8 +1,6 @@
 //! Drawing the Files tab: the directory list with sizes and modified times,
 //! the transfers with progress bars, and the line under them.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use backroom_api::files::{Entry, Kind};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -14,8 +12,8 @@ use crate::app::{App, Tab};
 use crate::server::Server;
 use crate::tabs::files::{FilesTab, Transfer};
 use crate::tabs::print_ui;
-use crate::tabs::proxy_ui::format_bytes;
 use crate::ui;
+use crate::units;
 
 /// Draws the Files tab into `area`.
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
@@ -107,37 +105,13 @@ fn entry_row(entry: &Entry) -> Row<'static> {
             String::new(),
         ),
         Kind::Symlink => (Span::raw(format!("{}@", entry.name)).cyan(), String::new()),
-        Kind::File | Kind::Other => (Span::raw(entry.name.clone()), format_bytes(entry.size)),
+        Kind::File | Kind::Other => (Span::raw(entry.name.clone()), units::bytes(entry.size)),
     };
     Row::new([
         Cell::from(name),
         Cell::from(Line::from(size).right_aligned()),
-        Cell::from(format_date(entry.modified_ms)),
+        Cell::from(units::utc_minute(entry.modified_ms.max(0))),
     ])
-}
-
-/// `YYYY-MM-DD HH:MM` in UTC.
-pub fn format_date(ms: i64) -> String {
-    let secs = ms.max(0) / 1000;
-    let days = secs / 86_400;
-    let clock = ui::format_clock(UNIX_EPOCH + Duration::from_secs(secs as u64));
-    let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02} {}", &clock[..5])
-}
-
-/// The calendar date of a count of days since 1970-01-01 (Howard
-/// Hinnant's algorithm), to avoid a date crate for one column.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 fn render_transfers(tab: &FilesTab, area: Rect, buf: &mut Buffer) {
@@ -176,26 +150,13 @@ fn render_transfer(transfer: &Transfer, area: Rect, buf: &mut Buffer) {
                 .ratio(ratio)
                 .label(format!(
                     "{} of {}",
-                    format_bytes(transfer.done),
-                    format_bytes(transfer.total)
+                    units::bytes(transfer.done),
+                    units::bytes(transfer.total)
                 ))
                 .gauge_style(Style::new().cyan())
                 .render(bar, buf);
         }
         Some(Ok(text)) => Line::from(format!("✓ {text}")).green().render(bar, buf),
         Some(Err(text)) => Line::from(format!("✗ {text}")).red().render(bar, buf),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_are_utc_calendar_dates() {
-        assert_eq!(format_date(0), "1970-01-01 00:00");
-        // 2026-11-23 10:41:59 UTC.
-        assert_eq!(format_date(1_795_430_519_000), "2026-11-23 10:41");
-        assert_eq!(format_date(951_782_400_000), "2000-02-29 00:00");
     }
 }

@@ -14,6 +14,7 @@ use crate::app::{App, Tab};
 use crate::server::Server;
 use crate::tabs::proxy::ProxyTab;
 use crate::ui;
+use crate::units;
 
 /// Draws the Proxy tab into `area`.
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
@@ -97,8 +98,8 @@ fn render_status(stats: &Stats, area: Rect, buf: &mut Buffer) {
 fn render_traffic(stats: &Stats, area: Rect, buf: &mut Buffer) {
     let lines = vec![
         Line::from(format!("requests {:>9}", stats.requests)),
-        Line::from(format!("in       {:>9}", format_bytes(stats.bytes_in))),
-        Line::from(format!("out      {:>9}", format_bytes(stats.bytes_out))),
+        Line::from(format!("in       {:>9}", units::bytes(stats.bytes_in))),
+        Line::from(format!("out      {:>9}", units::bytes(stats.bytes_out))),
         Line::from(format!("conns    {:>9}", stats.active_connections)),
         Line::from(format!("tunnels  {:>9}", stats.active_tunnels)),
     ];
@@ -195,38 +196,10 @@ fn record_line(record: &AccessRecord) -> Line<'static> {
         Span::raw(format!(" {:<7} ", record.method)),
         Span::raw(format!(
             "{:>8} {:>6} ",
-            format_bytes(record.bytes_out),
+            units::bytes(record.bytes_out),
             format!("{}ms", record.duration_ms)
         ))
         .dim(),
         Span::raw(record.target.clone()),
     ])
-}
-
-/// Bytes in the largest unit that keeps a number below 1024.
-pub fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bytes_use_binary_units() {
-        assert_eq!(format_bytes(512), "512 B");
-        assert_eq!(format_bytes(1536), "1.5 kB");
-        assert_eq!(format_bytes(5 * 1024 * 1024), "5.0 MB");
-    }
 }
