@@ -6,6 +6,8 @@
 //! point; this crate only helps their thin `main`s agree with each other.
 
 pub mod logs;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 use std::io::Write;
 use std::net::SocketAddr;

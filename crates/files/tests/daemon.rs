@@ -4,73 +4,30 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
 
 use backroom_api::files::{
     Algorithm, FilesClient, ListArgs, ReadArgs, WriteArgs, WriteMode, Written,
 };
+use backroom_daemon::testing::Daemon;
 use bytes::Bytes;
 use common::pattern;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::Command;
 
-struct Daemon {
-    child: Child,
-    addr: String,
-    /// Kept open: the daemon's stdout must not become a broken pipe.
-    _stdout: BufReader<ChildStdout>,
+/// Starts the binary on a free port and waits for its readiness line.
+async fn start(root: &Path) -> Daemon {
+    let mut files = Command::new(env!("CARGO_BIN_EXE_backroom-files"));
+    files
+        .arg("--root")
+        .arg(root)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn");
+    Daemon::start(files, &["files"]).await
 }
 
-impl Daemon {
-    /// Starts the binary on a free port and waits for its readiness line.
-    async fn start(root: &Path) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_backroom-files"))
-            .arg("--root")
-            .arg(root)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn backroom-files");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        let mut stdout = BufReader::new(stdout);
-        let read = stdout.read_line(&mut line);
-        tokio::time::timeout(Duration::from_secs(30), read)
-            .await
-            .expect("ready in time")
-            .expect("read stdout");
-        let addr = line
-            .trim()
-            .strip_prefix("listening files ")
-            .unwrap_or_else(|| panic!("unexpected readiness line {line:?}"))
-            .to_owned();
-        assert!(!addr.ends_with(":0"), "the real port: {addr}");
-        Daemon {
-            child,
-            addr,
-            _stdout: stdout,
-        }
-    }
-
-    async fn client(&self) -> FilesClient {
-        FilesClient::connect(&self.addr, None)
-            .await
-            .expect("connect")
-    }
-
-    /// SIGKILL: no destructor, no flush, no goodbye.
-    async fn kill(mut self) {
-        self.child.start_kill().expect("kill");
-        self.child.wait().await.expect("reaped");
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().expect("running")
-    }
+async fn client(daemon: &Daemon) -> FilesClient {
+    FilesClient::connect(daemon.addr("files"), None)
+        .await
+        .expect("connect")
 }
 
 /// Every file name on disk under `dir`, recursively, temp files included.
@@ -99,9 +56,9 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
 async fn sigkill_mid_upload_leaves_the_target_untouched() {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path().join("not-yet-there");
-    let daemon = Daemon::start(&root).await;
+    let daemon = start(&root).await;
     assert!(root.is_dir(), "--root is created");
-    let c = daemon.client().await;
+    let c = client(&daemon).await;
     let old = pattern(10_000, 7);
     c.write_all(
         &WriteArgs::new("target.bin", WriteMode::CreateNew),
@@ -124,8 +81,8 @@ async fn sigkill_mid_upload_leaves_the_target_untouched() {
     drop(upload);
 
     assert_eq!(std::fs::read(root.join("target.bin")).expect("target"), old);
-    let daemon = Daemon::start(&root).await;
-    let c = daemon.client().await;
+    let daemon = start(&root).await;
+    let c = client(&daemon).await;
     let listing = c.list(&ListArgs::default()).await.expect("list");
     let names: Vec<_> = listing.entries.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["target.bin"]);
@@ -139,8 +96,8 @@ async fn sigkill_mid_upload_leaves_the_target_untouched() {
 async fn sigkill_mid_create_leaves_no_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path().join("root");
-    let daemon = Daemon::start(&root).await;
-    let c = daemon.client().await;
+    let daemon = start(&root).await;
+    let c = client(&daemon).await;
     let mut upload = c
         .write(&WriteArgs::new("new.bin", WriteMode::CreateNew))
         .await
@@ -152,8 +109,8 @@ async fn sigkill_mid_create_leaves_no_file() {
     daemon.kill().await;
     drop(upload);
     assert!(!root.join("new.bin").exists());
-    let daemon = Daemon::start(&root).await;
-    let c = daemon.client().await;
+    let daemon = start(&root).await;
+    let c = client(&daemon).await;
     let err = c.stat("new.bin").await.expect_err("absent");
     assert_eq!(err.code, backroom_frame::ErrorCode::NotFound);
     assert!(
@@ -169,8 +126,8 @@ async fn a_resumable_upload_survives_sigkill_and_resumes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path().join("root");
     let data = pattern(6 << 20, 10);
-    let daemon = Daemon::start(&root).await;
-    let c = daemon.client().await;
+    let daemon = start(&root).await;
+    let c = client(&daemon).await;
     let mut args = WriteArgs::new("doc.bin", WriteMode::CreateNew);
     args.upload_id = Some("doc-1".into());
     let mut upload = c.write(&args).await.expect("start");
@@ -181,8 +138,8 @@ async fn a_resumable_upload_survives_sigkill_and_resumes() {
     daemon.kill().await;
     drop(upload);
 
-    let daemon = Daemon::start(&root).await;
-    let c = daemon.client().await;
+    let daemon = start(&root).await;
+    let c = client(&daemon).await;
     assert_eq!(
         c.stat("doc.bin").await.expect_err("not committed").code,
         backroom_frame::ErrorCode::NotFound
@@ -225,8 +182,8 @@ async fn a_large_round_trip_matches_its_checksum_in_bounded_memory() {
     const PIECE: usize = 1 << 20;
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path().join("root");
-    let daemon = Daemon::start(&root).await;
-    let c = daemon.client().await;
+    let daemon = start(&root).await;
+    let c = client(&daemon).await;
     let piece = |i: usize| pattern(PIECE, i as u8);
 
     let mut sent = blake3::Hasher::new();

@@ -4,70 +4,32 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
 use backroom_api::print::{JobState, ListArgs, PrintClient, SubmitArgs};
+use backroom_daemon::testing::Daemon;
 use bytes::Bytes;
 use common::{printed, printed_id, wait_for_state};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::Command;
 
-struct Daemon {
-    child: Child,
-    addr: String,
-    /// Kept open: the daemon's stdout must not become a broken pipe.
-    _stdout: BufReader<ChildStdout>,
+/// Starts the binary on a free port and waits for its readiness line.
+async fn start(spool: &Path, config: &Path, printer: &str) -> Daemon {
+    let mut print = Command::new(env!("CARGO_BIN_EXE_backroom-print"));
+    print
+        .arg("--spool")
+        .arg(spool)
+        .arg("--config")
+        .arg(config)
+        .args(["--printer", printer, "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn");
+    Daemon::start(print, &["print"]).await
 }
 
-impl Daemon {
-    /// Starts the binary on a free port and waits for its readiness line.
-    async fn start(spool: &Path, config: &Path, printer: &str) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_backroom-print"))
-            .arg("--spool")
-            .arg(spool)
-            .arg("--config")
-            .arg(config)
-            .args(["--printer", printer, "--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn backroom-print");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut stdout = BufReader::new(stdout);
-        let mut line = String::new();
-        let read = stdout.read_line(&mut line);
-        tokio::time::timeout(Duration::from_secs(30), read)
-            .await
-            .expect("ready in time")
-            .expect("read stdout");
-        let addr = line
-            .trim()
-            .strip_prefix("listening print ")
-            .unwrap_or_else(|| panic!("unexpected readiness line {line:?}"))
-            .to_owned();
-        assert!(!addr.ends_with(":0"), "the real port: {addr}");
-        Daemon {
-            child,
-            addr,
-            _stdout: stdout,
-        }
-    }
-
-    async fn client(&self) -> PrintClient {
-        PrintClient::connect(&self.addr, None)
-            .await
-            .expect("connect")
-    }
-
-    /// SIGKILL: no destructor, no flush, no goodbye.
-    async fn kill(mut self) {
-        self.child.start_kill().expect("kill");
-        self.child.wait().await.expect("reaped");
-    }
+async fn client(daemon: &Daemon) -> PrintClient {
+    PrintClient::connect(daemon.addr("print"), None)
+        .await
+        .expect("connect")
 }
 
 async fn submit(c: &PrintClient, name: &str, priority: u8, hold: bool, data: Vec<u8>) -> u64 {
@@ -95,8 +57,8 @@ async fn sigkill_loses_no_accepted_job_and_keeps_the_order() {
     let device = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = device.local_addr().expect("addr").port();
 
-    let daemon = Daemon::start(&spool, &config, &format!("lp=socket:127.0.0.1:{port}")).await;
-    let c = daemon.client().await;
+    let daemon = start(&spool, &config, &format!("lp=socket:127.0.0.1:{port}")).await;
+    let c = client(&daemon).await;
     let (_, mut events) = c.watch().await.expect("watch");
     // The first job blocks on a device that reads a little, then stalls.
     let big: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
@@ -136,8 +98,8 @@ async fn sigkill_loses_no_accepted_job_and_keeps_the_order() {
 
     // Restart on a file printer of the same name: the queue is the same.
     let out = dir.path().join("out");
-    let daemon = Daemon::start(&spool, &config, &format!("lp=file:{}", out.display())).await;
-    let c = daemon.client().await;
+    let daemon = start(&spool, &config, &format!("lp=file:{}", out.display())).await;
+    let c = client(&daemon).await;
     let (_, mut events) = c.watch().await.expect("watch");
     let after = c.list(&ListArgs::default()).await.expect("list");
     assert_eq!(after.total, before.total, "no job lost or added");

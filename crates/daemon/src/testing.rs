@@ -1,0 +1,181 @@
+//! Test support for the daemons' real binaries: start one and read its
+//! readiness lines, and check what SIGHUP does to it. Behind the
+//! `test-support` feature, which only dev-dependencies enable, so no
+//! daemon's own build holds this code.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use backroom_frame::ErrorCode;
+use backroom_frame::auth::hash_token;
+use backroom_frame::client::{Client, ClientConfig};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// A daemon's binary, running until it is killed or dropped.
+pub struct Daemon {
+    child: Child,
+    /// Each readiness line's `<what>` and `<addr>`.
+    addrs: Vec<(String, String)>,
+    /// Kept open: the daemon's stdout must not become a broken pipe.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Daemon {
+    /// Spawns `command`, then waits for one readiness line,
+    /// `listening <what> <addr>`, for each of `announces`, in that order.
+    pub async fn start(mut command: Command, announces: &[&str]) -> Daemon {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn the daemon");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut addrs = Vec::new();
+        for what in announces {
+            let mut line = String::new();
+            tokio::time::timeout(Duration::from_secs(30), stdout.read_line(&mut line))
+                .await
+                .expect("ready in time")
+                .expect("read stdout");
+            let addr = line
+                .trim()
+                .strip_prefix(&format!("listening {what} "))
+                .unwrap_or_else(|| panic!("unexpected readiness line {line:?}"));
+            assert!(!addr.ends_with(":0"), "the real port: {addr}");
+            addrs.push((what.to_string(), addr.to_owned()));
+        }
+        Daemon {
+            child,
+            addrs,
+            _stdout: stdout,
+        }
+    }
+
+    /// The address the readiness line `what` announced.
+    pub fn addr(&self, what: &str) -> &str {
+        self.addrs
+            .iter()
+            .find(|(announced, _)| announced == what)
+            .map(|(_, addr)| addr.as_str())
+            .unwrap_or_else(|| panic!("no readiness line for {what}"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// SIGKILL: no destructor, no flush, no goodbye.
+    pub async fn kill(mut self) {
+        self.child.start_kill().expect("kill");
+        self.child.wait().await.expect("reaped");
+    }
+}
+
+/// What differs between the daemons in [`assert_sighup_rotates`].
+pub struct Hangup<'a> {
+    /// The service of the frame port whose tokens rotate; it also names the
+    /// files.
+    pub service: &'a str,
+    /// The `<what>` of that port's readiness line.
+    pub port: &'a str,
+    /// The `<what>` of the readiness lines before it, in the order they come.
+    pub before: &'a [&'a str],
+    /// What the log says before the rotation.
+    pub serving: &'a str,
+    /// What the new log must say after SIGHUP, beside "reloaded the users".
+    pub reloaded: &'a [&'a str],
+}
+
+impl<'a> Hangup<'a> {
+    /// A daemon with one port, announced as `service`, that logs "serving".
+    pub fn new(service: &'a str) -> Hangup<'a> {
+        Hangup {
+            service,
+            port: service,
+            before: &[],
+            serving: "serving",
+            reloaded: &[],
+        }
+    }
+}
+
+/// Starts `command` (a daemon's binary and its own flags) on loopback with a
+/// `--config` in `dir` whose user is ann and a `--log-file` there. Then it
+/// renames the log away, makes bob the user and sends SIGHUP, and asserts
+/// that within seconds bob gets in, ann does not, and the new log (not the
+/// old one) says what was reloaded.
+pub async fn assert_sighup_rotates(mut command: Command, dir: &Path, hangup: &Hangup<'_>) {
+    let config = dir.join(format!("{}.toml", hangup.service));
+    let log = dir.join(format!("{}.log", hangup.service));
+    write_config(&config, "ann");
+    command
+        .arg("--config")
+        .arg(&config)
+        .arg("--log-file")
+        .arg(&log)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info");
+    let announces: Vec<&str> = hangup.before.iter().copied().chain([hangup.port]).collect();
+    let mut daemon = Daemon::start(command, &announces).await;
+    let addr = daemon.addr(hangup.port).to_owned();
+    let admitted = |name| admitted(&addr, hangup.service, name);
+    assert!(admitted("ann").await);
+    assert!(!admitted("bob").await);
+
+    let rotated = dir.join(format!("{}.log.1", hangup.service));
+    std::fs::rename(&log, &rotated).expect("rotate the log");
+    write_config(&config, "bob");
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &daemon.pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+
+    let deadline = Instant::now() + Duration::from_secs(4);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("reloaded the users")
+            && hangup.reloaded.iter().all(|line| text.contains(line))
+            && admitted("bob").await
+            && !admitted("ann").await
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no reload after SIGHUP; the new log holds {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let old = std::fs::read_to_string(&rotated).expect("the rotated log");
+    assert!(old.contains(hangup.serving), "{old}");
+    assert!(!old.contains("reloaded the users"), "{old}");
+    assert_eq!(
+        daemon.child.try_wait().expect("status"),
+        None,
+        "still running"
+    );
+}
+
+/// A config file whose one user is `name`, holding the token `<name>-token`.
+fn write_config(path: &Path, name: &str) {
+    let hash = hash_token(&format!("{name}-token"));
+    let text =
+        format!("[[users]]\nname = \"{name}\"\ntoken_sha256 = \"{hash}\"\nrole = \"admin\"\n");
+    std::fs::write(path, text).expect("write config");
+}
+
+/// Whether a new connection to `service` with `name`'s token gets in; any
+/// refusal other than `unauthorized` fails the test.
+async fn admitted(addr: &str, service: &str, name: &str) -> bool {
+    let mut config = ClientConfig::new(addr, service);
+    config.token = Some(format!("{name}-token"));
+    match Client::connect(&config).await {
+        Ok(_) => true,
+        Err(e) if e.code == ErrorCode::Unauthorized => false,
+        Err(e) => panic!("connect as {name}: {e}"),
+    }
+}
