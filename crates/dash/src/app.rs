@@ -283,6 +283,10 @@ pub struct App {
 
 impl App {
     pub fn new(endpoints: &[Endpoint], keymap: Keymap, clock: Clock) -> App {
+        let database = endpoints
+            .iter()
+            .find(|e| e.server == Server::Db)
+            .and_then(|e| e.database.clone());
         let servers = Server::ALL
             .into_iter()
             .map(|server| {
@@ -304,7 +308,10 @@ impl App {
             quit: false,
             clock,
             print: PrintTab::default(),
-            db: DbTab::new(),
+            db: DbTab {
+                database,
+                ..DbTab::new()
+            },
             proxy: ProxyTab::default(),
             files: FilesTab::new(std::env::current_dir().unwrap_or_default()),
             outbox: Outbox::default(),

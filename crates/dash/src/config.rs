@@ -40,6 +40,9 @@ pub struct ServerEntry {
     /// A PEM file of CA certificates: connect over TLS, trusting these.
     /// A relative path is taken from the config file's folder.
     pub tls_ca: Option<PathBuf>,
+    /// Only under `[db]`: the database the DB tab and `backroom db` use
+    /// (`main` by default).
+    pub database: Option<String>,
 }
 
 impl FileConfig {
@@ -85,6 +88,9 @@ pub struct Endpoint {
     pub client: ClientConfig,
     /// Where the TLS roots came from, to show on screen.
     pub tls_ca: Option<PathBuf>,
+    /// The database to use, for the database server; the server's `main`
+    /// when `None`.
+    pub database: Option<String>,
 }
 
 /// Everything the dashboard needs to start, resolved.
@@ -185,6 +191,12 @@ fn endpoint(
     // and a server that accepts but never answers costs little.
     client.retries = 0;
     client.connect_timeout = Duration::from_secs(3);
+    if entry.database.is_some() && server != Server::Db {
+        anyhow::bail!(
+            "[{}] database: only the [db] table names a database",
+            server.name()
+        );
+    }
     let tls_ca = entry.tls_ca.map(|ca| base.join(ca));
     if let Some(ca) = &tls_ca {
         let tls = backroom_frame::tls::client_config(ca)
@@ -195,6 +207,7 @@ fn endpoint(
         server,
         client,
         tls_ca,
+        database: entry.database,
     })
 }
 
@@ -380,6 +393,32 @@ mod tests {
             let message = format!("{err:#}");
             assert!(message.contains(needle), "{name}: {message}");
         }
+    }
+
+    #[test]
+    fn only_the_db_table_names_a_database() {
+        let tmp = temp_dir();
+        let dir = tmp.path();
+        let good = write(dir, "db.toml", "[db]\ndatabase = \"holidays\"\n");
+        let flags = Flags {
+            config: Some(good),
+            ..Flags::default()
+        };
+        let settings = resolve(&flags, None).expect("valid");
+        let databases: Vec<Option<&str>> = settings
+            .endpoints
+            .iter()
+            .map(|e| e.database.as_deref())
+            .collect();
+        assert_eq!(databases, [None, None, Some("holidays"), None]);
+
+        let bad = write(dir, "files.toml", "[files]\ndatabase = \"holidays\"\n");
+        let flags = Flags {
+            config: Some(bad),
+            ..Flags::default()
+        };
+        let err = resolve(&flags, None).expect_err("refused");
+        assert!(format!("{err:#}").contains("[files] database"), "{err:#}");
     }
 
     #[test]

@@ -98,7 +98,8 @@ pub fn spawn_all(
                 tasks.spawn(print_task::run(config, timing, updates.clone()));
             }
             Server::Db => {
-                tasks.spawn(db_task::run(config, timing, updates.clone()));
+                let database = endpoint.database.clone();
+                tasks.spawn(db_task::run(config, database, timing, updates.clone()));
             }
             Server::Proxy => {
                 tasks.spawn(proxy_task::run(config, timing, updates.clone()));

@@ -545,3 +545,37 @@ fn databases_are_created_listed_used_and_dropped() {
     let out = output(server.cli(&["drop", "main"]));
     assert!(!out.status.success(), "main was dropped");
 }
+
+#[test]
+fn the_config_files_database_is_the_default_for_db_commands() {
+    let server = Server::start();
+    server.ok(&["create", "holidays"]);
+    server.ok(&[
+        "--db",
+        "holidays",
+        "exec",
+        "CREATE TABLE seats (id INTEGER)",
+    ]);
+    let dir = server.dir.path();
+    let file = dir.join("config.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[db]\naddr = \"{}\"\ntoken = \"{ADMIN}\"\ndatabase = \"holidays\"\n",
+            server.addr
+        ),
+    )
+    .expect("write");
+    let tables = |extra: &[&str]| {
+        let mut command = backroom(dir);
+        command
+            .args(["--config", file.to_str().expect("utf-8"), "db"])
+            .args(extra)
+            .arg("tables");
+        let out = output(command);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert_eq!(tables(&[]), "seats\n");
+    assert_eq!(tables(&["--db", "main"]), "", "--db beats the file");
+}

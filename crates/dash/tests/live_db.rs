@@ -151,3 +151,44 @@ async fn the_db_tab_runs_sql_and_shows_rows_schema_transactions_and_errors() {
     drop(connections);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_db_tab_works_on_the_database_its_config_names() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let server = DbServer::start(tmp.path()).await;
+    let admin = backroom_api::db::DbClient::connect(&server.addr.to_string(), None)
+        .await
+        .expect("connect");
+    admin.create_database("holidays").await.expect("create");
+    let mut endpoints = only(Server::Db, server.addr);
+    endpoints[0].database = Some("holidays".into());
+    let (updates_tx, mut updates) = mpsc::channel(64);
+    let connections = conn::spawn_all(&endpoints, timing(), updates_tx);
+    let mut app = App::new(&endpoints, Default::default(), Clock::now());
+    app.handle_key(key('4'));
+    until(&mut app, &mut updates, |app| {
+        app.db.connected && app.db.schema.is_some()
+    })
+    .await;
+    assert!(screen(&app).contains("SQL on holidays"));
+
+    run_sql(&mut app, &mut updates, "CREATE TABLE seats (id INTEGER)").await;
+    until(&mut app, &mut updates, |app| {
+        app.db
+            .schema
+            .as_ref()
+            .is_some_and(|s| s.tables.iter().any(|t| t.name == "seats"))
+    })
+    .await;
+    let main = admin
+        .query_main(backroom_api::db::Statement::new(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'seats'",
+        ))
+        .await
+        .expect("query main");
+    assert_eq!(main.rows, vec![vec![backroom_api::db::Value::Integer(0)]]);
+
+    drop(connections);
+    drop(admin);
+    server.stop().await;
+}

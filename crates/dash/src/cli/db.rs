@@ -88,7 +88,8 @@ pub enum DbCommand {
 /// between the global server flag and this command's database name, so the
 /// endpoint is resolved again here without it.
 pub fn run(args: Args, flags: &Flags) -> anyhow::Result<()> {
-    let config = client_config(&args, flags)?;
+    let (config, database) = client_config(&args, flags)?;
+    let db = args.db.or(database);
     // Multi-threaded, with one worker, so the connection's keepalive runs
     // while the shell waits for the user to type.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -97,8 +98,8 @@ pub fn run(args: Args, flags: &Flags) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let result = match args.command {
-        DbCommand::Shell => shell(&runtime, &config, args.db, args.json),
-        command => runtime.block_on(execute(command, &config, args.db, args.json)),
+        DbCommand::Shell => shell(&runtime, &config, db, args.json),
+        command => runtime.block_on(execute(command, &config, db, args.json)),
     };
     // One line whatever the environment: anyhow would add a backtrace
     // under RUST_BACKTRACE, and a script reading stderr wants the cause.
@@ -111,8 +112,8 @@ pub fn run(args: Args, flags: &Flags) -> anyhow::Result<()> {
 }
 
 /// The database server's endpoint, with `--addr` over whatever the config
-/// file says.
-fn client_config(args: &Args, flags: &Flags) -> anyhow::Result<ClientConfig> {
+/// file says, and the config file's database, if it names one.
+fn client_config(args: &Args, flags: &Flags) -> anyhow::Result<(ClientConfig, Option<String>)> {
     if let Some(name) = &args.db {
         if name.contains(':') {
             bail!(
@@ -135,7 +136,7 @@ fn client_config(args: &Args, flags: &Flags) -> anyhow::Result<ClientConfig> {
     if let Some(addr) = &args.addr {
         config.addr.clone_from(addr);
     }
-    Ok(config)
+    Ok((config, endpoint.database))
 }
 
 async fn connect(config: &ClientConfig) -> anyhow::Result<DbClient> {

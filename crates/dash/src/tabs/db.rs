@@ -169,6 +169,9 @@ pub struct DbTab {
     pub tx_open: bool,
     pub schema: Option<Schema>,
     pub schema_selected: usize,
+    /// The database the statements run on, when it is not the server's
+    /// `main`.
+    pub database: Option<String>,
 }
 
 impl DbTab {

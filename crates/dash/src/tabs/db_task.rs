@@ -14,7 +14,14 @@ use crate::tabs::Outlet;
 use crate::tabs::db::{Msg, Request};
 
 /// Keeps a session open for the DB tab for as long as the UI listens.
-pub async fn run(config: ClientConfig, timing: Timing, updates: mpsc::Sender<Update>) {
+/// `database` is the one its statements run on; the server's `main` when
+/// `None`.
+pub async fn run(
+    config: ClientConfig,
+    database: Option<String>,
+    timing: Timing,
+    updates: mpsc::Sender<Update>,
+) {
     let (requests_tx, mut requests) = mpsc::unbounded_channel();
     if !send(&updates, Msg::Attached(Outlet(requests_tx))).await {
         return;
@@ -24,7 +31,7 @@ pub async fn run(config: ClientConfig, timing: Timing, updates: mpsc::Sender<Upd
         let error = match DbClient::connect_with(&config).await {
             Ok(client) => {
                 delay = timing.backoff_min;
-                match serve(&client, &updates, &mut requests).await {
+                match serve(&client, database.as_deref(), &updates, &mut requests).await {
                     Some(error) => error,
                     None => return,
                 }
@@ -76,19 +83,20 @@ fn describe(request: &Request) -> String {
 /// (`None`).
 async fn serve(
     client: &DbClient,
+    database: Option<&str>,
     updates: &mpsc::Sender<Update>,
     requests: &mut mpsc::UnboundedReceiver<Request>,
 ) -> Option<Error> {
     if !send(updates, Msg::Connected).await {
         return None;
     }
-    if !refresh_schema(client, updates).await {
+    if !refresh_schema(client, database, updates).await {
         return None;
     }
     loop {
         let request = requests.recv().await?;
         let schema_changes = matches!(&request, Request::Run(_) | Request::Commit);
-        let msg = perform(client, request).await;
+        let msg = perform(client, database, request).await;
         let failed = matches!(msg, Msg::Failed { .. });
         if !send(updates, msg).await {
             return None;
@@ -96,7 +104,7 @@ async fn serve(
         if let Some(error) = client.client().closed() {
             return Some(error);
         }
-        if schema_changes && !failed && !refresh_schema(client, updates).await {
+        if schema_changes && !failed && !refresh_schema(client, database, updates).await {
             return None;
         }
     }
@@ -104,8 +112,16 @@ async fn serve(
 
 /// Sends the schema, or nothing when it cannot be read; `false` once the UI
 /// is gone.
-async fn refresh_schema(client: &DbClient, updates: &mpsc::Sender<Update>) -> bool {
-    match client.schema(&SchemaArgs::default()).await {
+async fn refresh_schema(
+    client: &DbClient,
+    database: Option<&str>,
+    updates: &mpsc::Sender<Update>,
+) -> bool {
+    let args = SchemaArgs {
+        db: database.map(str::to_owned),
+        ..SchemaArgs::default()
+    };
+    match client.schema(&args).await {
         Ok(schema) => send(updates, Msg::Schema(schema)).await,
         Err(error) => {
             tracing::debug!(%error, "cannot read the schema");
@@ -114,11 +130,12 @@ async fn refresh_schema(client: &DbClient, updates: &mpsc::Sender<Update>) -> bo
     }
 }
 
-async fn perform(client: &DbClient, request: Request) -> Msg {
+async fn perform(client: &DbClient, database: Option<&str>, request: Request) -> Msg {
     let sql = describe(&request);
     let outcome = match request {
         Request::Run(text) => {
             let args = ExecArgs {
+                db: database.map(str::to_owned),
                 statement: Statement::new(text.clone()),
                 ..ExecArgs::default()
             };
@@ -131,7 +148,10 @@ async fn perform(client: &DbClient, request: Request) -> Msg {
             };
         }
         Request::Begin => client
-            .begin(&BeginArgs::default())
+            .begin(&BeginArgs {
+                db: database.map(str::to_owned),
+                ..BeginArgs::default()
+            })
             .await
             .map(|tx| (true, format!("transaction {} open on {}", tx.id, tx.db))),
         Request::Commit => client

@@ -57,7 +57,11 @@ fn focus_block(title: &str, focused: bool) -> Block<'static> {
 
 fn render_editor(tab: &DbTab, area: Rect, buf: &mut Buffer) {
     let focused = tab.focus == Focus::Editor;
-    let mut block = focus_block("SQL", focused);
+    let title = match &tab.database {
+        Some(database) => format!("SQL on {database}"),
+        None => "SQL".to_owned(),
+    };
+    let mut block = focus_block(&title, focused);
     if let Some(at) = tab.history_at {
         block = block.title(
             Line::from(format!(" history {}/{} ", at + 1, tab.history.len())).right_aligned(),
