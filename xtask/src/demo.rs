@@ -222,7 +222,7 @@ pub struct Suite {
 /// The simulated printer's pages per minute: slow enough to watch in the
 /// dashboard, fast enough for the scenario.
 const fn sim_ppm(headless: bool) -> u32 {
-    if headless { 600 } else { 12 }
+    if headless { 600 } else { 6 }
 }
 
 impl Suite {
@@ -292,7 +292,7 @@ impl Suite {
             &config,
             format!(
                 "token = {}\n\n[files]\naddr = \"{}\"\n\n[print]\naddr = \"{}\"\n\n\
-                 [db]\naddr = \"{}\"\n\n[proxy]\naddr = \"{}\"\n",
+                 [db]\naddr = \"{}\"\ndatabase = \"holidays\"\n\n[proxy]\naddr = \"{}\"\n",
                 toml_string(&token),
                 files[0],
                 print[0],
@@ -314,19 +314,17 @@ impl Suite {
         })
     }
 
-    /// `backroom --config <the demo's config> ARGS...` in the data folder,
-    /// with nothing from the user's environment that could point it
-    /// elsewhere.
+    /// `backroom --config <the demo's config> ARGS...` in the data folder.
     pub fn cli(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.backroom);
-        command
-            .current_dir(&self.data)
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env_remove("BACKROOM_TOKEN")
-            .stdin(Stdio::null());
-        command
+        self.cli_runner().command(args)
+    }
+
+    fn cli_runner(&self) -> Cli {
+        Cli {
+            backroom: self.backroom.clone(),
+            config: self.config.clone(),
+            data: self.data.clone(),
+        }
     }
 
     /// Runs `backroom ARGS...` to its end and fails unless it succeeds.
@@ -411,16 +409,19 @@ impl Suite {
         Ok(())
     }
 
-    /// A queue to look at: jobs of several priorities on the class, and a
+    /// A queue to look at: jobs of several priorities on the slow laser,
+    /// two on the class (the archive printer takes them at once), and a
     /// held one.
     fn seed_print(&self) -> Result<(), String> {
         let sample = self.data.join("sample");
-        for (name, pages, priority) in [
-            ("invoice-0042.txt", 1, "90"),
-            ("newsletter.txt", 4, "30"),
-            ("timetable.txt", 2, "50"),
-            ("poster.txt", 3, "70"),
-            ("minutes.txt", 2, "10"),
+        for (name, pages, priority, printer) in [
+            ("invoice-0042.txt", 1, "90", "laser"),
+            ("newsletter.txt", 4, "30", "laser"),
+            ("timetable.txt", 2, "50", "laser"),
+            ("poster.txt", 3, "70", "laser"),
+            ("minutes.txt", 2, "10", "laser"),
+            ("receipt-0107.txt", 1, "50", "office"),
+            ("receipt-0108.txt", 1, "50", "office"),
         ] {
             let local = sample.join(name);
             write_file(&local, pages_of(name, pages))?;
@@ -430,6 +431,8 @@ impl Suite {
                 &local.display().to_string(),
                 "--priority",
                 priority,
+                "--printer",
+                printer,
             ])?;
         }
         let held = sample.join("draft.txt");
@@ -470,7 +473,7 @@ impl Suite {
             backroom.display(),
             self.config.display(),
         );
-        let traffic = Traffic::start(self.proxy, self.origin.addr);
+        let traffic = Traffic::start(self);
         let mut dash = Guard::spawn(
             "the dashboard",
             Command::new(backroom)
@@ -514,6 +517,31 @@ impl Suite {
         } else {
             Err(failed.join("; "))
         }
+    }
+}
+
+/// How to run the `backroom` command line against the demo's servers, for
+/// a thread of its own.
+struct Cli {
+    backroom: PathBuf,
+    config: PathBuf,
+    data: PathBuf,
+}
+
+impl Cli {
+    /// `backroom --config <the demo's config> ARGS...` in the data folder,
+    /// with nothing from the user's environment that could point it
+    /// elsewhere.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.backroom);
+        command
+            .current_dir(&self.data)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("BACKROOM_TOKEN")
+            .stdin(Stdio::null());
+        command
     }
 }
 
@@ -681,19 +709,28 @@ fn read_all(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle
 
 // ------------------------------------------------------------ traffic
 
-/// A GET through the proxy every two seconds while the dashboard is open, so
-/// that its Proxy tab has something to show. Stops when dropped.
+/// Something happening while the dashboard is open, so that its tabs move:
+/// a GET through the proxy every two seconds, and a print job every twenty.
+/// Stops when dropped.
 struct Traffic {
     stop: std::sync::Arc<AtomicBool>,
 }
 
 impl Traffic {
-    fn start(proxy: SocketAddr, origin: SocketAddr) -> Traffic {
+    /// Ticks of the traffic thread between two print jobs.
+    const PRINT_EVERY: usize = 10;
+
+    fn start(suite: &Suite) -> Traffic {
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let flag = std::sync::Arc::clone(&stop);
+        let (proxy, origin) = (suite.proxy, suite.origin.addr);
+        let cli = suite.cli_runner();
+        let document = suite.data.join("sample").join("notice.txt");
+        let shown = document.display().to_string();
         std::thread::spawn(move || {
             let pages = ["/", "/hello", "/missing"];
-            for page in pages.iter().cycle() {
+            let priorities = ["20", "80", "50"];
+            for (tick, page) in pages.iter().cycle().enumerate() {
                 for _ in 0..20 {
                     if flag.load(Ordering::SeqCst) {
                         return;
@@ -701,6 +738,18 @@ impl Traffic {
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 let _ = http_get(proxy, &format!("http://{origin}{page}"));
+                if tick % Traffic::PRINT_EVERY == 0 {
+                    let priority = priorities[tick / Traffic::PRINT_EVERY % priorities.len()];
+                    let notice = pages_of(&format!("notice {tick}"), 2);
+                    if write_file(&document, notice).is_ok() {
+                        let _ = cli
+                            .command(&["print", "submit", &shown, "--printer", "laser"])
+                            .args(["--priority", priority])
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::null())
+                            .status();
+                    }
+                }
             }
         });
         Traffic { stop }
