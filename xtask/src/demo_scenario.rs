@@ -422,11 +422,9 @@ fn with_progress(suite: &Suite, t: &Transcript, args: &[&str]) -> Result<Duratio
     let took = started.elapsed();
     t.output(&out);
     if !status.success() {
-        return Err(format!(
-            "`{}` failed: {}",
-            shown_command(args),
-            said.join(" ")
-        ));
+        // The last line is the error; the ones before it, progress.
+        let why = said.last().map_or("", String::as_str);
+        return Err(format!("`{}` failed: {why}", shown_command(args)));
     }
     Ok(took)
 }
