@@ -3,7 +3,7 @@
 //! answers with 100k jobs waiting.
 //!
 //! Everything runs as separate processes: the release `backroom-print`, its
-//! load generator (`crates/print/examples/bench.rs`), the `backroom` CLI, and
+//! load generator (`crates/print/examples/printbench.rs`), the `backroom` CLI, and
 //! a private `cupsd` on a free loopback port with a throwaway config.
 
 use std::path::{Path, PathBuf};
@@ -196,7 +196,7 @@ fn build() -> Result<Binaries, String> {
         "--bin",
         "backroom-print",
         "--example",
-        "bench",
+        "printbench",
     ])?;
     eprintln!("building backroom, the CLI (release)...");
     let cli = proc::build(&[
@@ -211,7 +211,7 @@ fn build() -> Result<Binaries, String> {
     .map_err(|e| format!("no `backroom print submit` figure: {e}"));
     Ok(Binaries {
         server: built.executable("bin", "backroom-print")?,
-        bench: built.executable("example", "bench")?,
+        bench: built.executable("example", "printbench")?,
         cli,
     })
 }
