@@ -9,7 +9,7 @@
 //! waited for, so none is left behind.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
@@ -75,6 +75,9 @@ const STOP_WITHIN: Duration = Duration::from_secs(15);
 const START_WITHIN: Duration = Duration::from_secs(30);
 
 pub fn demo(options: &Options) -> Result<(), String> {
+    if !options.headless && !std::io::stdout().is_terminal() {
+        return Err("the dashboard needs a terminal: run in one, or pass --headless".into());
+    }
     ctrlc::set_handler(|| STOPPING.store(true, Ordering::SeqCst))
         .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
     let bins = Binaries::build(options.debug)?;
