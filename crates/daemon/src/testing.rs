@@ -25,10 +25,19 @@ pub struct Daemon {
 impl Daemon {
     /// Spawns `command`, then waits for one readiness line,
     /// `listening <what> <addr>`, for each of `announces`, in that order.
-    pub async fn start(mut command: Command, announces: &[&str]) -> Daemon {
+    pub async fn start(command: Command, announces: &[&str]) -> Daemon {
+        Daemon::start_with_stderr(command, announces, Stdio::null()).await
+    }
+
+    /// [`Daemon::start`], with the daemon's stderr going to `stderr`.
+    pub async fn start_with_stderr(
+        mut command: Command,
+        announces: &[&str],
+        stderr: Stdio,
+    ) -> Daemon {
         let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("spawn the daemon");
@@ -72,6 +81,33 @@ impl Daemon {
         self.child.start_kill().expect("kill");
         self.child.wait().await.expect("reaped");
     }
+}
+
+/// What a daemon that refused to start printed.
+#[derive(Debug)]
+pub struct Refusal {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `command` to its end and asserts that it refused to start: it exited
+/// with a failure and printed no readiness line.
+pub async fn assert_refuses_to_start(mut command: Command) -> Refusal {
+    let run = command.stdin(Stdio::null()).kill_on_drop(true).output();
+    let output = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the daemon exits rather than serving")
+        .expect("run the daemon");
+    let refusal = Refusal {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    assert!(!output.status.success(), "{refusal:?}");
+    assert!(
+        !refusal.stdout.contains("listening"),
+        "no readiness line: {refusal:?}"
+    );
+    refusal
 }
 
 /// What differs between the daemons in [`assert_sighup_rotates`].

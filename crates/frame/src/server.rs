@@ -187,7 +187,9 @@ impl<S> Shared<S> {
 
 /// Serves `service` on `listener` until `shutdown` completes, then drains.
 ///
-/// Returns once every connection has closed: at the latest one drain timeout
+/// `shutdown` is first polled once the start-up checks have passed, right
+/// before the first accept, so a daemon's shutdown future can announce
+/// readiness. Returns once every connection has closed: at the latest one drain timeout
 /// (plus a moment to flush) after `shutdown`.
 pub async fn run<S: Service>(
     listener: TcpListener,
@@ -225,13 +227,15 @@ pub async fn run<S: Service>(
     tracing::info!(%addr, service = %shared.config.service, "serving");
     loop {
         let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit,
+            biased;
             () = &mut shutdown => break,
+            permit = slots.clone().acquire_owned() => permit,
         };
         let Ok(permit) = permit else { break };
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            biased;
             () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
         };
         let (tcp, peer) = match accepted {
             Ok(pair) => pair,
