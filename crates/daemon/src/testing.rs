@@ -110,6 +110,36 @@ pub async fn assert_refuses_to_start(mut command: Command) -> Refusal {
     refusal
 }
 
+/// Asserts that `command` (a daemon's binary and its own flags), on a public
+/// address and with no users, refuses to start, pointing at `--insecure`.
+pub async fn assert_refuses_public_address_without_users(mut command: Command) {
+    command.args(["--listen", "0.0.0.0:0"]);
+    let refusal = assert_refuses_to_start(command).await;
+    assert!(refusal.stderr.contains("--insecure"), "{refusal:?}");
+}
+
+/// Writes `text` to `config`, then asserts that `command` (a daemon's binary
+/// and its own flags) with that `--config` refuses to start, naming `key`
+/// and its `line`.
+pub async fn assert_config_key_refused(
+    mut command: Command,
+    config: &Path,
+    text: &str,
+    key: &str,
+    line: usize,
+) {
+    std::fs::write(config, text).expect("write config");
+    command
+        .args(["--listen", "127.0.0.1:0", "--config"])
+        .arg(config);
+    let refusal = assert_refuses_to_start(command).await;
+    assert!(refusal.stderr.contains(key), "{refusal:?}");
+    assert!(
+        refusal.stderr.contains(&format!("line {line}")),
+        "{refusal:?}"
+    );
+}
+
 /// What differs between the daemons in [`assert_sighup_rotates`].
 pub struct Hangup<'a> {
     /// The service of the frame port whose tokens rotate; it also names the

@@ -1,7 +1,7 @@
 //! The real `backroom-db` binary at start-up: it refuses unknown config keys
 //! at their line, without a readiness line.
 
-use backroom_daemon::testing::assert_refuses_to_start;
+use backroom_daemon::testing::assert_config_key_refused;
 use tokio::process::Command;
 
 #[tokio::test]
@@ -21,18 +21,8 @@ async fn an_unknown_config_key_is_refused_at_its_line() {
         ),
         (users, "password", 6),
     ] {
-        std::fs::write(&config, text).expect("write config");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_backroom-db"));
-        command
-            .arg("--data")
-            .arg(dir.path().join("data"))
-            .args(["--listen", "127.0.0.1:0", "--config"])
-            .arg(&config);
-        let refusal = assert_refuses_to_start(command).await;
-        assert!(refusal.stderr.contains(key), "{refusal:?}");
-        assert!(
-            refusal.stderr.contains(&format!("line {line}")),
-            "{refusal:?}"
-        );
+        let mut db = Command::new(env!("CARGO_BIN_EXE_backroom-db"));
+        db.arg("--data").arg(dir.path().join("data"));
+        assert_config_key_refused(db, &config, &text, key, line).await;
     }
 }

@@ -4,7 +4,10 @@
 
 use std::path::Path;
 
-use backroom_daemon::testing::{Daemon, assert_refuses_to_start};
+use backroom_daemon::testing::{
+    Daemon, assert_config_key_refused, assert_refuses_public_address_without_users,
+    assert_refuses_to_start,
+};
 use backroom_frame::ErrorCode;
 use backroom_frame::client::{Client, ClientConfig};
 use tokio::process::Command;
@@ -18,10 +21,7 @@ fn files(root: &Path) -> Command {
 #[tokio::test]
 async fn a_public_address_without_users_refuses_to_start_without_a_readiness_line() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut command = files(dir.path());
-    command.args(["--listen", "0.0.0.0:0"]);
-    let refusal = assert_refuses_to_start(command).await;
-    assert!(refusal.stderr.contains("--insecure"), "{refusal:?}");
+    assert_refuses_public_address_without_users(files(dir.path())).await;
 }
 
 #[tokio::test]
@@ -41,6 +41,7 @@ async fn invalid_limits_refuse_to_start_without_a_readiness_line() {
 async fn an_unknown_config_key_is_refused_at_its_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("files.toml");
+    let root = dir.path().join("root");
     for (text, key, line) in [
         (
             "root = \"/tmp\"\nidle_timout_secs = 5\n",
@@ -53,17 +54,7 @@ async fn an_unknown_config_key_is_refused_at_its_line() {
             5,
         ),
     ] {
-        std::fs::write(&config, text).expect("write config");
-        let mut command = files(&dir.path().join("root"));
-        command
-            .args(["--listen", "127.0.0.1:0", "--config"])
-            .arg(&config);
-        let refusal = assert_refuses_to_start(command).await;
-        assert!(refusal.stderr.contains(key), "{refusal:?}");
-        assert!(
-            refusal.stderr.contains(&format!("line {line}")),
-            "{refusal:?}"
-        );
+        assert_config_key_refused(files(&root), &config, text, key, line).await;
     }
 }
 

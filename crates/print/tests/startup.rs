@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use backroom_daemon::testing::assert_refuses_to_start;
+use backroom_daemon::testing::{
+    assert_config_key_refused, assert_refuses_public_address_without_users,
+};
 use tokio::process::Command;
 
 fn print(spool: &Path) -> Command {
@@ -15,16 +17,14 @@ fn print(spool: &Path) -> Command {
 #[tokio::test]
 async fn a_public_address_without_users_refuses_to_start_without_a_readiness_line() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut command = print(dir.path());
-    command.args(["--listen", "0.0.0.0:0"]);
-    let refusal = assert_refuses_to_start(command).await;
-    assert!(refusal.stderr.contains("--insecure"), "{refusal:?}");
+    assert_refuses_public_address_without_users(print(dir.path())).await;
 }
 
 #[tokio::test]
 async fn an_unknown_config_key_is_refused_at_its_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("print.toml");
+    let spool = dir.path().join("spool");
     for (text, key, line) in [
         ("max_jobs = 10\nbogus_key = 1\n", "bogus_key", 2),
         (
@@ -33,16 +33,6 @@ async fn an_unknown_config_key_is_refused_at_its_line() {
             4,
         ),
     ] {
-        std::fs::write(&config, text).expect("write config");
-        let mut command = print(&dir.path().join("spool"));
-        command
-            .args(["--listen", "127.0.0.1:0", "--config"])
-            .arg(&config);
-        let refusal = assert_refuses_to_start(command).await;
-        assert!(refusal.stderr.contains(key), "{refusal:?}");
-        assert!(
-            refusal.stderr.contains(&format!("line {line}")),
-            "{refusal:?}"
-        );
+        assert_config_key_refused(print(&spool), &config, text, key, line).await;
     }
 }
