@@ -242,14 +242,22 @@ pub fn init_tracing(log_file: Option<&Path>) -> anyhow::Result<logs::Logs> {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let colour = log_file.is_none() && std::io::stderr().is_terminal() && !no_color;
+    let ansi = colour(
+        log_file.is_none() && std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(logs.clone())
-        .with_ansi(colour)
+        .with_ansi(ansi)
         .init();
     Ok(logs)
+}
+
+/// Whether the log may use ANSI colours: only on a terminal, and not when
+/// `NO_COLOR` is set to anything but the empty string (no-color.org).
+fn colour(to_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    to_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// What SIGHUP does to a running daemon: reopen its log file, then re-read
@@ -528,6 +536,15 @@ mod tests {
         assert!(err.contains("line 6") && err.contains("shell"), "{err}");
         let err = refusal("[[printers]]\nname = \"laser\"\ncolour = true\n");
         assert!(err.contains("line 3") && err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))));
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None));
     }
 
     #[test]
