@@ -189,8 +189,8 @@ impl<S> Shared<S> {
 ///
 /// `shutdown` is first polled once the start-up checks have passed, right
 /// before the first accept, so a daemon's shutdown future can announce
-/// readiness. Returns once every connection has closed: at the latest one drain timeout
-/// (plus a moment to flush) after `shutdown`.
+/// readiness. Returns once every connection has closed: at the latest one
+/// drain timeout (plus a moment to flush) after `shutdown`.
 pub async fn run<S: Service>(
     listener: TcpListener,
     config: ServerConfig,
@@ -490,8 +490,8 @@ impl<S: Service> Connection<S> {
         let identity = match checked {
             Ok(identity) => identity,
             Err(error) => {
-                // The token matched no user, so the only names to log are the
-                // peer's address and what the client calls itself.
+                // No user is known until a token is accepted, so the peer's
+                // address and the name the client gave are all there is.
                 tracing::warn!(
                     %peer,
                     user = "-",
