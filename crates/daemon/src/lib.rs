@@ -5,11 +5,12 @@
 //! Servers stay libraries with a `run(listener, config, shutdown)` entry
 //! point; this crate only helps their thin `main`s agree with each other.
 
+mod keys;
 pub mod logs;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub struct CommonArgs {
 
 /// The keys every daemon's config file may hold, beside its own.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CommonConfig {
     pub listen: Option<String>,
     #[serde(default)]
@@ -60,6 +62,8 @@ pub struct CommonConfig {
     #[serde(default)]
     pub insecure: bool,
     pub max_connections: Option<usize>,
+    pub max_connections_per_client: Option<usize>,
+    pub handshake_timeout_secs: Option<u64>,
     pub max_frame: Option<u32>,
     pub max_in_flight: Option<u32>,
     pub idle_timeout_secs: Option<u64>,
@@ -67,14 +71,54 @@ pub struct CommonConfig {
     pub log_file: Option<PathBuf>,
 }
 
+/// A daemon's config file: the common keys and the daemon's own keys `T`,
+/// side by side at the top level.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigFile<T> {
+    pub common: CommonConfig,
+    pub own: T,
+}
+
 /// Reads a TOML config file, or the defaults when there is none.
-pub fn load_config<T: DeserializeOwned + Default>(path: Option<&Path>) -> anyhow::Result<T> {
+pub fn load_config<T: DeserializeOwned + Default>(
+    path: Option<&Path>,
+) -> anyhow::Result<ConfigFile<T>> {
     let Some(path) = path else {
-        return Ok(T::default());
+        return Ok(ConfigFile::default());
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    parse_config(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// Parses a config file's text into the common keys and the daemon's `T`.
+///
+/// Every key must be known: a top-level key to [`CommonConfig`] or to `T`,
+/// and a key of a table to the struct of that table (which says
+/// `deny_unknown_fields`). The error points at the key's own line. This is
+/// done without `#[serde(flatten)]`, which would hide unknown keys and every
+/// line number: the top-level keys are checked against both structs' field
+/// names, then each struct reads the keys it knows from the same document.
+pub fn parse_config<T: DeserializeOwned>(text: &str) -> Result<ConfigFile<T>, toml::de::Error> {
+    let document = toml::de::DeTable::parse(text)?;
+    let with_input = |mut e: toml::de::Error| {
+        e.set_input(Some(text));
+        e
+    };
+    let known: Vec<&str> = keys::field_names::<CommonConfig>()
+        .iter()
+        .chain(keys::field_names::<T>())
+        .copied()
+        .collect();
+    keys::check_top_level(toml::de::Deserializer::from(document.clone()), &known)
+        .map_err(with_input)?;
+    let common = keys::known_only(&document, keys::field_names::<CommonConfig>());
+    let own = keys::known_only(&document, keys::field_names::<T>());
+    Ok(ConfigFile {
+        common: CommonConfig::deserialize(toml::de::Deserializer::from(common))
+            .map_err(with_input)?,
+        own: T::deserialize(toml::de::Deserializer::from(own)).map_err(with_input)?,
+    })
 }
 
 /// Where to listen, how to serve and where to log, from flags over file
@@ -108,6 +152,13 @@ pub fn settings(
     };
     if let Some(n) = file.max_connections {
         frame.max_connections = n;
+    }
+    if let Some(n) = file.max_connections_per_client {
+        frame.max_connections_per_client = n;
+    }
+    if let Some(secs) = file.handshake_timeout_secs {
+        anyhow::ensure!(secs > 0, "handshake_timeout_secs must be at least 1");
+        frame.handshake_timeout = Duration::from_secs(secs);
     }
     if let Some(n) = file.max_frame {
         frame.limits.max_frame = n;
@@ -163,9 +214,26 @@ pub fn announce(what: &str, addr: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Logs to stderr, or appends to `log_file` (without colours), filtered by
-/// `RUST_LOG` (default `info`). The returned [`Logs`](logs::Logs) reopens
-/// the file; give it to [`Reload`].
+/// The `shutdown` future every daemon hands its server's `run`: when first
+/// polled it prints the readiness lines, one per `(what, addr)`, then it
+/// completes on SIGTERM or Ctrl-C.
+///
+/// A server's `run` polls its shutdown future only once its start-up checks
+/// have passed and it is serving, so the readiness line never announces a
+/// server that is about to refuse to run.
+pub async fn ready_until_signal(ready: &[(&str, SocketAddr)]) {
+    for (what, addr) in ready {
+        if let Err(e) = announce(what, *addr) {
+            tracing::error!(error = %e, "cannot print the readiness line");
+        }
+    }
+    shutdown_signal().await;
+}
+
+/// Logs to stderr, or appends to `log_file`, filtered by `RUST_LOG`
+/// (default `info`). Colours only on a terminal, and not when `NO_COLOR` is
+/// set (see no-color.org). The returned [`Logs`](logs::Logs) reopens the
+/// file; give it to [`Reload`].
 pub fn init_tracing(log_file: Option<&Path>) -> anyhow::Result<logs::Logs> {
     let logs = match log_file {
         Some(path) => logs::Logs::file(path)
@@ -174,15 +242,22 @@ pub fn init_tracing(log_file: Option<&Path>) -> anyhow::Result<logs::Logs> {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
+    let ansi = colour(
+        log_file.is_none() && std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(logs.clone());
-    if log_file.is_some() {
-        builder.with_ansi(false).init();
-    } else {
-        builder.init();
-    }
+        .with_writer(logs.clone())
+        .with_ansi(ansi)
+        .init();
     Ok(logs)
+}
+
+/// Whether the log may use ANSI colours: only on a terminal, and not when
+/// `NO_COLOR` is set to anything but the empty string (no-color.org).
+fn colour(to_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    to_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// What SIGHUP does to a running daemon: reopen its log file, then re-read
@@ -202,20 +277,18 @@ pub struct Reload {
 type ReadCommon = dyn Fn(&Path) -> anyhow::Result<CommonConfig> + Send + Sync;
 
 impl Reload {
-    /// Reloads the users of `frame` from `--config`, parsed whole as the
-    /// daemon's file type `F` (so a typo anywhere refuses the reload), of
-    /// which `common` picks the common part.
+    /// Reloads the users of `frame` from `--config`, parsed whole with the
+    /// daemon's own keys `F` (so a typo anywhere refuses the reload).
     pub fn new<F: DeserializeOwned + Default + 'static>(
         logs: logs::Logs,
         args: &CommonArgs,
         frame: &ServerConfig,
-        common: fn(F) -> CommonConfig,
     ) -> Reload {
         Reload {
             logs,
             args: args.clone(),
             auth: frame.auth.clone(),
-            read_common: Arc::new(move |path| load_config::<F>(Some(path)).map(common)),
+            read_common: Arc::new(|path| load_config::<F>(Some(path)).map(|file| file.common)),
         }
     }
 
@@ -392,16 +465,95 @@ mod tests {
             config: Some(path.to_owned()),
             ..args
         };
-        let file: CommonConfig = load_config(Some(path)).expect("config");
+        let file = load_config::<NoOwnKeys>(Some(path)).expect("config").common;
         let settings = settings("x", "1", "127.0.0.1:1", &args, &file).expect("settings");
         let auth = settings.frame.auth.clone();
-        let reload = Reload::new(
-            logs::Logs::default(),
-            &args,
-            &settings.frame,
-            |f: CommonConfig| f,
-        );
+        let reload = Reload::new::<NoOwnKeys>(logs::Logs::default(), &args, &settings.frame);
         (reload, auth)
+    }
+
+    /// A daemon with only the common keys.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NoOwnKeys {}
+
+    /// A daemon's own keys, for the tests of the shared top level.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct OwnKeys {
+        root: Option<String>,
+        #[serde(default)]
+        printers: Vec<Printer>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Printer {
+        name: String,
+    }
+
+    /// The error for `text`, rendered as a person reads it.
+    fn refusal(text: &str) -> String {
+        parse_config::<OwnKeys>(text)
+            .expect_err("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn common_and_own_keys_share_the_top_level() {
+        let file = parse_config::<OwnKeys>(
+            "listen = \"127.0.0.1:9\"\nroot = \"/srv\"\nmax_connections_per_client = 3\n\
+             [[printers]]\nname = \"laser\"\n",
+        )
+        .expect("parses");
+        assert_eq!(file.common.listen.as_deref(), Some("127.0.0.1:9"));
+        assert_eq!(file.common.max_connections_per_client, Some(3));
+        assert_eq!(file.own.root.as_deref(), Some("/srv"));
+        assert_eq!(file.own.printers[0].name, "laser");
+    }
+
+    #[test]
+    fn an_unknown_top_level_key_is_refused_at_its_line() {
+        for key in ["bogus_key", "idle_timout_secs"] {
+            let err = refusal(&format!("root = \"/srv\"\n\n{key} = 5\n"));
+            assert!(err.contains("line 3"), "{err}");
+            assert!(err.contains(&format!("unknown key `{key}`")), "{err}");
+            assert!(
+                err.contains("idle_timeout_secs") && err.contains("root"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_table_of_either_part_is_refused_at_its_line() {
+        let user = format!(
+            "root = \"/srv\"\n[[users]]\nname = \"ann\"\ntoken_sha256 = \"{}\"\n\
+             role = \"admin\"\nshell = \"/bin/sh\"\n",
+            hash_token("t")
+        );
+        let err = refusal(&user);
+        assert!(err.contains("line 6") && err.contains("shell"), "{err}");
+        let err = refusal("[[printers]]\nname = \"laser\"\ncolour = true\n");
+        assert!(err.contains("line 3") && err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))));
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None));
+    }
+
+    #[test]
+    fn a_zero_handshake_timeout_is_refused() {
+        let file: CommonConfig = toml::from_str("handshake_timeout_secs = 0").expect("parses");
+        let err = settings("x", "1", "127.0.0.1:1", &CommonArgs::default(), &file)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("handshake_timeout_secs"), "{err}");
     }
 
     fn user_toml(name: &str) -> String {

@@ -25,10 +25,19 @@ pub struct Daemon {
 impl Daemon {
     /// Spawns `command`, then waits for one readiness line,
     /// `listening <what> <addr>`, for each of `announces`, in that order.
-    pub async fn start(mut command: Command, announces: &[&str]) -> Daemon {
+    pub async fn start(command: Command, announces: &[&str]) -> Daemon {
+        Daemon::start_with_stderr(command, announces, Stdio::null()).await
+    }
+
+    /// [`Daemon::start`], with the daemon's stderr going to `stderr`.
+    pub async fn start_with_stderr(
+        mut command: Command,
+        announces: &[&str],
+        stderr: Stdio,
+    ) -> Daemon {
         let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("spawn the daemon");
@@ -72,6 +81,63 @@ impl Daemon {
         self.child.start_kill().expect("kill");
         self.child.wait().await.expect("reaped");
     }
+}
+
+/// What a daemon that refused to start printed.
+#[derive(Debug)]
+pub struct Refusal {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `command` to its end and asserts that it refused to start: it exited
+/// with a failure and printed no readiness line.
+pub async fn assert_refuses_to_start(mut command: Command) -> Refusal {
+    let run = command.stdin(Stdio::null()).kill_on_drop(true).output();
+    let output = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the daemon exits rather than serving")
+        .expect("run the daemon");
+    let refusal = Refusal {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    assert!(!output.status.success(), "{refusal:?}");
+    assert!(
+        !refusal.stdout.contains("listening"),
+        "no readiness line: {refusal:?}"
+    );
+    refusal
+}
+
+/// Asserts that `command` (a daemon's binary and its own flags), on a public
+/// address and with no users, refuses to start, pointing at `--insecure`.
+pub async fn assert_refuses_public_address_without_users(mut command: Command) {
+    command.args(["--listen", "0.0.0.0:0"]);
+    let refusal = assert_refuses_to_start(command).await;
+    assert!(refusal.stderr.contains("--insecure"), "{refusal:?}");
+}
+
+/// Writes `text` to `config`, then asserts that `command` (a daemon's binary
+/// and its own flags) with that `--config` refuses to start, naming `key`
+/// and its `line`.
+pub async fn assert_config_key_refused(
+    mut command: Command,
+    config: &Path,
+    text: &str,
+    key: &str,
+    line: usize,
+) {
+    std::fs::write(config, text).expect("write config");
+    command
+        .args(["--listen", "127.0.0.1:0", "--config"])
+        .arg(config);
+    let refusal = assert_refuses_to_start(command).await;
+    assert!(refusal.stderr.contains(key), "{refusal:?}");
+    assert!(
+        refusal.stderr.contains(&format!("line {line}")),
+        "{refusal:?}"
+    );
 }
 
 /// What differs between the daemons in [`assert_sighup_rotates`].

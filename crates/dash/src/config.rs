@@ -96,7 +96,7 @@ pub struct Endpoint {
 /// Everything the dashboard needs to start, resolved.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// One per server, in the order of [`Server::ALL`].
+    /// One per server asked for, in the order of [`Server::ALL`].
     pub endpoints: Vec<Endpoint>,
     pub keymap: Keymap,
     /// The file the settings came from, if any.
@@ -124,11 +124,17 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<FileConfig> {
     toml::from_str(text).with_context(|| format!("invalid config file {}", path.display()))
 }
 
-/// Merges the flags, the config file and the defaults.
+/// Merges the flags, the config file and the defaults, for the `servers` a
+/// command talks to: the others get no endpoint, so that their TLS CA files
+/// are never read.
 ///
 /// `--config FILE` must exist; the user's file is read only when there is no
 /// `--config`, and may be missing.
-pub fn resolve(flags: &Flags, user_file: Option<&Path>) -> anyhow::Result<Settings> {
+pub fn resolve(
+    flags: &Flags,
+    user_file: Option<&Path>,
+    servers: &[Server],
+) -> anyhow::Result<Settings> {
     let (file, source) = match (&flags.config, user_file) {
         (Some(path), _) => {
             let text = std::fs::read_to_string(path)
@@ -152,6 +158,7 @@ pub fn resolve(flags: &Flags, user_file: Option<&Path>) -> anyhow::Result<Settin
         .unwrap_or_default();
     let endpoints = Server::ALL
         .into_iter()
+        .filter(|server| servers.contains(server))
         .map(|server| endpoint(server, flags, &file, &base))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let keymap = Keymap::with_overrides(&file.keys).map_err(|e| {
@@ -235,7 +242,7 @@ mod tests {
 
     #[test]
     fn with_nothing_given_the_loopback_defaults_apply() {
-        let settings = resolve(&Flags::default(), None).expect("defaults");
+        let settings = resolve(&Flags::default(), None, &Server::ALL).expect("defaults");
         assert_eq!(
             addrs(&settings),
             [
@@ -264,13 +271,13 @@ mod tests {
         let tmp = temp_dir();
         let dir = tmp.path();
         let absent = dir.join("absent.toml");
-        let settings = resolve(&Flags::default(), Some(&absent)).expect("optional");
+        let settings = resolve(&Flags::default(), Some(&absent), &Server::ALL).expect("optional");
         assert!(settings.source.is_none());
         let flags = Flags {
             config: Some(absent.clone()),
             ..Flags::default()
         };
-        let err = resolve(&flags, None).expect_err("required");
+        let err = resolve(&flags, None, &Server::ALL).expect_err("required");
         assert!(format!("{err:#}").contains("absent.toml"), "{err:#}");
     }
 
@@ -288,7 +295,7 @@ mod tests {
             "chosen.toml",
             "token = \"shared\"\n[files]\naddr = \"files.lan:7701\"\n[print]\naddr = \"print.lan:7702\"\ntoken = \"p\"\n",
         );
-        let from_user = resolve(&Flags::default(), Some(&user)).expect("user file");
+        let from_user = resolve(&Flags::default(), Some(&user), &Server::ALL).expect("user file");
         assert_eq!(
             addrs(&from_user)[..3],
             ["10.0.0.1:1", "10.0.0.1:2", "10.0.0.1:3"]
@@ -299,7 +306,7 @@ mod tests {
             config: Some(chosen),
             ..Flags::default()
         };
-        let settings = resolve(&flags, Some(&user)).expect("chosen file");
+        let settings = resolve(&flags, Some(&user), &Server::ALL).expect("chosen file");
         assert_eq!(
             addrs(&settings),
             [
@@ -324,7 +331,7 @@ mod tests {
             token: Some("flag".into()),
             ..flags
         };
-        let settings = resolve(&flags, None).expect("token flag");
+        let settings = resolve(&flags, None, &Server::ALL).expect("token flag");
         assert!(
             settings
                 .endpoints
@@ -339,7 +346,7 @@ mod tests {
             proxy_admin: Some("127.0.0.1:8888".into()),
             ..Flags::default()
         };
-        let settings = resolve(&flags, None).expect("flag");
+        let settings = resolve(&flags, None, &Server::ALL).expect("flag");
         assert_eq!(addrs(&settings)[3], "127.0.0.1:8888");
     }
 
@@ -353,7 +360,7 @@ mod tests {
                 config: Some(path),
                 ..Flags::default()
             };
-            let settings = resolve(&flags, None).expect("resolves");
+            let settings = resolve(&flags, None, &Server::ALL).expect("resolves");
             assert_eq!(settings.read_only, expected);
         }
     }
@@ -371,7 +378,7 @@ mod tests {
             config: Some(path),
             ..Flags::default()
         };
-        let settings = resolve(&flags, None).expect("keys");
+        let settings = resolve(&flags, None, &Server::ALL).expect("keys");
         assert_eq!(settings.keymap.label(crate::keymap::Action::Quit), "z");
         assert_eq!(settings.keymap.label(crate::keymap::Action::Help), "f1/?");
     }
@@ -389,7 +396,7 @@ mod tests {
                 config: Some(write(dir, name, text)),
                 ..Flags::default()
             };
-            let err = resolve(&flags, None).expect_err(name);
+            let err = resolve(&flags, None, &Server::ALL).expect_err(name);
             let message = format!("{err:#}");
             assert!(message.contains(needle), "{name}: {message}");
         }
@@ -404,7 +411,7 @@ mod tests {
             config: Some(good),
             ..Flags::default()
         };
-        let settings = resolve(&flags, None).expect("valid");
+        let settings = resolve(&flags, None, &Server::ALL).expect("valid");
         let databases: Vec<Option<&str>> = settings
             .endpoints
             .iter()
@@ -417,8 +424,24 @@ mod tests {
             config: Some(bad),
             ..Flags::default()
         };
-        let err = resolve(&flags, None).expect_err("refused");
+        let err = resolve(&flags, None, &Server::ALL).expect_err("refused");
         assert!(format!("{err:#}").contains("[files] database"), "{err:#}");
+    }
+
+    #[test]
+    fn only_the_servers_a_command_uses_have_their_tls_ca_read() {
+        let tmp = temp_dir();
+        let dir = tmp.path();
+        let path = write(dir, "tls.toml", "[files]\ntls_ca = \"no-such-ca.pem\"\n");
+        let flags = Flags {
+            config: Some(path),
+            ..Flags::default()
+        };
+        let db = resolve(&flags, None, &[Server::Db]).expect("the files CA is not read");
+        let servers: Vec<Server> = db.endpoints.iter().map(|e| e.server).collect();
+        assert_eq!(servers, [Server::Db]);
+        let err = resolve(&flags, None, &Server::ALL).expect_err("the dashboard reads it");
+        assert!(format!("{err:#}").contains("[files] tls_ca"), "{err:#}");
     }
 
     #[test]
@@ -430,7 +453,7 @@ mod tests {
             config: Some(path),
             ..Flags::default()
         };
-        let err = resolve(&flags, None).expect_err("no CA file");
+        let err = resolve(&flags, None, &Server::ALL).expect_err("no CA file");
         let message = format!("{err:#}");
         assert!(
             message.contains("[db]") && message.contains("no-such-ca.pem"),

@@ -6,6 +6,7 @@ use anyhow::Context;
 use backroom_dash::app::{App, Clock};
 use backroom_dash::config::{self, Flags, Settings};
 use backroom_dash::conn::{self, Timing};
+use backroom_dash::server::Server;
 use backroom_dash::tui;
 use clap::{Parser, Subcommand};
 use crossterm::event::EventStream;
@@ -65,8 +66,16 @@ fn main() -> anyhow::Result<()> {
         config: cli.config,
     };
     // Settle the config before touching the terminal, so a mistake in it is
-    // printed plainly instead of behind an alternate screen.
-    let settings = config::resolve(&flags, config::user_config_path().as_deref())?;
+    // printed plainly instead of behind an alternate screen. A command
+    // resolves only the server it talks to; `backroom db` does so itself.
+    let servers: &[Server] = match &cli.command {
+        None | Some(Command::Dash) => &Server::ALL,
+        Some(Command::Files(_)) => &[Server::Files],
+        Some(Command::Print(_)) => &[Server::Print],
+        Some(Command::Proxy(_)) => &[Server::Proxy],
+        Some(Command::Db(_)) => &[],
+    };
+    let settings = config::resolve(&flags, config::user_config_path().as_deref(), servers)?;
     match cli.command {
         None | Some(Command::Dash) => dashboard(Settings {
             read_only: settings.read_only || cli.read_only,

@@ -38,7 +38,9 @@ fn endpoints_with_files_at(addr: SocketAddr) -> Vec<Endpoint> {
         files: Some(addr.to_string()),
         ..Flags::default()
     };
-    config::resolve(&flags, None).expect("settings").endpoints
+    config::resolve(&flags, None, &Server::ALL)
+        .expect("settings")
+        .endpoints
 }
 
 fn files_only(endpoints: &[Endpoint]) -> Vec<Endpoint> {

@@ -22,7 +22,7 @@ fn clock() -> Clock {
 }
 
 fn app() -> App {
-    let settings = config::resolve(&Flags::default(), None).expect("defaults");
+    let settings = config::resolve(&Flags::default(), None, &Server::ALL).expect("defaults");
     App::new(&settings.endpoints, settings.keymap, clock())
 }
 

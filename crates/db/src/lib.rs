@@ -16,7 +16,6 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use backroom_daemon::CommonConfig;
 use backroom_frame::server::ServerConfig;
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -85,12 +84,11 @@ impl Config {
     }
 }
 
-/// The config file: the common keys plus the database server's own.
+/// The database server's own keys of its config file, beside the common
+/// ones; read it with `backroom_daemon::load_config`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    #[serde(flatten)]
-    pub common: CommonConfig,
     pub data: Option<PathBuf>,
     pub synchronous: Option<Synchronous>,
     pub readers: Option<usize>,
@@ -214,10 +212,11 @@ mod tests {
 
     #[test]
     fn the_sample_config_applies_every_key() {
-        let file: FileConfig = toml::from_str(SAMPLE).expect("parses");
+        let file = backroom_daemon::parse_config::<FileConfig>(SAMPLE).expect("parses");
         assert_eq!(file.common.listen.as_deref(), Some("0.0.0.0:7703"));
         assert_eq!(file.common.users.len(), 1);
         assert_eq!(file.common.idle_timeout_secs, Some(120));
+        let file = file.own;
         let mut config = Config::new("x");
         file.apply(&mut config).expect("valid");
         assert_eq!(config.synchronous, Synchronous::Normal);

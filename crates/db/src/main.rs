@@ -21,7 +21,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let file: FileConfig = backroom_daemon::load_config(args.common.config.as_deref())?;
+    let file = backroom_daemon::load_config::<FileConfig>(args.common.config.as_deref())?;
     let settings = backroom_daemon::settings(
         backroom_api::db::SERVICE,
         env!("CARGO_PKG_VERSION"),
@@ -32,23 +32,22 @@ async fn main() -> anyhow::Result<()> {
     let logs = backroom_daemon::init_tracing(settings.log_file.as_deref())?;
     let data = args
         .data
-        .or_else(|| file.data.clone())
+        .or_else(|| file.own.data.clone())
         .context("no data directory: pass --data DIR or set data in the config file")?;
     let mut config = Config::new(data);
     config.frame = settings.frame;
-    file.apply(&mut config).map_err(anyhow::Error::msg)?;
-    let reload = Reload::new(logs, &args.common, &config.frame, |f: FileConfig| f.common);
+    file.own.apply(&mut config).map_err(anyhow::Error::msg)?;
+    let reload = Reload::new::<FileConfig>(logs, &args.common, &config.frame);
     backroom_daemon::on_hangup(move || reload.run());
     let listener = backroom_daemon::bind(&settings.listen).await?;
-    let addr = listener.local_addr()?;
-    backroom_db::run(listener, config, async move {
-        // The readiness line goes out once the default database is open;
-        // `run` opens it before it polls this future.
-        if let Err(e) = backroom_daemon::announce(backroom_api::db::SERVICE, addr) {
-            tracing::error!(error = %e, "cannot print the readiness line");
-        }
-        backroom_daemon::shutdown_signal().await;
-    })
+    // The readiness line goes out once the default database is open: `run`
+    // opens it before it polls this future.
+    let ready = [(backroom_api::db::SERVICE, listener.local_addr()?)];
+    backroom_db::run(
+        listener,
+        config,
+        backroom_daemon::ready_until_signal(&ready),
+    )
     .await?;
     Ok(())
 }

@@ -18,7 +18,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backroom_daemon::CommonConfig;
 use backroom_frame::server::{self, ServerConfig, StartError};
 use serde::Deserialize;
 
@@ -67,11 +66,11 @@ impl Config {
     }
 }
 
-/// The config file of `backroom-files`: the common keys plus these.
+/// The keys of `backroom-files`'s config file beside the common ones; read
+/// it with `backroom_daemon::load_config`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    #[serde(flatten)]
-    pub common: CommonConfig,
     pub root: Option<PathBuf>,
     pub max_upload_bytes: Option<u64>,
     pub max_transfers_per_connection: Option<u32>,
@@ -211,8 +210,9 @@ mod tests {
 
     #[test]
     fn the_documented_sample_config_parses_and_applies() {
-        let file: FileConfig = toml::from_str(SAMPLE).expect("parses");
+        let file = backroom_daemon::parse_config::<FileConfig>(SAMPLE).expect("parses");
         assert_eq!(file.common.users.len(), 2);
+        let file = file.own;
         assert_eq!(
             file.root.as_deref(),
             Some(std::path::Path::new("/srv/backroom/files"))

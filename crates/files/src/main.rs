@@ -21,7 +21,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let file: FileConfig = backroom_daemon::load_config(args.common.config.as_deref())?;
+    let file = backroom_daemon::load_config::<FileConfig>(args.common.config.as_deref())?;
     let settings = backroom_daemon::settings(
         backroom_api::files::SERVICE,
         env!("CARGO_PKG_VERSION"),
@@ -32,18 +32,18 @@ async fn main() -> anyhow::Result<()> {
     let logs = backroom_daemon::init_tracing(settings.log_file.as_deref())?;
     let root = args
         .root
-        .or_else(|| file.root.clone())
+        .or_else(|| file.own.root.clone())
         .context("no root to serve: pass --root DIR or set root in the config file")?;
     let mut config = Config::new(root);
     config.frame = settings.frame;
-    file.apply(&mut config).map_err(anyhow::Error::msg)?;
-    let reload = Reload::new(logs, &args.common, &config.frame, |f: FileConfig| f.common);
+    file.own.apply(&mut config).map_err(anyhow::Error::msg)?;
+    let reload = Reload::new::<FileConfig>(logs, &args.common, &config.frame);
     backroom_daemon::on_hangup(move || reload.run());
     let prepared = backroom_files::prepare(config).await?;
     let listener = backroom_daemon::bind(&settings.listen).await?;
-    backroom_daemon::announce(backroom_api::files::SERVICE, listener.local_addr()?)?;
+    let ready = [(backroom_api::files::SERVICE, listener.local_addr()?)];
     prepared
-        .serve(listener, backroom_daemon::shutdown_signal())
+        .serve(listener, backroom_daemon::ready_until_signal(&ready))
         .await?;
     Ok(())
 }

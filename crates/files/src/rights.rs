@@ -37,6 +37,7 @@ impl Access {
 /// of everyone, with `"*"`) to `path` and everything beneath it. The most
 /// specific rule that names a user wins.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     pub path: String,
     pub users: Vec<String>,
@@ -46,6 +47,7 @@ pub struct RuleConfig {
 /// A per-user quota: the bytes stored under `path` (default: the whole root)
 /// may not exceed `bytes` through this user's writes.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QuotaConfig {
     pub user: String,
     #[serde(default)]

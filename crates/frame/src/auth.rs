@@ -70,6 +70,7 @@ impl Identity {
 
 /// One configured user: a name, the SHA-256 of their token, and a role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct User {
     pub name: String,
     /// `sha256:` followed by 64 lowercase hex digits; see [`hash_token`].

@@ -17,6 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::body;
+use crate::codec::{CodecError, Foreign};
 use crate::error::{Error, ErrorCode};
 use crate::io::{self, FrameReader, Outbox};
 use crate::message::{CONNECTION_ID, Hello, Message, PROTOCOL_VERSION, Welcome};
@@ -506,6 +507,39 @@ impl UploadCall {
     }
 }
 
+/// The error for an answer to Hello that is no frame: when it is HTTP or
+/// TLS, the client was pointed at the wrong port or the wrong transport, and
+/// says so plainly.
+fn foreign_answer(config: &ClientConfig, e: &CodecError, unread: &[u8]) -> Error {
+    let addr = &config.addr;
+    let message = match Foreign::sniff(unread) {
+        Some(Foreign::Http) => format!(
+            "{addr} looks like an HTTP server (the proxy's HTTP port?), not a backroom service"
+        ),
+        Some(Foreign::Tls) if config.tls.is_none() => {
+            format!("the server at {addr} speaks TLS: set tls_ca to connect to it")
+        }
+        _ => return Error::unavailable(format!("handshake with {addr}: {e}")),
+    };
+    Error::new(ErrorCode::WrongService, message)
+}
+
+/// The error for a failed TLS handshake. A server that answers the
+/// ClientHello with something other than TLS does not speak TLS: say so,
+/// rather than rustls's "corrupt message".
+fn tls_failure(addr: &str, e: &std::io::Error) -> Error {
+    let rustls_error = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    if let Some(rustls::Error::InvalidMessage(_)) = rustls_error {
+        return Error::new(
+            ErrorCode::WrongService,
+            format!("the server at {addr} does not speak TLS: remove tls_ca for it"),
+        );
+    }
+    Error::unavailable(format!("TLS handshake with {addr} failed: {e}"))
+}
+
 async fn connect_once(config: &ClientConfig) -> Result<Client, Error> {
     let tcp = TcpStream::connect(&config.addr)
         .await
@@ -518,9 +552,7 @@ async fn connect_once(config: &ClientConfig) -> Result<Client, Error> {
             let stream = tokio_rustls::TlsConnector::from(tls.clone())
                 .connect(name, tcp)
                 .await
-                .map_err(|e| {
-                    Error::unavailable(format!("TLS handshake with {} failed: {e}", config.addr))
-                })?;
+                .map_err(|e| tls_failure(&config.addr, &e))?;
             io::split(stream)
         }
     };
@@ -548,6 +580,7 @@ async fn connect_once(config: &ClientConfig) -> Result<Client, Error> {
                 config.addr
             )));
         }
+        Err(io::ReadError::Codec(e)) => return Err(foreign_answer(config, &e, reader.unread())),
         Err(e) => {
             return Err(Error::unavailable(format!(
                 "handshake with {}: {e}",

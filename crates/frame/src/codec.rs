@@ -38,6 +38,33 @@ impl From<ReadError> for CodecError {
     }
 }
 
+/// Another protocol, recognised by the first bytes a peer sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Foreign {
+    /// An HTTP request or response: it opens with a method or `HTTP/`.
+    Http,
+    /// A TLS record: a content type from 20 to 24, then major version 3.
+    Tls,
+}
+
+impl Foreign {
+    /// Recognises HTTP or TLS by the first bytes of a stream. Only a stream
+    /// whose first frame the decoder refused is worth asking: as a length
+    /// prefix, either opening announces hundreds of megabytes.
+    pub fn sniff(bytes: &[u8]) -> Option<Foreign> {
+        match bytes {
+            [b0, b1, b2, b3, ..]
+                if [b0, b1, b2].iter().all(|b| b.is_ascii_uppercase())
+                    && (b3.is_ascii_uppercase() || *b3 == b' ') =>
+            {
+                Some(Foreign::Http)
+            }
+            [20..=24, 3, ..] => Some(Foreign::Tls),
+            _ => None,
+        }
+    }
+}
+
 /// Splits frames off a byte buffer and parses them.
 #[derive(Debug, Clone, Copy)]
 pub struct Decoder {
@@ -439,6 +466,27 @@ mod tests {
         );
         assert_eq!(err.to_error().code, ErrorCode::TooLarge);
         assert_eq!(buf.capacity(), before);
+    }
+
+    #[test]
+    fn http_and_tls_openings_are_recognised_and_frames_are_not() {
+        assert_eq!(
+            Foreign::sniff(b"HTTP/1.1 400 Bad Request\r\n"),
+            Some(Foreign::Http)
+        );
+        assert_eq!(Foreign::sniff(b"GET / HTTP/1.1\r\n"), Some(Foreign::Http));
+        // A TLS alert (what a TLS server answers to plaintext) and a ClientHello.
+        assert_eq!(
+            Foreign::sniff(&[0x15, 0x03, 0x03, 0x00, 0x02, 2, 10]),
+            Some(Foreign::Tls)
+        );
+        assert_eq!(
+            Foreign::sniff(&[0x16, 0x03, 0x01, 0x02, 0x00]),
+            Some(Foreign::Tls)
+        );
+        let ping = to_bytes(&Message::Ping { nonce: 7 });
+        assert_eq!(Foreign::sniff(&ping), None);
+        assert_eq!(Foreign::sniff(b"GE"), None);
     }
 
     #[test]

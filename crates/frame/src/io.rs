@@ -56,14 +56,22 @@ pub struct FrameReader {
     io: ReadHalf,
     buf: BytesMut,
     decoder: Decoder,
+    /// How much room each read asks for: 64 KiB, or less under a small
+    /// frame limit, so a connection that has not said Hello costs little.
+    read_size: usize,
 }
+
+/// The most room one read asks for.
+const READ_SIZE: usize = 64 * 1024;
 
 impl FrameReader {
     pub fn new(io: ReadHalf, max_frame: usize) -> FrameReader {
+        let read_size = read_size(max_frame);
         FrameReader {
             io,
-            buf: BytesMut::with_capacity(64 * 1024),
+            buf: BytesMut::with_capacity(read_size),
             decoder: Decoder::new(max_frame),
+            read_size,
         }
     }
 
@@ -75,7 +83,7 @@ impl FrameReader {
                 return Ok(Some(msg));
             }
             if self.buf.capacity() - self.buf.len() < 4096 {
-                self.buf.reserve(64 * 1024);
+                self.buf.reserve(self.read_size);
             }
             if self.io.read_buf(&mut self.buf).await? == 0 {
                 if self.buf.is_empty() {
@@ -87,6 +95,19 @@ impl FrameReader {
                 )));
             }
         }
+    }
+
+    /// Changes the largest frame accepted from now on; the server reads the
+    /// handshake under a small limit and the session under the full one.
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.decoder = Decoder::new(max_frame);
+        self.read_size = read_size(max_frame);
+    }
+
+    /// The bytes read but not yet taken as messages: after a codec error,
+    /// the frame that could not be read.
+    pub fn unread(&self) -> &[u8] {
+        &self.buf
     }
 
     /// The next message if its bytes are already buffered, without reading.
@@ -111,6 +132,10 @@ impl FrameReader {
         };
         let _ = tokio::time::timeout(for_at_most, drain).await;
     }
+}
+
+fn read_size(max_frame: usize) -> usize {
+    max_frame.saturating_add(codec::HEADER_LEN).min(READ_SIZE)
 }
 
 /// Writes one message straight to a write half; for the handshake, before the

@@ -7,6 +7,11 @@ use crate::error::{Error, ErrorCode};
 /// The protocol version this build speaks. See "Versioning" in `docs/protocol.md`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The largest frame a server reads before the client is authenticated. A
+/// `Hello` is a few hundred bytes; a larger first frame is refused at its
+/// length prefix, before any room is reserved for it.
+pub const HELLO_MAX_FRAME: u32 = 8 * 1024;
+
 /// Request id 0 is reserved: an `Error` with id 0 concerns the whole connection.
 pub const CONNECTION_ID: u64 = 0;
 

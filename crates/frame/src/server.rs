@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +27,9 @@ use crate::auth::{AuthHandle, Identity};
 use crate::body;
 use crate::error::{Error, ErrorCode};
 use crate::io::{self, FrameReader, Outbox, WriteHalf};
-use crate::message::{CONNECTION_ID, Hello, Limits, Message, PROTOCOL_VERSION, Welcome};
+use crate::message::{
+    CONNECTION_ID, HELLO_MAX_FRAME, Hello, Limits, Message, PROTOCOL_VERSION, Welcome,
+};
 use crate::stream::{ByteSink, ByteStream, Inbound};
 
 /// A boxed stream of download bytes.
@@ -86,6 +88,14 @@ pub trait Service: Send + Sync + 'static {
     fn call(&self, call: Call) -> impl Future<Output = Result<Reply, Error>> + Send;
 }
 
+/// The default of [`ServerConfig::max_connections_per_client`]: room for a
+/// busy host (a demo or a test suite opens dozens of connections at once)
+/// while a flood from one host leaves most of the 1024 slots to the others.
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 128;
+
+/// The default of [`ServerConfig::handshake_timeout`].
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How a server runs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -95,13 +105,17 @@ pub struct ServerConfig {
     pub version: String,
     pub limits: Limits,
     pub max_connections: usize,
+    /// The most connections one client address may hold at once, so that one
+    /// host cannot take every slot of `max_connections`.
+    pub max_connections_per_client: usize,
     /// Who may connect. Keep a clone to replace the users while the server
     /// runs; assign an `Auth` with `.into()`.
     pub auth: AuthHandle,
     /// Allows open access on a non-loopback address.
     pub insecure: bool,
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// How long a client has to complete the handshake.
+    /// How long a client has to complete the handshake, TLS included. Short,
+    /// because a connection that has not said Hello holds a slot for nothing.
     pub handshake_timeout: Duration,
     /// How long in-flight requests may run on after shutdown begins.
     pub drain_timeout: Duration,
@@ -114,10 +128,11 @@ impl ServerConfig {
             version: version.into(),
             limits: Limits::default(),
             max_connections: 1024,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             auth: AuthHandle::default(),
             insecure: false,
             tls: None,
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             drain_timeout: Duration::from_secs(10),
         }
     }
@@ -172,8 +187,10 @@ impl<S> Shared<S> {
 
 /// Serves `service` on `listener` until `shutdown` completes, then drains.
 ///
-/// Returns once every connection has closed: at the latest one drain timeout
-/// (plus a moment to flush) after `shutdown`.
+/// `shutdown` is first polled once the start-up checks have passed, right
+/// before the first accept, so a daemon's shutdown future can announce
+/// readiness. Returns once every connection has closed: at the latest one
+/// drain timeout (plus a moment to flush) after `shutdown`.
 pub async fn run<S: Service>(
     listener: TcpListener,
     config: ServerConfig,
@@ -187,7 +204,13 @@ pub async fn run<S: Service>(
         .check_bind(addr, config.insecure)
         .map_err(StartError::Insecure)?;
     check_limits(&config.limits).map_err(StartError::Limits)?;
+    if config.max_connections_per_client == 0 {
+        return Err(StartError::Limits(
+            "max_connections_per_client must be at least 1".into(),
+        ));
+    }
     let slots = Arc::new(Semaphore::new(config.max_connections));
+    let per_client = Arc::new(PerClient::default());
     let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let shared = Arc::new(Shared {
         service,
@@ -204,13 +227,15 @@ pub async fn run<S: Service>(
     tracing::info!(%addr, service = %shared.config.service, "serving");
     loop {
         let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit,
+            biased;
             () = &mut shutdown => break,
+            permit = slots.clone().acquire_owned() => permit,
         };
         let Ok(permit) = permit else { break };
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            biased;
             () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
         };
         let (tcp, peer) = match accepted {
             Ok(pair) => pair,
@@ -221,10 +246,16 @@ pub async fn run<S: Service>(
                 continue;
             }
         };
+        let max_per_client = shared.config.max_connections_per_client;
+        let Some(client_slot) = per_client.admit(peer.ip(), max_per_client) else {
+            refuse_over_cap(&tcp, peer, max_per_client, tls.is_none());
+            continue;
+        };
         let shared = shared.clone();
         let tls = tls.clone();
         tracker.spawn(async move {
             let _permit = permit;
+            let _client_slot = client_slot;
             shared.connections.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = accept_connection(&shared, tcp, peer, tls).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -246,6 +277,69 @@ pub async fn run<S: Service>(
     Ok(())
 }
 
+/// How many connections each client address holds.
+#[derive(Default)]
+struct PerClient {
+    // A standard mutex: held for one map update, never across an await.
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PerClient {
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // Every update is a single insert, store or remove: a panic cannot
+        // leave the map half-changed.
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts one more connection from `ip`, unless it already holds `max`.
+    fn admit(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ClientSlot> {
+        let mut counts = self.counts();
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot {
+            per_client: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One connection's place in its address's count, given back on drop.
+struct ClientSlot {
+    per_client: Arc<PerClient>,
+    ip: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut counts = self.per_client.counts();
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Turns away a connection beyond its address's cap, at once and without a
+/// task: a plaintext peer is told `busy` if the socket takes the frame now.
+fn refuse_over_cap(tcp: &TcpStream, peer: SocketAddr, max: usize, plaintext: bool) {
+    tracing::warn!(%peer, max, "refused a connection: its address holds the most allowed");
+    if plaintext {
+        let refusal = Message::Error {
+            id: CONNECTION_ID,
+            error: Error::busy(format!(
+                "{} already holds {max} connections, the most one address may hold",
+                peer.ip()
+            )),
+        };
+        let _ = tcp.try_write(&crate::codec::to_bytes(&refusal));
+    }
+}
+
 async fn accept_connection<S: Service>(
     shared: &Arc<Shared<S>>,
     tcp: TcpStream,
@@ -253,20 +347,47 @@ async fn accept_connection<S: Service>(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<(), String> {
     let _ = tcp.set_nodelay(true);
+    // One deadline for the TLS handshake and Hello together.
+    let deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
     let (reader, writer) = match tls {
         None => io::split_tcp(tcp),
         Some(acceptor) => {
-            let accept =
-                tokio::time::timeout(shared.config.handshake_timeout, acceptor.accept(tcp));
-            let stream = accept
-                .await
-                .map_err(|_| "TLS handshake timed out".to_owned())?
-                .map_err(|e| format!("TLS handshake failed: {e}"))?;
-            io::split(stream)
+            let accepted = tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await;
+            match accepted {
+                Ok(Ok(stream)) => io::split(stream),
+                Ok(Err(e)) => {
+                    log_tls_failure(peer, &e);
+                    return Err(format!("TLS handshake failed: {e}"));
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, reason = "timed out", "TLS handshake failed");
+                    return Err("TLS handshake timed out".to_owned());
+                }
+            }
         }
     };
-    let reader = FrameReader::new(reader, shared.config.limits.max_frame as usize);
-    Connection::handshake(shared.clone(), reader, writer, peer).await
+    // Until the client is authenticated, only a Hello-sized frame is read.
+    let reader = FrameReader::new(reader, HELLO_MAX_FRAME as usize);
+    Connection::handshake(shared.clone(), reader, writer, peer, deadline).await
+}
+
+/// A failed TLS handshake is worth a warning, except a peer that connected
+/// and left without a word, as port probes and readiness checks do.
+fn log_tls_failure(peer: SocketAddr, e: &std::io::Error) {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        tracing::debug!(%peer, error = %e, "a peer left before the TLS handshake");
+        return;
+    }
+    let reason = match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidMessage(_)) => {
+            format!("{e} (a client that does not speak TLS?)")
+        }
+        _ => e.to_string(),
+    };
+    tracing::warn!(%peer, %reason, "TLS handshake failed");
 }
 
 /// One request in flight: how to stop it and where its streams go.
@@ -350,8 +471,9 @@ impl<S: Service> Connection<S> {
         mut reader: FrameReader,
         mut writer: WriteHalf,
         peer: SocketAddr,
+        deadline: tokio::time::Instant,
     ) -> Result<(), String> {
-        let first = tokio::time::timeout(shared.config.handshake_timeout, reader.next()).await;
+        let first = tokio::time::timeout_at(deadline, reader.next()).await;
         let hello = match first {
             Err(_) => Err(Error::timeout("no Hello within the handshake timeout")),
             Ok(Ok(Some(Message::Hello(hello)))) => Ok(hello),
@@ -360,13 +482,23 @@ impl<S: Service> Connection<S> {
                 other.kind()
             ))),
             Ok(Ok(None)) => return Ok(()),
-            Ok(Err(io::ReadError::Codec(e))) => Err(e.to_error()),
+            Ok(Err(io::ReadError::Codec(e))) => Err(first_frame_error(&e, reader.unread())),
             Ok(Err(io::ReadError::Io(e))) => return Err(e.to_string()),
         };
-        let checked = hello.and_then(|h| check_hello(&shared, &h).map(|id| (id, h.client)));
-        let (identity, client) = match checked {
-            Ok(pair) => pair,
+        let client = hello.as_ref().map_or("-", |h| h.client.as_str()).to_owned();
+        let checked = hello.and_then(|h| check_hello(&shared, &h));
+        let identity = match checked {
+            Ok(identity) => identity,
             Err(error) => {
+                // No user is known until a token is accepted, so the peer's
+                // address and the name the client gave are all there is.
+                tracing::warn!(
+                    %peer,
+                    user = "-",
+                    %client,
+                    reason = %error,
+                    "handshake refused"
+                );
                 let refusal = Message::Error {
                     id: CONNECTION_ID,
                     error: error.clone(),
@@ -377,6 +509,7 @@ impl<S: Service> Connection<S> {
                 return Err(format!("handshake refused: {error}"));
             }
         };
+        reader.set_max_frame(shared.config.limits.max_frame as usize);
         let number = shared.sessions.fetch_add(1, Ordering::Relaxed);
         let session = format!(
             "{:x}-{:x}",
@@ -832,6 +965,22 @@ async fn handle<S: Service>(
 
 async fn next<T, St: Stream<Item = T> + ?Sized>(stream: &mut Pin<Box<St>>) -> Option<T> {
     std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await
+}
+
+/// What a client whose first frame could not be read is told: when its bytes
+/// are HTTP or TLS, that it speaks the wrong protocol, in plain words.
+fn first_frame_error(e: &crate::codec::CodecError, unread: &[u8]) -> Error {
+    let wrong = |what: &str| {
+        Error::new(
+            ErrorCode::BadRequest,
+            format!("{what}; this port speaks the backroom protocol without TLS"),
+        )
+    };
+    match crate::codec::Foreign::sniff(unread) {
+        Some(crate::codec::Foreign::Http) => wrong("this looks like an HTTP request"),
+        Some(crate::codec::Foreign::Tls) => wrong("this looks like a TLS handshake"),
+        None => e.to_error(),
+    }
 }
 
 /// Limits that would wedge every connection are refused at startup.

@@ -785,6 +785,123 @@ async fn an_oversize_frame_is_refused() {
 }
 
 #[tokio::test]
+async fn a_huge_first_frame_is_refused_at_its_length_prefix_while_others_are_served() {
+    let mut config = config();
+    // Long enough that a server waiting for the frame's bytes fails the test.
+    config.handshake_timeout = Duration::from_secs(60);
+    let server = TestServer::start(config).await;
+    let mut attackers = Vec::new();
+    for _ in 0..10 {
+        let mut raw = server.raw().await;
+        // A 16 MiB frame announced, its first byte sent, the rest withheld.
+        raw.send_bytes(&[0x01, 0x00, 0x00, 0x00, 0x95]).await;
+        attackers.push(raw);
+    }
+    let good = server.client().await;
+    for raw in &mut attackers {
+        let refused = tokio::time::timeout(Duration::from_secs(10), raw.recv())
+            .await
+            .expect("refused at the length prefix, not after the frame");
+        match refused {
+            Some(Message::Error { id: 0, error }) => {
+                assert_eq!(error.code, ErrorCode::TooLarge, "{error}");
+                assert!(error.message.contains("8192"), "{error}");
+            }
+            other => panic!("expected a too_large refusal, got {other:?}"),
+        }
+    }
+    let echoed: String = good.request("echo", "unharmed").await.expect("echo");
+    assert_eq!(echoed, "unharmed");
+    let after: String = server
+        .client()
+        .await
+        .request("echo", &"x".repeat(100_000))
+        .await
+        .expect("large frames once authenticated");
+    assert_eq!(after.len(), 100_000);
+}
+
+/// A raw connection from `source`, an address of the loopback network.
+async fn raw_from(source: &str, server: SocketAddr) -> Raw {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{source}:0").parse().expect("address"))
+        .expect("bind the source address");
+    Raw {
+        tcp: socket.connect(server).await.expect("connect"),
+        buf: BytesMut::new(),
+    }
+}
+
+#[tokio::test]
+async fn one_address_at_its_cap_does_not_keep_another_out() {
+    let mut config = config();
+    config.max_connections_per_client = 2;
+    let server = TestServer::start(config).await;
+    // Two silent connections: the most 127.0.0.1 may hold.
+    let first = raw_from("127.0.0.1", server.addr).await;
+    let _second = raw_from("127.0.0.1", server.addr).await;
+    let mut third = raw_from("127.0.0.1", server.addr).await;
+    third.expect_refusal(ErrorCode::Busy).await;
+
+    let mut other = raw_from("127.0.0.2", server.addr).await;
+    let answer = other.hello(PROTOCOL_VERSION, "test", None).await;
+    assert!(matches!(answer, Message::Welcome(_)), "{answer:?}");
+
+    // A closed connection gives its place back to its address, once the
+    // server has seen it close; until then a new one is refused, and the
+    // refusal may reach it as a reset, since its Hello went unread.
+    drop(first);
+    loop {
+        let mut again = raw_from("127.0.0.1", server.addr).await;
+        again
+            .send(&Message::Hello(Hello {
+                version: PROTOCOL_VERSION,
+                service: "test".into(),
+                token: None,
+                client: "raw".into(),
+            }))
+            .await;
+        match again.recv().await {
+            Some(Message::Welcome(_)) => break,
+            Some(Message::Error { error, .. }) if error.code == ErrorCode::Busy => {}
+            None => {}
+            other => panic!("expected Welcome or busy, got {other:?}"),
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn a_connection_that_never_says_hello_is_cut_at_the_handshake_deadline() {
+    let mut config = config();
+    config.handshake_timeout = Duration::from_millis(200);
+    let server = TestServer::start(config).await;
+    let mut silent = server.raw().await;
+    silent.expect_refusal(ErrorCode::Timeout).await;
+}
+
+#[tokio::test]
+async fn a_client_pointed_at_an_http_server_is_told_so() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let http = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.expect("accept");
+        let mut hello = [0u8; 16];
+        let _ = tcp.read(&mut hello).await;
+        let _ = tcp
+            .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            .await;
+    });
+    let err = Client::connect(&ClientConfig::new(addr.to_string(), "test"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::WrongService, "{err}");
+    assert!(err.message.contains("looks like an HTTP server"), "{err}");
+    http.await.expect("the fake HTTP server");
+}
+
+#[tokio::test]
 async fn the_client_refuses_a_request_larger_than_the_servers_frame_limit() {
     let mut config = config();
     config.limits.max_frame = 1024;
@@ -809,7 +926,7 @@ async fn garbage_on_one_connection_does_not_disturb_another() {
 
     let mut http = server.raw().await;
     http.send_bytes(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    http.expect_refusal(ErrorCode::TooLarge).await;
+    http.expect_refusal(ErrorCode::BadRequest).await;
 
     let echoed: String = good.request("echo", "unharmed").await.expect("echo");
     assert_eq!(echoed, "unharmed");
@@ -992,5 +1109,37 @@ mod tls {
             Some(backroom_frame::tls::client_config_from_der(vec![other_cert]).expect("roots"));
         let err = Client::connect(&client_config).await.unwrap_err();
         assert!(err.message.contains("TLS"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_plaintext_client_at_a_tls_port_is_told_to_use_tls() {
+        let (cert, key) = identity();
+        let mut config = config();
+        config.tls =
+            Some(backroom_frame::tls::server_config_from_der(vec![cert], key).expect("tls"));
+        let server = TestServer::start(config).await;
+        let err = Client::connect(&server.client_config()).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::WrongService, "{err}");
+        assert!(err.message.contains("speaks TLS: set tls_ca"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_tls_client_at_a_plaintext_port_is_told_it_does_not_speak_tls() {
+        let (cert, _) = identity();
+        let server = TestServer::start(config()).await;
+        let mut client_config =
+            ClientConfig::new(format!("localhost:{}", server.addr.port()), "test");
+        client_config.tls =
+            Some(backroom_frame::tls::client_config_from_der(vec![cert]).expect("roots"));
+        let err = Client::connect(&client_config).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::WrongService, "{err}");
+        assert!(err.message.contains("does not speak TLS"), "{err}");
+        let echoed: String = server
+            .client()
+            .await
+            .request("echo", "plaintext")
+            .await
+            .expect("the port serves plaintext clients on");
+        assert_eq!(echoed, "plaintext");
     }
 }

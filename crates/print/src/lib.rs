@@ -18,7 +18,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backroom_daemon::CommonConfig;
 use backroom_frame::server::{self, ServerConfig, StartError};
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -56,6 +55,7 @@ impl std::str::FromStr for PrinterConfig {
 
 /// A class: a named pool of printers.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClassConfig {
     pub name: String,
     pub members: Vec<String>,
@@ -145,17 +145,18 @@ fn check_printer_name(name: &str) -> Result<(), String> {
 
 /// A printer in the config file.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PrinterEntry {
     pub name: String,
     /// `file:DIR`, `socket:HOST:PORT`, `command:CMD` or `sim:PPM`.
     pub device: String,
 }
 
-/// The config file of `backroom-print`: the common keys plus these.
+/// The keys of `backroom-print`'s config file beside the common ones; read
+/// it with `backroom_daemon::load_config`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    #[serde(flatten)]
-    pub common: CommonConfig,
     pub spool: Option<PathBuf>,
     pub default_printer: Option<String>,
     pub max_jobs: Option<u64>,

@@ -25,7 +25,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let file: FileConfig = backroom_daemon::load_config(args.common.config.as_deref())?;
+    let file = backroom_daemon::load_config::<FileConfig>(args.common.config.as_deref())?;
     let settings = backroom_daemon::settings(
         backroom_api::print::SERVICE,
         env!("CARGO_PKG_VERSION"),
@@ -36,19 +36,19 @@ async fn main() -> anyhow::Result<()> {
     let logs = backroom_daemon::init_tracing(settings.log_file.as_deref())?;
     let spool = args
         .spool
-        .or_else(|| file.spool.clone())
+        .or_else(|| file.own.spool.clone())
         .context("no spool folder: pass --spool DIR or set spool in the config file")?;
     let mut config = Config::new(spool);
     config.frame = settings.frame;
     config.printers = args.printers;
-    file.apply(&mut config).map_err(anyhow::Error::msg)?;
-    let reload = Reload::new(logs, &args.common, &config.frame, |f: FileConfig| f.common);
+    file.own.apply(&mut config).map_err(anyhow::Error::msg)?;
+    let reload = Reload::new::<FileConfig>(logs, &args.common, &config.frame);
     backroom_daemon::on_hangup(move || reload.run());
     let prepared = backroom_print::prepare(config).await?;
     let listener = backroom_daemon::bind(&settings.listen).await?;
-    backroom_daemon::announce(backroom_api::print::SERVICE, listener.local_addr()?)?;
+    let ready = [(backroom_api::print::SERVICE, listener.local_addr()?)];
     prepared
-        .serve(listener, backroom_daemon::shutdown_signal())
+        .serve(listener, backroom_daemon::ready_until_signal(&ready))
         .await?;
     Ok(())
 }

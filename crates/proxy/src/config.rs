@@ -66,7 +66,7 @@ pub fn seconds(name: &str, secs: f64) -> Result<Duration, String> {
 
 /// The proxy's own keys of the config file.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProxySettings {
     /// The admin port's address.
     pub admin: Option<String>,
@@ -112,12 +112,11 @@ impl Default for ProxySettings {
     }
 }
 
-/// The whole config file: the keys every daemon shares, and the proxy's.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The whole config file: the keys every daemon shares, and the proxy's,
+/// side by side at the top level.
+#[derive(Debug, Clone, Default)]
 pub struct FileConfig {
-    #[serde(flatten)]
     pub common: CommonConfig,
-    #[serde(flatten)]
     pub proxy: ProxySettings,
 }
 
@@ -125,7 +124,16 @@ impl FileConfig {
     pub fn load(path: &Path) -> Result<FileConfig, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))
+        FileConfig::parse(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))
+    }
+
+    /// Parses a config file's text; an unknown key anywhere is an error.
+    pub fn parse(text: &str) -> Result<FileConfig, toml::de::Error> {
+        let file = backroom_daemon::parse_config::<ProxySettings>(text)?;
+        Ok(FileConfig {
+            common: file.common,
+            proxy: file.own,
+        })
     }
 }
 
@@ -192,7 +200,7 @@ mod tests {
 
     #[test]
     fn a_full_file_parses_with_the_shared_keys() {
-        let file: FileConfig = toml::from_str(
+        let file = FileConfig::parse(
             r#"
             listen = "127.0.0.1:3128"
             admin = "127.0.0.1:7704"
@@ -226,6 +234,31 @@ mod tests {
         config.proxy = file.proxy;
         assert_eq!(config.connect_ports(), [443, 8443]);
         assert_eq!(config.log_target(), LogTarget::Stdout);
+    }
+
+    #[test]
+    fn an_unknown_key_anywhere_is_refused_at_its_line() {
+        for (text, key, line) in [
+            (
+                "admin = \"127.0.0.1:7704\"\nbogus_key = 1\n",
+                "bogus_key",
+                2,
+            ),
+            (
+                "[timeouts]\nconnect = 2\nidle_timout = 5\n",
+                "idle_timout",
+                3,
+            ),
+            (
+                "[[users]]\nname = \"ann\"\ntoken_sha256 = \"sha256:00\"\nrole = \"admin\"\nx = 1\n",
+                "x",
+                5,
+            ),
+        ] {
+            let err = FileConfig::parse(text).expect_err("refused").to_string();
+            assert!(err.contains(key), "{err}");
+            assert!(err.contains(&format!("line {line}")), "{err}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use backroom_daemon::logs::Logs;
 use backroom_daemon::{CommonArgs, Reload};
-use backroom_proxy::config::{Config, FileConfig};
+use backroom_proxy::config::{Config, FileConfig, ProxySettings};
 use clap::Parser;
 
 /// An HTTP forward proxy with CONNECT, ACLs, proxy auth and an access log.
@@ -66,9 +66,18 @@ async fn main() -> anyhow::Result<()> {
 
     let proxy = backroom_daemon::bind(&settings.listen).await?;
     let admin = backroom_daemon::bind(&admin_addr).await?;
-    backroom_daemon::announce("proxy", proxy.local_addr()?)?;
-    backroom_daemon::announce("admin", admin.local_addr()?)?;
-    backroom_proxy::run(proxy, admin, config, backroom_daemon::shutdown_signal()).await?;
+    // `run` polls this future once its start-up checks have passed.
+    let ready = [
+        ("proxy", proxy.local_addr()?),
+        ("admin", admin.local_addr()?),
+    ];
+    backroom_proxy::run(
+        proxy,
+        admin,
+        config,
+        backroom_daemon::ready_until_signal(&ready),
+    )
+    .await?;
     Ok(())
 }
 
@@ -80,7 +89,7 @@ fn absolute(path: PathBuf) -> PathBuf {
 /// SIGHUP reopens the daemon log and reloads the admin port's users, then
 /// has the proxy reopen its access log and reload its ACL and proxy users.
 fn on_hangup(logs: Logs, common: &CommonArgs, config: &Config) {
-    let reload = Reload::new(logs, common, &config.admin, |f: FileConfig| f.common);
+    let reload = Reload::new::<ProxySettings>(logs, common, &config.admin);
     let reopen_access_log = config.reopen_log.clone();
     let reload_policy = config.reload.clone();
     backroom_daemon::on_hangup(move || {

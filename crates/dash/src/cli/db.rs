@@ -126,7 +126,7 @@ fn client_config(args: &Args, flags: &Flags) -> anyhow::Result<(ClientConfig, Op
         db: None,
         ..flags.clone()
     };
-    let settings = config::resolve(&flags, config::user_config_path().as_deref())?;
+    let settings = config::resolve(&flags, config::user_config_path().as_deref(), &[Server::Db])?;
     let endpoint = settings
         .endpoints
         .into_iter()

@@ -48,12 +48,9 @@ pub fn only(server: Server, addr: SocketAddr) -> Vec<Endpoint> {
             ..Flags::default()
         },
     };
-    config::resolve(&flags, None)
+    config::resolve(&flags, None, &[server])
         .expect("settings")
         .endpoints
-        .into_iter()
-        .filter(|e| e.server == server)
-        .collect()
 }
 
 pub fn key(c: char) -> KeyEvent {
