@@ -412,7 +412,9 @@ fn paths_outside_the_root_are_refused() {
     let server = Server::start();
     std::fs::write(server.dir.path().join("secret.txt"), b"s").expect("outside");
     assert_fails_with(&server.run(&["stat", "../secret.txt"]), "forbidden");
-    assert_fails_with(&server.run(&["get", "/etc/passwd", "-"]), "bad_request");
+    // A leading `/` is the served root: /etc/passwd is a file there, absent.
+    assert_fails_with(&server.run(&["get", "/etc/passwd", "-"]), "not_found");
+    assert_fails_with(&server.run(&["get", "/../secret.txt", "-"]), "forbidden");
     std::fs::write(server.local.join("x"), b"x").expect("local");
     assert_fails_with(
         &server.run(&["put", &server.local("x"), "a/../../escaped"]),

@@ -11,15 +11,21 @@ use backroom_frame::ErrorCode;
 use bytes::Bytes;
 use common::{TestServer, pattern, users};
 
-/// The paths of the traversal test, plus a few more spellings.
-const ESCAPES: [&str; 7] = [
+/// The paths of the traversal test, plus a few more spellings. A
+/// leading `/` is the root, so `/etc/passwd` is `etc/passwd` there (see
+/// `symlinks_out_of_the_root_are_not_followed`).
+const ESCAPES: [&str; 11] = [
     "../x",
     "a/../../b",
-    "/etc/passwd",
+    "/../etc/passwd",
     "..",
     "./../secret.txt",
     "a\0b",
     "\\etc\\passwd",
+    "/..",
+    "/../secret.txt",
+    "//a/../../secret.txt",
+    "/./../root/../secret.txt",
 ];
 
 /// Puts a secret beside the root, and symlinks inside the root that point at
@@ -88,7 +94,14 @@ async fn symlinks_out_of_the_root_are_not_followed() {
     let server = TestServer::start().await;
     let secret = plant(&server);
     let c = server.client().await;
-    for path in ["etc/passwd", "secret", "up/secret.txt", "up/root/secret"] {
+    for path in [
+        "etc/passwd",
+        "/etc/passwd",
+        "secret",
+        "/secret",
+        "up/secret.txt",
+        "/up/root/secret",
+    ] {
         let err = c.read_all(path, 1 << 20).await.expect_err(path);
         assert_eq!(err.code, ErrorCode::Forbidden, "{path}: {err}");
         let err = c.checksum(path, Algorithm::Sha256).await.expect_err(path);
@@ -149,6 +162,78 @@ async fn symlinks_within_the_root_work() {
     std::os::unix::fs::symlink("real", server.root.join("alias")).expect("link");
     let c = server.client().await;
     assert_eq!(c.read_all("alias/f", 100).await.expect("read"), b"inside");
+}
+
+#[tokio::test]
+async fn a_leading_slash_names_the_served_root() {
+    let server = TestServer::start().await;
+    let c = server.client().await;
+    c.mkdir("/docs", false).await.expect("mkdir /docs");
+    c.write_all(
+        &WriteArgs::new("/docs/a.txt", WriteMode::CreateNew),
+        Bytes::from_static(b"rooted"),
+    )
+    .await
+    .expect("write /docs/a.txt");
+    assert_eq!(
+        std::fs::read(server.root.join("docs/a.txt")).expect("on disk"),
+        b"rooted"
+    );
+    assert_eq!(
+        c.read_all("/docs/a.txt", 100).await.expect("read"),
+        b"rooted"
+    );
+    assert_eq!(c.stat("/docs/a.txt").await.expect("stat").size, 6);
+    let root = c
+        .list(&ListArgs {
+            path: "/".into(),
+            ..ListArgs::default()
+        })
+        .await
+        .expect("list /");
+    let names: Vec<&str> = root.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["docs"]);
+    let mv = MoveArgs {
+        from: "/docs/a.txt".into(),
+        to: "/b.txt".into(),
+        overwrite: false,
+    };
+    c.rename(&mv).await.expect("rename between rooted paths");
+    assert!(server.root.join("b.txt").exists());
+}
+
+#[tokio::test]
+async fn an_absolute_symlink_is_refused_even_into_the_root() {
+    let server = TestServer::start().await;
+    std::fs::create_dir_all(server.root.join("real")).expect("dir");
+    std::fs::write(server.root.join("real/f"), "inside").expect("file");
+    std::os::unix::fs::symlink(server.root.join("real"), server.root.join("absolute"))
+        .expect("link");
+    let c = server.client().await;
+    let err = c
+        .read_all("absolute/f", 100)
+        .await
+        .expect_err("an absolute link is not followed");
+    assert_eq!(err.code, ErrorCode::Forbidden, "{err}");
+    let err = c
+        .write_all(
+            &WriteArgs::new("absolute/g", WriteMode::CreateNew),
+            Bytes::from_static(b"x"),
+        )
+        .await
+        .expect_err("nor written through");
+    assert_eq!(err.code, ErrorCode::Forbidden, "{err}");
+    assert!(!server.root.join("real/g").exists());
+    // The link itself is still there to see, and a relative one works.
+    assert_eq!(
+        c.stat("absolute").await.expect("stat").kind,
+        backroom_api::files::Kind::Symlink
+    );
+    std::os::unix::fs::symlink("real", server.root.join("relative")).expect("link");
+    assert_eq!(
+        c.read_all("relative/f", 100).await.expect("read"),
+        b"inside"
+    );
 }
 
 #[tokio::test]
