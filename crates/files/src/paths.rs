@@ -2,8 +2,9 @@
 //! only through the root's capability (`cap-std`), never through the ambient
 //! filesystem.
 //!
-//! The string checks here refuse what is plainly wrong (NUL bytes, `..`
-//! above the root, our own temp names); a leading `/` is the root. The
+//! The string checks here refuse what is plainly wrong (NUL bytes and other
+//! control characters, `..` above the root, our own temp names); a leading
+//! `/` is the root. The
 //! confinement itself
 //! comes from `cap_std::fs::Dir`, which resolves every path beneath the root
 //! directory handle (with `openat2(RESOLVE_BENEATH)` on Linux) and fails with
@@ -45,6 +46,13 @@ impl RelPath {
         }
         if raw.contains('\0') {
             return Err(Error::bad_request("a path may not contain a NUL byte"));
+        }
+        // Refused rather than escaped: a name with a newline or an escape
+        // sequence could forge lines in the log or in a terminal's listing.
+        if raw.chars().any(char::is_control) {
+            return Err(Error::bad_request(format!(
+                "{raw:?} holds a control character, which names may not"
+            )));
         }
         if raw.starts_with('\\') {
             return Err(Error::bad_request(format!(
@@ -206,6 +214,23 @@ mod tests {
         assert_eq!(code("\\etc\\passwd"), ErrorCode::BadRequest);
         assert_eq!(code("a\0b"), ErrorCode::BadRequest);
         assert_eq!(code(&"a/".repeat(3000)), ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        for raw in [
+            "a\nb",
+            "dir/x\r\n2026-01-01T00:00:00Z  INFO forged",
+            "\x1b[2Jclear",
+            "tab\there",
+            "del\x7f",
+            "c1\u{85}",
+        ] {
+            let err = RelPath::parse(raw).expect_err(raw);
+            assert_eq!(err.code, ErrorCode::BadRequest, "{raw:?}");
+            assert!(!err.message.contains('\n'), "{}", err.message);
+        }
+        assert!(RelPath::parse("café/naïve ☃.txt").is_ok());
     }
 
     #[test]

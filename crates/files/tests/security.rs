@@ -260,6 +260,47 @@ async fn an_encoded_slash_is_only_a_name() {
 }
 
 #[tokio::test]
+async fn names_with_control_characters_are_refused_so_no_log_line_is_forged() {
+    let server = TestServer::start().await;
+    let c = server.client().await;
+    c.write_all(
+        &WriteArgs::new("plain.txt", WriteMode::CreateNew),
+        Bytes::from_static(b"x"),
+    )
+    .await
+    .expect("a plain name");
+    let forged = "x\n2026-01-01T00:00:00.000000Z  INFO backroom_files: wrote user=ann path=y";
+    for name in [forged, "esc\x1b[31mred", "cr\rname"] {
+        let err = c
+            .write_all(
+                &WriteArgs::new(name, WriteMode::CreateNew),
+                Bytes::from_static(b"x"),
+            )
+            .await
+            .expect_err(name);
+        assert_eq!(err.code, ErrorCode::BadRequest, "{name:?}: {err}");
+        let err = c.mkdir(name, false).await.expect_err(name);
+        assert_eq!(err.code, ErrorCode::BadRequest, "{name:?}: {err}");
+        for to_or_from in [(name, "plain.txt"), ("plain.txt", name)] {
+            let mv = MoveArgs {
+                from: to_or_from.0.into(),
+                to: to_or_from.1.into(),
+                overwrite: false,
+            };
+            let err = c.rename(&mv).await.expect_err(name);
+            assert_eq!(err.code, ErrorCode::BadRequest, "{name:?}: {err}");
+            let err = c.copy(&mv).await.expect_err(name);
+            assert_eq!(err.code, ErrorCode::BadRequest, "{name:?}: {err}");
+        }
+    }
+    let names: Vec<_> = std::fs::read_dir(&server.root)
+        .expect("root")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["plain.txt"]);
+}
+
+#[tokio::test]
 async fn the_servers_temp_names_are_out_of_reach() {
     let server = TestServer::start().await;
     let c = server.client().await;
