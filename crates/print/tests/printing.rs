@@ -148,6 +148,31 @@ async fn a_refused_connection_is_retried_then_the_job_is_aborted() {
 }
 
 #[tokio::test]
+async fn a_command_that_never_exits_times_out_by_the_error_policy() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = config(dir.path(), &["hang=command:cat > /dev/null; sleep 1000"]);
+    config.printers[0].timeout = Some(Duration::from_millis(300));
+    config.policy.max_attempts = 2;
+    config.policy.error_policy = "abort-job".parse().expect("policy");
+    let server = Server::start(config).await;
+    let c = server.client().await;
+    let (_, mut events) = c.watch().await.expect("watch");
+    let job = submit(&c, "stuck", 50, b"data").await;
+    let aborted = wait_for_state(&mut events, job.id, JobState::Aborted).await;
+    assert_eq!(aborted.attempts, 2, "each attempt timed out");
+    let error = aborted.last_error.unwrap_or_default();
+    assert!(error.contains("did not finish"), "{error}");
+    assert!(
+        std::fs::read_dir(dir.path().join("spool/running"))
+            .expect("running")
+            .next()
+            .is_none(),
+        "no command is left recorded as running"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_failing_device_stops_the_printer_under_stop_printer() {
     let dir = tempfile::tempdir().expect("temp dir");
     let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
