@@ -161,9 +161,15 @@ impl TempFile {
 
     /// Makes the data durable and puts it in place of the target. Without
     /// `replace`, an existing target (even one created meanwhile) is a
-    /// conflict and the temp file stays for a resumable upload.
+    /// conflict and the temp file stays for a resumable upload; data that
+    /// cannot be synced is removed, resumable or not.
     pub fn commit(mut self, replace: bool) -> io::Result<u64> {
-        self.file.sync_all()?;
+        if let Err(e) = self.file.sync_all() {
+            // Bytes that cannot be made durable (a full disk) are not worth
+            // resuming either: removed, so that their space is free.
+            self.keep_on_drop = false;
+            return Err(e);
+        }
         if replace {
             rustix::fs::renameat(&self.dir, &self.temp, &self.dir, &self.target)?;
         } else {

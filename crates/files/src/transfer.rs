@@ -322,7 +322,18 @@ pub async fn write(state: &Arc<State>, mut call: Call) -> Result<Reply, Error> {
         })
         .await
         .map_err(|e| Error::internal(format!("the upload's write task failed: {e}")))?;
-        written.map_err(|e| fs_error(e, &path))?;
+        if let Err(e) = written {
+            // A write that failed (a full disk above all) leaves nothing
+            // worth resuming: the bytes go at once, so the space is free
+            // for the next upload.
+            blocking(move || {
+                temp.discard();
+                drop(lock);
+                Ok(())
+            })
+            .await?;
+            return Err(fs_error(e, &path));
+        }
         job = (temp, lock);
     };
     let (temp, lock) = job;
