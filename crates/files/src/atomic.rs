@@ -6,7 +6,7 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use backroom_api::files::WriteMode;
+use backroom_api::files::{Algorithm, WriteMode};
 use cap_std::fs::{Dir, File, OpenOptions};
 use rustix::fs::RenameFlags;
 use sha2::{Digest, Sha256};
@@ -64,6 +64,19 @@ pub fn find_part(dir: &Dir, target: &str, upload_id: &str) -> io::Result<(WriteM
         io::ErrorKind::NotFound,
         format!("no interrupted upload {upload_id:?} for {target}"),
     ))
+}
+
+/// The digest of an interrupted resumable upload's bytes.
+pub fn digest_part(
+    dir: &Dir,
+    target: &str,
+    upload_id: &str,
+    mode: WriteMode,
+    algorithm: Algorithm,
+) -> io::Result<String> {
+    let mut file = dir.open(part_name(target, upload_id, mode))?;
+    let (hex, _) = backroom_api::files::digest(&mut file, algorithm, u64::MAX)?;
+    Ok(hex)
 }
 
 impl TempFile {

@@ -186,12 +186,25 @@ pub async fn upload_status(state: &Arc<State>, call: &Call) -> Result<Reply, Err
     check_upload_id(&args.upload_id)?;
     let _lock = UploadLock::acquire(state, &path, &args.upload_id).await?;
     let worker = state.clone();
-    let (mode, received) = blocking(move || {
+    let status = blocking(move || {
         let (dir, name) = open_parent(&worker.root, &path)?;
-        atomic::find_part(&dir, name, &args.upload_id).map_err(|e| fs_error(e, &path))
+        let (mode, received) =
+            atomic::find_part(&dir, name, &args.upload_id).map_err(|e| fs_error(e, &path))?;
+        let digest = match args.digest {
+            Some(algorithm) => Some(
+                atomic::digest_part(&dir, name, &args.upload_id, mode, algorithm)
+                    .map_err(|e| fs_error(e, &path))?,
+            ),
+            None => None,
+        };
+        Ok(UploadStatus {
+            received,
+            mode,
+            digest,
+        })
     })
     .await?;
-    Reply::value(&UploadStatus { received, mode })
+    Reply::value(&status)
 }
 
 /// An upload as its file thread starts it.

@@ -144,7 +144,10 @@ async fn a_resumable_upload_survives_sigkill_and_resumes() {
         c.stat("doc.bin").await.expect_err("not committed").code,
         backroom_frame::ErrorCode::NotFound
     );
-    let status = c.upload_status("doc.bin", "doc-1").await.expect("kept");
+    let status = c
+        .upload_status("doc.bin", "doc-1", None)
+        .await
+        .expect("kept");
     assert!(
         (1 << 20..=3 << 20).contains(&status.received),
         "{}",
@@ -229,7 +232,7 @@ async fn a_full_disk_frees_the_failed_upload_at_once() {
     assert_eq!(err.code, backroom_frame::ErrorCode::TooLarge, "{err}");
     assert!(temp_files(&root).is_empty(), "the part is removed at once");
     assert_eq!(
-        c.upload_status("big.bin", "big")
+        c.upload_status("big.bin", "big", None)
             .await
             .expect_err("nothing to resume")
             .code,

@@ -478,7 +478,7 @@ async fn going_over_quota_is_refused_and_the_partial_upload_rolled_back() {
         .collect();
     assert_eq!(left, ["old"], "rolled back");
     assert_eq!(
-        rw.upload_status("home/big", "q")
+        rw.upload_status("home/big", "q", None)
             .await
             .expect_err("gone")
             .code,

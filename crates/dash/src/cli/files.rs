@@ -594,15 +594,9 @@ async fn put(
         size: Some(size),
     };
     if resume {
-        match files.upload_status(remote, &upload_id).await {
-            Ok(status) if status.received <= size => {
-                args.mode = WriteMode::Resume;
-                args.offset = status.received;
-            }
-            Ok(_) => {}
-            // Nothing to resume: a fresh upload.
-            Err(e) if e.code == ErrorCode::NotFound => {}
-            Err(e) => return Err(fail("put", remote, e)),
+        args.offset = resumable_offset(files, local, remote, &upload_id, size).await?;
+        if args.offset > 0 {
+            args.mode = WriteMode::Resume;
         }
     }
     file.seek(SeekFrom::Start(args.offset))
@@ -640,6 +634,57 @@ async fn put(
     })?;
     report_transfer(out, "put", &written.path, local, written.size, args.offset);
     Ok(())
+}
+
+/// Where `put --resume` may continue: the bytes the server holds of the
+/// interrupted upload, if they are provably LOCAL's first bytes (the
+/// server's digest of them equals LOCAL's digest of as many bytes); else 0,
+/// a fresh upload, and a note on stderr that says why.
+async fn resumable_offset(
+    files: &FilesClient,
+    local: &Path,
+    remote: &str,
+    upload_id: &str,
+    size: u64,
+) -> anyhow::Result<u64> {
+    let algorithm = Algorithm::Blake3;
+    let status = match files
+        .upload_status(remote, upload_id, Some(algorithm))
+        .await
+    {
+        Ok(status) => status,
+        Err(e) if e.code == ErrorCode::NotFound => {
+            eprintln!(
+                "put {remote}: no interrupted upload of this file to resume; starting afresh"
+            );
+            return Ok(0);
+        }
+        Err(e) => return Err(fail("put", remote, e)),
+    };
+    if status.received > size {
+        eprintln!(
+            "put {remote}: the interrupted upload holds more than {} has; starting afresh",
+            local.display()
+        );
+        return Ok(0);
+    }
+    let path = local.to_owned();
+    let received = status.received;
+    let (ours, read) = tokio::task::spawn_blocking(move || {
+        backroom_api::files::digest(&mut File::open(path)?, algorithm, received)
+    })
+    .await
+    .map_err(|e| anyhow!("put {remote}: the digest task failed: {e}"))?
+    .with_context(|| format!("put {remote}: cannot read {}", local.display()))?;
+    if read != received || status.digest.as_deref() != Some(ours.as_str()) {
+        eprintln!(
+            "put {remote}: the {received} bytes on the server are not the first bytes of {}; \
+             starting afresh",
+            local.display()
+        );
+        return Ok(0);
+    }
+    Ok(received)
 }
 
 /// Reads the file in chunks on a thread of its own and queues them, so the
