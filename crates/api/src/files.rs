@@ -16,6 +16,10 @@ pub const SERVICE: &str = "files";
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7701";
 /// How many entries `list` returns when the caller sets no limit.
 pub const DEFAULT_PAGE: u32 = 1000;
+/// The method that lists the caller's interrupted resumable uploads.
+pub const METHOD_UPLOADS: &str = "uploads";
+/// The method that aborts one of them, removing its bytes.
+pub const METHOD_ABORT_UPLOAD: &str = "abort_upload";
 
 /// What a directory entry is. A symlink is reported as itself, not followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +169,39 @@ pub struct UploadStatus {
     /// [`digest`] of the same prefix of the local file.
     #[serde(default)]
     pub digest: Option<String>,
+}
+
+/// One interrupted resumable upload, as `uploads` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadInfo {
+    /// The server's name for it, which `abort_upload` takes.
+    pub id: String,
+    /// The target, relative to the root.
+    pub path: String,
+    /// The client's upload id.
+    pub upload_id: String,
+    /// The user who started it.
+    pub owner: String,
+    /// The mode it commits with.
+    pub mode: WriteMode,
+    /// Bytes received so far; they count against quotas.
+    pub received: u64,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub started_ms: i64,
+}
+
+/// The answer to `uploads`: the caller's own interrupted uploads (an
+/// admin's: everyone's), sorted by path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Uploads {
+    pub uploads: Vec<UploadInfo>,
+}
+
+/// Arguments of `abort_upload`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortUploadArgs {
+    /// An [`UploadInfo::id`].
+    pub id: String,
 }
 
 /// Arguments of `mkdir`.
@@ -416,6 +453,18 @@ impl FilesClient {
             digest,
         };
         self.client.request("upload_status", &args).await
+    }
+
+    /// The caller's interrupted resumable uploads (an admin's: everyone's).
+    pub async fn uploads(&self) -> Result<Uploads, Error> {
+        self.client.request(METHOD_UPLOADS, &()).await
+    }
+
+    /// Aborts an interrupted upload of the caller's (an admin: anyone's),
+    /// removing its bytes.
+    pub async fn abort_upload(&self, id: &str) -> Result<(), Error> {
+        let args = AbortUploadArgs { id: id.into() };
+        self.client.request(METHOD_ABORT_UPLOAD, &args).await
     }
 
     pub async fn mkdir(&self, path: &str, parents: bool) -> Result<(), Error> {

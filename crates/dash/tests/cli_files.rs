@@ -339,6 +339,45 @@ fn put_resume_of_another_file_with_the_same_size_and_mtime_starts_afresh() {
 }
 
 #[test]
+fn uploads_lists_an_interrupted_put_and_abort_removes_it() {
+    let server = Server::start();
+    let data = pattern(1 << 20);
+    let client = server.client();
+    let interrupted = server.runtime.block_on(async {
+        let mut args = WriteArgs::new("big.bin", WriteMode::CreateNew);
+        args.upload_id = Some("cli-test".into());
+        args.size = Some(data.len() as u64);
+        let mut upload = client.write(&args).await?;
+        upload.send(Bytes::copy_from_slice(&data[..1000])).await?;
+        upload.finish::<backroom_api::files::Written>().await
+    });
+    assert!(interrupted.is_err(), "{interrupted:?}");
+
+    let listed = server.ok(&["uploads"]);
+    let fields: Vec<&str> = listed.split_whitespace().collect();
+    assert_eq!(fields.len(), 6, "{listed:?}");
+    let id = fields[0];
+    assert_eq!(
+        (fields[1], fields[4], fields[5]),
+        ("1000", "anonymous", "big.bin"),
+        "{listed:?}"
+    );
+    let json = server.ok(&["--json", "uploads"]);
+    assert!(json.contains(&format!("\"id\":\"{id}\"")), "{json}");
+    assert!(json.contains("\"received\":1000"), "{json}");
+
+    server.ok(&["abort", id]);
+    assert_eq!(server.ok(&["uploads"]), "");
+    assert_fails_with(&server.run(&["abort", id]), "not_found");
+    let left: Vec<_> = std::fs::read_dir(&server.root)
+        .expect("root")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .filter(|n| n.starts_with(".backroom-part"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
 fn mkdir_cp_mv_and_rm_change_the_tree() {
     let server = Server::start();
     server.ok(&["mkdir", "-p", "a/b"]);

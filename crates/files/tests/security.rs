@@ -570,3 +570,117 @@ async fn transfers_per_connection_are_capped() {
     let (_, third) = c.read(&args).await.expect("a slot is free again");
     drop((second, third));
 }
+
+/// Starts a resumable upload that declares `declared` bytes and ends after
+/// `sent`: the server keeps exactly `sent` bytes for a resume.
+async fn interrupted(
+    c: &backroom_api::files::FilesClient,
+    path: &str,
+    id: &str,
+    sent: usize,
+    declared: u64,
+) {
+    let mut args = WriteArgs::new(path, WriteMode::CreateNew);
+    args.upload_id = Some(id.into());
+    args.size = Some(declared);
+    let ended = c.write_all(&args, Bytes::from(pattern(sent, 3))).await;
+    assert!(ended.is_err(), "ends short: {ended:?}");
+}
+
+#[tokio::test]
+async fn users_list_and_abort_their_own_interrupted_uploads() {
+    let server = TestServer::start_with(|c| c.frame.auth = users().into()).await;
+    let (ann, rw, ro) = (
+        server.client_as("ann").await,
+        server.client_as("rw").await,
+        server.client_as("ro").await,
+    );
+    interrupted(&rw, "/docs-of-rw.bin", "u1", 600, 1000).await;
+    interrupted(&ann, "ann.bin", "u1", 100, 1000).await;
+
+    let mine = rw.uploads().await.expect("uploads").uploads;
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    let upload = &mine[0];
+    assert_eq!(
+        (
+            upload.path.as_str(),
+            upload.upload_id.as_str(),
+            upload.owner.as_str()
+        ),
+        ("docs-of-rw.bin", "u1", "rw")
+    );
+    assert_eq!((upload.received, upload.mode), (600, WriteMode::CreateNew));
+    assert!(ro.uploads().await.expect("uploads").uploads.is_empty());
+    assert_eq!(
+        ann.uploads().await.expect("uploads").uploads.len(),
+        2,
+        "an admin sees all"
+    );
+
+    let anns = ann.uploads().await.expect("uploads").uploads;
+    let anns = anns.iter().find(|u| u.owner == "ann").expect("ann's");
+    let err = rw.abort_upload(&anns.id).await.expect_err("not rw's");
+    assert_eq!(err.code, ErrorCode::Forbidden);
+    let err = ro.abort_upload(&upload.id).await.expect_err("not ro's");
+    assert_eq!(err.code, ErrorCode::Forbidden);
+
+    rw.abort_upload(&upload.id).await.expect("abort");
+    assert!(rw.uploads().await.expect("uploads").uploads.is_empty());
+    let err = rw
+        .upload_status("docs-of-rw.bin", "u1", None)
+        .await
+        .expect_err("gone");
+    assert_eq!(err.code, ErrorCode::NotFound);
+    let err = rw.abort_upload(&upload.id).await.expect_err("twice");
+    assert_eq!(err.code, ErrorCode::NotFound);
+
+    // An upload resumed to its end leaves the list too.
+    let resume = WriteArgs {
+        path: "ann.bin".into(),
+        mode: WriteMode::Resume,
+        upload_id: Some("u1".into()),
+        offset: 100,
+        size: Some(1000),
+    };
+    ann.write_all(&resume, Bytes::from(vec![0; 900]))
+        .await
+        .expect("resumed");
+    assert!(ann.uploads().await.expect("uploads").uploads.is_empty());
+    let on_disk: Vec<_> = std::fs::read_dir(&server.root)
+        .expect("root")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .filter(|n| n != ".backroom-uploads")
+        .collect();
+    assert_eq!(on_disk, ["ann.bin"], "no part left behind");
+}
+
+#[tokio::test]
+async fn interrupted_uploads_count_against_the_quota_until_aborted() {
+    let quotas = [QuotaConfig {
+        user: "rw".into(),
+        path: "home".into(),
+        bytes: 1000,
+    }];
+    let server = TestServer::start_with(|c| {
+        c.frame.auth = users().into();
+        c.rights = Rights::new(&[], &quotas).expect("quotas");
+    })
+    .await;
+    std::fs::create_dir_all(server.root.join("home")).expect("home");
+    let rw = server.client_as("rw").await;
+    interrupted(&rw, "home/a.bin", "a", 800, 900).await;
+
+    let small = WriteArgs::new("home/b.bin", WriteMode::CreateNew);
+    let err = rw
+        .write_all(&small, Bytes::from(vec![0; 300]))
+        .await
+        .expect_err("800 held + 300 > 1000");
+    assert_eq!(err.code, ErrorCode::TooLarge, "{err}");
+    assert!(err.message.starts_with("quota exceeded"), "{err}");
+
+    let id = rw.uploads().await.expect("uploads").uploads[0].id.clone();
+    rw.abort_upload(&id).await.expect("abort");
+    rw.write_all(&small, Bytes::from(vec![0; 300]))
+        .await
+        .expect("fits once the part is gone");
+}

@@ -138,6 +138,12 @@ pub enum FilesCommand {
         #[arg(default_value = "")]
         path: String,
     },
+    /// List your interrupted resumable uploads (an admin: everyone's):
+    /// ID, bytes held, start time (UTC), owner and path.
+    Uploads,
+    /// Abort an interrupted upload by the ID `uploads` shows, freeing the
+    /// bytes it holds (they count against quotas).
+    Abort { id: String },
 }
 
 /// The digest `sum` asks for.
@@ -305,7 +311,38 @@ async fn execute(files: &FilesClient, command: FilesCommand, out: Output) -> any
             Ok(())
         }
         FilesCommand::Watch { path } => watch(files, &path, out).await,
+        FilesCommand::Uploads => uploads(files, out).await,
+        FilesCommand::Abort { id } => {
+            files
+                .abort_upload(&id)
+                .await
+                .map_err(|e| anyhow!("abort {id}: {}", describe(&e)))?;
+            out.done("aborted", &id);
+            Ok(())
+        }
     }
+}
+
+async fn uploads(files: &FilesClient, out: Output) -> anyhow::Result<()> {
+    let list = files
+        .uploads()
+        .await
+        .map_err(|e| anyhow!("uploads: {}", describe(&e)))?;
+    for upload in &list.uploads {
+        if out.json {
+            println!("{}", serde_json::to_string(upload)?);
+        } else {
+            println!(
+                "{}  {:>12}  {}  {}  {}",
+                upload.id,
+                upload.received,
+                units::utc_minute(upload.started_ms),
+                upload.owner,
+                upload.path
+            );
+        }
+    }
+    Ok(())
 }
 
 impl Output {
