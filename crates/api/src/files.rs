@@ -16,6 +16,10 @@ pub const SERVICE: &str = "files";
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7701";
 /// How many entries `list` returns when the caller sets no limit.
 pub const DEFAULT_PAGE: u32 = 1000;
+/// The method that lists the caller's interrupted resumable uploads.
+pub const METHOD_UPLOADS: &str = "uploads";
+/// The method that aborts one of them, removing its bytes.
+pub const METHOD_ABORT_UPLOAD: &str = "abort_upload";
 
 /// What a directory entry is. A symlink is reported as itself, not followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +152,10 @@ pub struct Written {
 pub struct UploadStatusArgs {
     pub path: String,
     pub upload_id: String,
+    /// Also digest the bytes received, so the client can check that they
+    /// are its own file's first bytes before it resumes.
+    #[serde(default)]
+    pub digest: Option<Algorithm>,
 }
 
 /// How far an interrupted resumable upload got.
@@ -157,6 +165,43 @@ pub struct UploadStatus {
     pub received: u64,
     /// The mode the upload commits with.
     pub mode: WriteMode,
+    /// The digest of the `received` bytes, when asked for: compare it with
+    /// [`digest`] of the same prefix of the local file.
+    #[serde(default)]
+    pub digest: Option<String>,
+}
+
+/// One interrupted resumable upload, as `uploads` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadInfo {
+    /// The server's name for it, which `abort_upload` takes.
+    pub id: String,
+    /// The target, relative to the root.
+    pub path: String,
+    /// The client's upload id.
+    pub upload_id: String,
+    /// The user who started it.
+    pub owner: String,
+    /// The mode it commits with.
+    pub mode: WriteMode,
+    /// Bytes received so far; they count against quotas.
+    pub received: u64,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub started_ms: i64,
+}
+
+/// The answer to `uploads`: the caller's own interrupted uploads (an
+/// admin's: everyone's), sorted by path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Uploads {
+    pub uploads: Vec<UploadInfo>,
+}
+
+/// Arguments of `abort_upload`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortUploadArgs {
+    /// An [`UploadInfo::id`].
+    pub id: String,
 }
 
 /// Arguments of `mkdir`.
@@ -295,6 +340,44 @@ pub struct Watching {
     pub disk: bool,
 }
 
+/// Digests at most `limit` bytes of `reader` with `algorithm`: the lowercase
+/// hex and the bytes read. The server's `checksum` and `upload_status` and a
+/// client checking its own file use this one function, so both sides agree.
+pub fn digest(
+    reader: &mut impl std::io::Read,
+    algorithm: Algorithm,
+    limit: u64,
+) -> std::io::Result<(String, u64)> {
+    let mut buf = vec![0; 256 * 1024];
+    let mut read = 0u64;
+    let mut sha = sha2::Sha256::default();
+    let mut b3 = blake3::Hasher::new();
+    while read < limit {
+        let want = usize::try_from(limit - read).map_or(buf.len(), |left| left.min(buf.len()));
+        let n = match reader.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        read += n as u64;
+        match algorithm {
+            Algorithm::Sha256 => sha2::Digest::update(&mut sha, &buf[..n]),
+            Algorithm::Blake3 => {
+                b3.update(&buf[..n]);
+            }
+        }
+    }
+    let hex = match algorithm {
+        Algorithm::Sha256 => sha2::Digest::finalize(sha)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        Algorithm::Blake3 => b3.finalize().to_hex().to_string(),
+    };
+    Ok((hex, read))
+}
+
 /// A typed client of the files service.
 #[derive(Debug, Clone)]
 pub struct FilesClient {
@@ -356,12 +439,32 @@ impl FilesClient {
         upload.finish().await
     }
 
-    pub async fn upload_status(&self, path: &str, upload_id: &str) -> Result<UploadStatus, Error> {
+    /// How far an interrupted upload got, with the digest of its bytes if
+    /// `digest` names an algorithm.
+    pub async fn upload_status(
+        &self,
+        path: &str,
+        upload_id: &str,
+        digest: Option<Algorithm>,
+    ) -> Result<UploadStatus, Error> {
         let args = UploadStatusArgs {
             path: path.into(),
             upload_id: upload_id.into(),
+            digest,
         };
         self.client.request("upload_status", &args).await
+    }
+
+    /// The caller's interrupted resumable uploads (an admin's: everyone's).
+    pub async fn uploads(&self) -> Result<Uploads, Error> {
+        self.client.request(METHOD_UPLOADS, &()).await
+    }
+
+    /// Aborts an interrupted upload of the caller's (an admin: anyone's),
+    /// removing its bytes.
+    pub async fn abort_upload(&self, id: &str) -> Result<(), Error> {
+        let args = AbortUploadArgs { id: id.into() };
+        self.client.request(METHOD_ABORT_UPLOAD, &args).await
     }
 
     pub async fn mkdir(&self, path: &str, parents: bool) -> Result<(), Error> {
@@ -432,6 +535,20 @@ mod tests {
         assert!(text.contains("upload_id"), "{body:02x?}");
         let back: WriteArgs = backroom_frame::body::decode(&body).expect("decodes");
         assert_eq!(back, args);
+    }
+
+    #[test]
+    fn digest_stops_at_the_limit_and_knows_both_algorithms() {
+        let data = b"hello world";
+        let (sha, n) = digest(&mut &data[..], Algorithm::Sha256, 5).expect("digest");
+        assert_eq!(n, 5);
+        assert_eq!(
+            sha,
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        let (b3, n) = digest(&mut &data[..], Algorithm::Blake3, u64::MAX).expect("digest");
+        assert_eq!(n, data.len() as u64);
+        assert_eq!(b3, blake3::hash(data).to_hex().to_string());
     }
 
     #[test]

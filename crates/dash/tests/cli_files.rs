@@ -288,6 +288,96 @@ fn put_resume_continues_an_interrupted_upload() {
 }
 
 #[test]
+fn put_resume_of_another_file_with_the_same_size_and_mtime_starts_afresh() {
+    let server = Server::start();
+    let (a, b) = (vec![b'A'; 1 << 20], vec![b'B'; 1 << 20]);
+    let (local_a, local_b) = (server.local.join("A"), server.local.join("B"));
+    std::fs::write(&local_a, &a).expect("A");
+    std::fs::write(&local_b, &b).expect("B");
+    let mtime = std::fs::metadata(&local_a)
+        .expect("meta")
+        .modified()
+        .expect("mtime");
+    std::fs::File::options()
+        .write(true)
+        .open(&local_b)
+        .expect("open B")
+        .set_modified(mtime)
+        .expect("touch -r A B");
+    let meta_a = std::fs::metadata(&local_a).expect("meta A");
+    let meta_b = std::fs::metadata(&local_b).expect("meta B");
+    let id = backroom_dash::cli::files::upload_id("d.bin", &meta_a);
+    assert_eq!(id, backroom_dash::cli::files::upload_id("d.bin", &meta_b));
+
+    // `put A d.bin`, interrupted halfway.
+    let client = server.client();
+    let half = a.len() / 2;
+    let interrupted = server.runtime.block_on(async {
+        let mut args = WriteArgs::new("d.bin", WriteMode::CreateNew);
+        args.upload_id = Some(id);
+        args.size = Some(a.len() as u64);
+        let mut upload = client.write(&args).await?;
+        upload.send(Bytes::copy_from_slice(&a[..half])).await?;
+        upload.finish::<backroom_api::files::Written>().await
+    });
+    assert!(interrupted.is_err(), "{interrupted:?}");
+
+    let output = server.run(&["put", &server.local("B"), "d.bin", "--resume"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("starting afresh"), "{stderr:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("put d.bin: {} bytes", b.len()),
+        "not resumed"
+    );
+    assert_eq!(
+        std::fs::read(server.root.join("d.bin")).expect("whole"),
+        b,
+        "B alone, not half of each"
+    );
+}
+
+#[test]
+fn uploads_lists_an_interrupted_put_and_abort_removes_it() {
+    let server = Server::start();
+    let data = pattern(1 << 20);
+    let client = server.client();
+    let interrupted = server.runtime.block_on(async {
+        let mut args = WriteArgs::new("big.bin", WriteMode::CreateNew);
+        args.upload_id = Some("cli-test".into());
+        args.size = Some(data.len() as u64);
+        let mut upload = client.write(&args).await?;
+        upload.send(Bytes::copy_from_slice(&data[..1000])).await?;
+        upload.finish::<backroom_api::files::Written>().await
+    });
+    assert!(interrupted.is_err(), "{interrupted:?}");
+
+    let listed = server.ok(&["uploads"]);
+    let fields: Vec<&str> = listed.split_whitespace().collect();
+    assert_eq!(fields.len(), 6, "{listed:?}");
+    let id = fields[0];
+    assert_eq!(
+        (fields[1], fields[4], fields[5]),
+        ("1000", "anonymous", "big.bin"),
+        "{listed:?}"
+    );
+    let json = server.ok(&["--json", "uploads"]);
+    assert!(json.contains(&format!("\"id\":\"{id}\"")), "{json}");
+    assert!(json.contains("\"received\":1000"), "{json}");
+
+    server.ok(&["abort", id]);
+    assert_eq!(server.ok(&["uploads"]), "");
+    assert_fails_with(&server.run(&["abort", id]), "not_found");
+    let left: Vec<_> = std::fs::read_dir(&server.root)
+        .expect("root")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .filter(|n| n.starts_with(".backroom-part"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
 fn mkdir_cp_mv_and_rm_change_the_tree() {
     let server = Server::start();
     server.ok(&["mkdir", "-p", "a/b"]);
@@ -412,7 +502,9 @@ fn paths_outside_the_root_are_refused() {
     let server = Server::start();
     std::fs::write(server.dir.path().join("secret.txt"), b"s").expect("outside");
     assert_fails_with(&server.run(&["stat", "../secret.txt"]), "forbidden");
-    assert_fails_with(&server.run(&["get", "/etc/passwd", "-"]), "bad_request");
+    // A leading `/` is the served root: /etc/passwd is a file there, absent.
+    assert_fails_with(&server.run(&["get", "/etc/passwd", "-"]), "not_found");
+    assert_fails_with(&server.run(&["get", "/../secret.txt", "-"]), "forbidden");
     std::fs::write(server.local.join("x"), b"x").expect("local");
     assert_fails_with(
         &server.run(&["put", &server.local("x"), "a/../../escaped"]),

@@ -6,12 +6,13 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use backroom_api::files::WriteMode;
+use backroom_api::files::{Algorithm, WriteMode};
 use cap_std::fs::{Dir, File, OpenOptions};
 use rustix::fs::RenameFlags;
 use sha2::{Digest, Sha256};
 
 use crate::paths::RESERVED_PREFIX;
+use crate::uploads::Registered;
 
 /// Temp files of uploads that cannot be resumed: removed at every startup.
 pub const TEMP_PREFIX: &str = ".backroom-tmp-";
@@ -30,6 +31,8 @@ pub struct TempFile {
     written: u64,
     keep_on_drop: bool,
     finished: bool,
+    /// A resumable upload's record, removed with the temp file.
+    registered: Option<Registered>,
 }
 
 /// The name of a resumable upload's temp file. It binds the upload id to the
@@ -66,6 +69,19 @@ pub fn find_part(dir: &Dir, target: &str, upload_id: &str) -> io::Result<(WriteM
     ))
 }
 
+/// The digest of an interrupted resumable upload's bytes.
+pub fn digest_part(
+    dir: &Dir,
+    target: &str,
+    upload_id: &str,
+    mode: WriteMode,
+    algorithm: Algorithm,
+) -> io::Result<String> {
+    let mut file = dir.open(part_name(target, upload_id, mode))?;
+    let (hex, _) = backroom_api::files::digest(&mut file, algorithm, u64::MAX)?;
+    Ok(hex)
+}
+
 impl TempFile {
     /// A fresh temp file for an upload that will not be resumed.
     pub fn create(dir: Dir, target: &str) -> io::Result<TempFile> {
@@ -93,13 +109,7 @@ impl TempFile {
         mode: WriteMode,
     ) -> io::Result<TempFile> {
         // A new start replaces an older attempt of either mode.
-        for other in [WriteMode::CreateNew, WriteMode::Overwrite] {
-            match dir.remove_file(part_name(target, upload_id, other)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
+        remove_parts(&dir, target, upload_id)?;
         let temp = part_name(target, upload_id, mode);
         let mut options = OpenOptions::new();
         options.write(true).create(true).truncate(true);
@@ -145,7 +155,15 @@ impl TempFile {
             written,
             keep_on_drop,
             finished: false,
+            registered: None,
         }
+    }
+
+    /// Ties a resumable upload's record to this temp file: it is removed
+    /// when the file is committed or removed.
+    pub fn registered(mut self, registered: Registered) -> TempFile {
+        self.registered = Some(registered);
+        self
     }
 
     /// Bytes in the temp file so far.
@@ -161,9 +179,15 @@ impl TempFile {
 
     /// Makes the data durable and puts it in place of the target. Without
     /// `replace`, an existing target (even one created meanwhile) is a
-    /// conflict and the temp file stays for a resumable upload.
+    /// conflict and the temp file stays for a resumable upload; data that
+    /// cannot be synced is removed, resumable or not.
     pub fn commit(mut self, replace: bool) -> io::Result<u64> {
-        self.file.sync_all()?;
+        if let Err(e) = self.file.sync_all() {
+            // Bytes that cannot be made durable (a full disk) are not worth
+            // resuming either: removed, so that their space is free.
+            self.keep_on_drop = false;
+            return Err(e);
+        }
         if replace {
             rustix::fs::renameat(&self.dir, &self.temp, &self.dir, &self.target)?;
         } else {
@@ -182,13 +206,32 @@ impl TempFile {
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        if self.finished || self.keep_on_drop {
+        if !self.finished && self.keep_on_drop {
+            return;
+        }
+        if let Some(registered) = &self.registered {
+            registered.forget();
+        }
+        if self.finished {
             return;
         }
         if let Err(e) = self.dir.remove_file(&self.temp) {
             tracing::warn!(temp = %self.temp, error = %e, "cannot remove a temp file");
         }
     }
+}
+
+/// Removes the temp files of resumable upload `upload_id` of `target`, of
+/// either mode; none there is fine.
+pub fn remove_parts(dir: &Dir, target: &str, upload_id: &str) -> io::Result<()> {
+    for mode in [WriteMode::CreateNew, WriteMode::Overwrite] {
+        match dir.remove_file(part_name(target, upload_id, mode)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// A directory being filled beside its final name. Dropped before `commit`,

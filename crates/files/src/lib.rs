@@ -11,6 +11,7 @@ mod paths;
 pub mod rights;
 mod service;
 mod transfer;
+mod uploads;
 mod watch;
 
 use std::future::Future;

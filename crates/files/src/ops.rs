@@ -292,36 +292,13 @@ fn copy_contents(src: &Dir, dst: &Dir, at: &RelPath, depth: usize) -> Result<u64
 
 pub fn checksum(root: &Dir, path: &RelPath, algorithm: Algorithm) -> Result<Checksum, Error> {
     let (mut file, _) = open_file(root, path)?;
-    let mut buf = vec![0; BLOCK];
-    let mut size = 0u64;
-    let mut sha = sha2::Sha256::default();
-    let mut b3 = blake3::Hasher::new();
-    loop {
-        let n = file.read(&mut buf).map_err(|e| fs_error(e, path))?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        match algorithm {
-            Algorithm::Sha256 => sha2::Digest::update(&mut sha, &buf[..n]),
-            Algorithm::Blake3 => {
-                b3.update(&buf[..n]);
-            }
-        }
-    }
-    let hex = match algorithm {
-        Algorithm::Sha256 => hex(&sha2::Digest::finalize(sha)),
-        Algorithm::Blake3 => b3.finalize().to_hex().to_string(),
-    };
+    let (hex, size) = backroom_api::files::digest(&mut file, algorithm, u64::MAX)
+        .map_err(|e| fs_error(e, path))?;
     Ok(Checksum {
         algorithm,
         hex,
         size,
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Walks a subtree without following symlinks, in sorted order, skipping the

@@ -2,8 +2,10 @@
 //! only through the root's capability (`cap-std`), never through the ambient
 //! filesystem.
 //!
-//! The string checks here refuse what is plainly wrong (absolute paths, NUL
-//! bytes, `..` above the root, our own temp names); the confinement itself
+//! The string checks here refuse what is plainly wrong (NUL bytes and other
+//! control characters, `..` above the root, our own temp names); a leading
+//! `/` is the root. The
+//! confinement itself
 //! comes from `cap_std::fs::Dir`, which resolves every path beneath the root
 //! directory handle (with `openat2(RESOLVE_BENEATH)` on Linux) and fails with
 //! `PermissionDenied` when a symlink or `..` would lead out.
@@ -34,8 +36,8 @@ impl RelPath {
         RelPath { parts: Vec::new() }
     }
 
-    /// Parses a client path. `..` may climb back up inside the path but never
-    /// above the root.
+    /// Parses a client path, where a leading `/` is the root. `..` may climb
+    /// back up inside the path but never above the root.
     pub fn parse(raw: &str) -> Result<RelPath, Error> {
         if raw.len() > MAX_PATH {
             return Err(Error::bad_request(format!(
@@ -45,12 +47,21 @@ impl RelPath {
         if raw.contains('\0') {
             return Err(Error::bad_request("a path may not contain a NUL byte"));
         }
-        if raw.starts_with('/') || raw.starts_with('\\') {
+        // Refused rather than escaped: a name with a newline or an escape
+        // sequence could forge lines in the log or in a terminal's listing.
+        if raw.chars().any(char::is_control) {
             return Err(Error::bad_request(format!(
-                "{raw:?} is absolute: paths are relative to the server's root"
+                "{raw:?} holds a control character, which names may not"
+            )));
+        }
+        if raw.starts_with('\\') {
+            return Err(Error::bad_request(format!(
+                "{raw:?} starts with a backslash: separate paths with /"
             )));
         }
         let mut parts: Vec<String> = Vec::new();
+        // A leading `/` names the served root, as FTP, SFTP and WebDAV
+        // clients write it; it is one more empty component here.
         for part in raw.split('/') {
             match part {
                 "" | "." => {}
@@ -182,14 +193,44 @@ mod tests {
     }
 
     #[test]
-    fn escapes_absolute_paths_and_nul_bytes_are_refused() {
+    fn a_leading_slash_is_the_root() {
+        let parse = |p: &str| RelPath::parse(p).expect(p).to_string();
+        assert_eq!(parse("/docs/a.txt"), "docs/a.txt");
+        assert_eq!(parse("//docs//a.txt"), "docs/a.txt");
+        assert!(RelPath::parse("/").expect("root").is_root());
+        assert!(RelPath::parse("/docs/..").expect("root").is_root());
+    }
+
+    #[test]
+    fn escapes_backslashes_and_nul_bytes_are_refused() {
         let code = |p: &str| RelPath::parse(p).expect_err(p).code;
         assert_eq!(code("../x"), ErrorCode::Forbidden);
         assert_eq!(code("a/../../b"), ErrorCode::Forbidden);
         assert_eq!(code(".."), ErrorCode::Forbidden);
-        assert_eq!(code("/etc/passwd"), ErrorCode::BadRequest);
+        assert_eq!(code("/.."), ErrorCode::Forbidden);
+        assert_eq!(code("/../etc/passwd"), ErrorCode::Forbidden);
+        assert_eq!(code("//a/../../etc"), ErrorCode::Forbidden);
+        assert_eq!(code("/./../x"), ErrorCode::Forbidden);
+        assert_eq!(code("\\etc\\passwd"), ErrorCode::BadRequest);
         assert_eq!(code("a\0b"), ErrorCode::BadRequest);
         assert_eq!(code(&"a/".repeat(3000)), ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        for raw in [
+            "a\nb",
+            "dir/x\r\n2026-01-01T00:00:00Z  INFO forged",
+            "\x1b[2Jclear",
+            "tab\there",
+            "del\x7f",
+            "c1\u{85}",
+        ] {
+            let err = RelPath::parse(raw).expect_err(raw);
+            assert_eq!(err.code, ErrorCode::BadRequest, "{raw:?}");
+            assert!(!err.message.contains('\n'), "{}", err.message);
+        }
+        assert!(RelPath::parse("café/naïve ☃.txt").is_ok());
     }
 
     #[test]

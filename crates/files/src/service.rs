@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use backroom_api::files::{
-    ChangeKind, ChecksumArgs, DEFAULT_PAGE, FindArgs, ListArgs, MkdirArgs, MoveArgs, PathArgs,
-    RemoveArgs, Watching, Written,
+    ChangeKind, ChecksumArgs, DEFAULT_PAGE, FindArgs, ListArgs, METHOD_ABORT_UPLOAD,
+    METHOD_UPLOADS, MkdirArgs, MoveArgs, PathArgs, RemoveArgs, Uploads, Watching, Written,
 };
 use backroom_frame::Error;
 use backroom_frame::auth::Identity;
@@ -63,7 +63,13 @@ impl State {
     pub async fn sweep(self: &Arc<State>) {
         let state = self.clone();
         let keep = self.limits.keep_partial;
-        match blocking(move || ops::sweep(&state.root, keep)).await {
+        let swept = blocking(move || {
+            let removed = ops::sweep(&state.root, keep)?;
+            let pruned = crate::uploads::prune(&state.root)
+                .map_err(|e| crate::paths::fs_error(e, &RelPath::root()))?;
+            Ok(removed + pruned)
+        });
+        match swept.await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "removed the temp files of interrupted uploads"),
             Err(e) => {
@@ -99,6 +105,8 @@ impl Service for FilesService {
             "read" => transfer::read(state, &call).await,
             "write" => transfer::write(state, call).await,
             "upload_status" => transfer::upload_status(state, &call).await,
+            METHOD_UPLOADS => uploads(state, &call).await,
+            METHOD_ABORT_UPLOAD => transfer::abort_upload(state, &call).await,
             "mkdir" => mkdir(state, &call).await,
             "remove" => remove(state, &call).await,
             "rename" | "move" => rename(state, &call).await,
@@ -141,6 +149,12 @@ async fn list(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
     })
     .await?;
     Reply::value(&listing)
+}
+
+async fn uploads(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
+    let (state, who) = (state.clone(), call.identity.clone());
+    let uploads = blocking(move || crate::uploads::list(&state.root, &who)).await?;
+    Reply::value(&Uploads { uploads })
 }
 
 async fn stat(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {

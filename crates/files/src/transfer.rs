@@ -9,8 +9,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 use backroom_api::files::{
-    Change, ChangeKind, ReadArgs, ReadHead, UploadStatus, UploadStatusArgs, WriteArgs, WriteMode,
-    Written,
+    AbortUploadArgs, Change, ChangeKind, ReadArgs, ReadHead, UploadStatus, UploadStatusArgs,
+    WriteArgs, WriteMode, Written,
 };
 use backroom_frame::auth::Identity;
 use backroom_frame::server::{BodyStream, Call, EventStream, Reply};
@@ -23,6 +23,7 @@ use crate::ops;
 use crate::paths::{RelPath, fs_error, open_parent};
 use crate::rights::Access;
 use crate::service::{State, blocking, checked};
+use crate::uploads;
 
 /// The read size of downloads: one protocol chunk.
 const READ_BLOCK: usize = backroom_frame::stream::MAX_CHUNK;
@@ -186,12 +187,25 @@ pub async fn upload_status(state: &Arc<State>, call: &Call) -> Result<Reply, Err
     check_upload_id(&args.upload_id)?;
     let _lock = UploadLock::acquire(state, &path, &args.upload_id).await?;
     let worker = state.clone();
-    let (mode, received) = blocking(move || {
+    let status = blocking(move || {
         let (dir, name) = open_parent(&worker.root, &path)?;
-        atomic::find_part(&dir, name, &args.upload_id).map_err(|e| fs_error(e, &path))
+        let (mode, received) =
+            atomic::find_part(&dir, name, &args.upload_id).map_err(|e| fs_error(e, &path))?;
+        let digest = match args.digest {
+            Some(algorithm) => Some(
+                atomic::digest_part(&dir, name, &args.upload_id, mode, algorithm)
+                    .map_err(|e| fs_error(e, &path))?,
+            ),
+            None => None,
+        };
+        Ok(UploadStatus {
+            received,
+            mode,
+            digest,
+        })
     })
     .await?;
-    Reply::value(&UploadStatus { received, mode })
+    Reply::value(&status)
 }
 
 /// An upload as its file thread starts it.
@@ -204,23 +218,33 @@ struct Begun {
     existed: bool,
 }
 
-fn begin(state: &State, path: &RelPath, args: &WriteArgs) -> Result<Begun, Error> {
+fn begin(state: &State, who: &str, path: &RelPath, args: &WriteArgs) -> Result<Begun, Error> {
     let (dir, name) = open_parent(&state.root, path)?;
     let existing = dir.symlink_metadata(name).ok();
     if existing.as_ref().is_some_and(|m| m.is_dir()) {
         return Err(Error::conflict(format!("{path} is a directory")));
     }
+    let root = &state.root;
     let (temp, mode) = match (args.mode, &args.upload_id) {
         (WriteMode::Resume, Some(id)) => {
-            TempFile::resume_part(dir, name, id, args.offset).map_err(|e| fs_error(e, path))?
+            let (temp, mode) =
+                TempFile::resume_part(dir, name, id, args.offset).map_err(|e| fs_error(e, path))?;
+            let registered = uploads::registered(root, path, id).map_err(|e| fs_error(e, path))?;
+            (temp.registered(registered), mode)
         }
         (WriteMode::Resume, None) => {
             return Err(Error::bad_request("resume needs the upload id"));
         }
-        (mode, Some(id)) => (
-            TempFile::start_part(dir, name, id, mode).map_err(|e| fs_error(e, path))?,
-            mode,
-        ),
+        (mode, Some(id)) => {
+            let temp = TempFile::start_part(dir, name, id, mode).map_err(|e| fs_error(e, path))?;
+            match uploads::record(root, path, id, who, mode) {
+                Ok(registered) => (temp.registered(registered), mode),
+                Err(e) => {
+                    temp.discard();
+                    return Err(fs_error(e, path));
+                }
+            }
+        }
         (mode, None) => (
             TempFile::create(dir, name).map_err(|e| fs_error(e, path))?,
             mode,
@@ -273,7 +297,7 @@ pub async fn write(state: &Arc<State>, mut call: Call) -> Result<Reply, Error> {
     let (worker, who, target) = (state.clone(), call.identity.clone(), path.clone());
     let declared = args.size;
     let (begun, mut charge, lock) = blocking(move || {
-        let begun = begin(&worker, &target, &args)?;
+        let begun = begin(&worker, &who.user, &target, &args)?;
         let mut charge = Charge::new(&worker, &who, &target, begun.replaced)?;
         let already = begun.temp.written();
         let upfront = declared.map_or(already, |size| size.max(already));
@@ -322,8 +346,13 @@ pub async fn write(state: &Arc<State>, mut call: Call) -> Result<Reply, Error> {
         })
         .await
         .map_err(|e| Error::internal(format!("the upload's write task failed: {e}")))?;
-        written.map_err(|e| fs_error(e, &path))?;
         job = (temp, lock);
+        if let Err(e) = written {
+            // A write that failed (a full disk above all) leaves nothing
+            // worth resuming: rolled back below, so the space is free for
+            // the next upload.
+            break Some(fs_error(e, &path));
+        }
     };
     let (temp, lock) = job;
     if let Some(error) = refused {
@@ -383,7 +412,7 @@ impl UploadLock {
     /// Waits for the upload's previous attempt to let go: briefly for one
     /// that is closing, but not for one still streaming elsewhere.
     async fn acquire(state: &Arc<State>, path: &RelPath, id: &str) -> Result<UploadLock, Error> {
-        let key = format!("{path}\0{id}");
+        let key = lock_key(&path.to_string(), id);
         let lock = {
             let mut uploads = state.uploads.lock().unwrap_or_else(|e| e.into_inner());
             uploads.entry(key.clone()).or_default().clone()
@@ -401,6 +430,35 @@ impl UploadLock {
             guard: Some(guard),
         })
     }
+}
+
+/// The key of upload `id` of `path` in [`State::uploads`].
+fn lock_key(path: &str, id: &str) -> String {
+    format!("{path}\0{id}")
+}
+
+/// Whether upload `id` of `path` is in flight (its lock is taken or
+/// awaited): its bytes are then charged as it goes.
+fn in_flight(state: &State, path: &str, id: &str) -> bool {
+    state
+        .uploads
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key(&lock_key(path, id))
+}
+
+/// `abort_upload`: removes one of the caller's interrupted uploads (an
+/// admin: anyone's), waiting briefly for an attempt that is closing.
+pub async fn abort_upload(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
+    let args: AbortUploadArgs = call.args()?;
+    let (worker, who) = (state.clone(), call.identity.clone());
+    let (path, upload_id) = blocking(move || uploads::find(&worker.root, &who, &args.id)).await?;
+    let _lock = UploadLock::acquire(state, &path, &upload_id).await?;
+    let worker = state.clone();
+    let target = path.clone();
+    blocking(move || uploads::abort(&worker.root, &target, &upload_id)).await?;
+    tracing::info!(user = %call.identity.user, %path, "aborted an upload");
+    Reply::value(&())
 }
 
 impl Drop for UploadLock {
@@ -445,8 +503,12 @@ impl Charge {
         replaced: u64,
     ) -> Result<Charge, Error> {
         let mut quotas = Vec::new();
+        let running = |path: &str, id: &str| in_flight(state, path, id);
         for quota in state.rights.quotas(&who.user, path) {
-            let used = ops::du(&state.root, &quota.path, &|_| true)?.bytes;
+            // The walk leaves out the server's temp files: add what
+            // interrupted resumable uploads hold there.
+            let used = ops::du(&state.root, &quota.path, &|_| true)?.bytes
+                + uploads::held_under(&state.root, &quota.path, &running);
             quotas.push((
                 quota.path.clone(),
                 quota.bytes,

@@ -146,9 +146,18 @@ async fn an_upload_interrupted_and_resumed_matches_the_checksum() {
         .expect("send");
     drop(upload);
 
-    let status = c.upload_status("up.bin", "upload-1").await.expect("status");
+    let status = c
+        .upload_status("up.bin", "upload-1", Some(Algorithm::Blake3))
+        .await
+        .expect("status");
     assert_eq!(status.mode, WriteMode::CreateNew);
     assert!(status.received <= 3 << 20, "{}", status.received);
+    let prefix = &data[..status.received as usize];
+    assert_eq!(
+        status.digest,
+        Some(blake3::hash(prefix).to_hex().to_string()),
+        "the digest of exactly the bytes received"
+    );
     let err = c.stat("up.bin").await.expect_err("not yet there");
     assert_eq!(err.code, ErrorCode::NotFound);
 
@@ -165,7 +174,7 @@ async fn an_upload_interrupted_and_resumed_matches_the_checksum() {
     let sum = c.checksum("up.bin", Algorithm::Blake3).await.expect("sum");
     assert_eq!(sum.hex, blake3::hash(&data).to_hex().to_string());
     let err = c
-        .upload_status("up.bin", "upload-1")
+        .upload_status("up.bin", "upload-1", None)
         .await
         .expect_err("done");
     assert_eq!(err.code, ErrorCode::NotFound);
@@ -184,7 +193,7 @@ async fn resuming_beyond_what_was_received_is_refused() {
         .await
         .expect("send");
     drop(upload);
-    let status = c.upload_status("p.bin", "u2").await.expect("status");
+    let status = c.upload_status("p.bin", "u2", None).await.expect("status");
     let resume = WriteArgs {
         path: "p.bin".into(),
         mode: WriteMode::Resume,

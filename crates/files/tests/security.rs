@@ -11,15 +11,21 @@ use backroom_frame::ErrorCode;
 use bytes::Bytes;
 use common::{TestServer, pattern, users};
 
-/// The paths of the traversal test, plus a few more spellings.
-const ESCAPES: [&str; 7] = [
+/// The paths of the traversal test, plus a few more spellings. A
+/// leading `/` is the root, so `/etc/passwd` is `etc/passwd` there (see
+/// `symlinks_out_of_the_root_are_not_followed`).
+const ESCAPES: [&str; 11] = [
     "../x",
     "a/../../b",
-    "/etc/passwd",
+    "/../etc/passwd",
     "..",
     "./../secret.txt",
     "a\0b",
     "\\etc\\passwd",
+    "/..",
+    "/../secret.txt",
+    "//a/../../secret.txt",
+    "/./../root/../secret.txt",
 ];
 
 /// Puts a secret beside the root, and symlinks inside the root that point at
@@ -88,7 +94,14 @@ async fn symlinks_out_of_the_root_are_not_followed() {
     let server = TestServer::start().await;
     let secret = plant(&server);
     let c = server.client().await;
-    for path in ["etc/passwd", "secret", "up/secret.txt", "up/root/secret"] {
+    for path in [
+        "etc/passwd",
+        "/etc/passwd",
+        "secret",
+        "/secret",
+        "up/secret.txt",
+        "/up/root/secret",
+    ] {
         let err = c.read_all(path, 1 << 20).await.expect_err(path);
         assert_eq!(err.code, ErrorCode::Forbidden, "{path}: {err}");
         let err = c.checksum(path, Algorithm::Sha256).await.expect_err(path);
@@ -152,6 +165,78 @@ async fn symlinks_within_the_root_work() {
 }
 
 #[tokio::test]
+async fn a_leading_slash_names_the_served_root() {
+    let server = TestServer::start().await;
+    let c = server.client().await;
+    c.mkdir("/docs", false).await.expect("mkdir /docs");
+    c.write_all(
+        &WriteArgs::new("/docs/a.txt", WriteMode::CreateNew),
+        Bytes::from_static(b"rooted"),
+    )
+    .await
+    .expect("write /docs/a.txt");
+    assert_eq!(
+        std::fs::read(server.root.join("docs/a.txt")).expect("on disk"),
+        b"rooted"
+    );
+    assert_eq!(
+        c.read_all("/docs/a.txt", 100).await.expect("read"),
+        b"rooted"
+    );
+    assert_eq!(c.stat("/docs/a.txt").await.expect("stat").size, 6);
+    let root = c
+        .list(&ListArgs {
+            path: "/".into(),
+            ..ListArgs::default()
+        })
+        .await
+        .expect("list /");
+    let names: Vec<&str> = root.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["docs"]);
+    let mv = MoveArgs {
+        from: "/docs/a.txt".into(),
+        to: "/b.txt".into(),
+        overwrite: false,
+    };
+    c.rename(&mv).await.expect("rename between rooted paths");
+    assert!(server.root.join("b.txt").exists());
+}
+
+#[tokio::test]
+async fn an_absolute_symlink_is_refused_even_into_the_root() {
+    let server = TestServer::start().await;
+    std::fs::create_dir_all(server.root.join("real")).expect("dir");
+    std::fs::write(server.root.join("real/f"), "inside").expect("file");
+    std::os::unix::fs::symlink(server.root.join("real"), server.root.join("absolute"))
+        .expect("link");
+    let c = server.client().await;
+    let err = c
+        .read_all("absolute/f", 100)
+        .await
+        .expect_err("an absolute link is not followed");
+    assert_eq!(err.code, ErrorCode::Forbidden, "{err}");
+    let err = c
+        .write_all(
+            &WriteArgs::new("absolute/g", WriteMode::CreateNew),
+            Bytes::from_static(b"x"),
+        )
+        .await
+        .expect_err("nor written through");
+    assert_eq!(err.code, ErrorCode::Forbidden, "{err}");
+    assert!(!server.root.join("real/g").exists());
+    // The link itself is still there to see, and a relative one works.
+    assert_eq!(
+        c.stat("absolute").await.expect("stat").kind,
+        backroom_api::files::Kind::Symlink
+    );
+    std::os::unix::fs::symlink("real", server.root.join("relative")).expect("link");
+    assert_eq!(
+        c.read_all("relative/f", 100).await.expect("read"),
+        b"inside"
+    );
+}
+
+#[tokio::test]
 async fn an_encoded_slash_is_only_a_name() {
     let server = TestServer::start().await;
     let secret = plant(&server);
@@ -172,6 +257,47 @@ async fn an_encoded_slash_is_only_a_name() {
         std::fs::read_to_string(&secret).expect("intact"),
         "top secret"
     );
+}
+
+#[tokio::test]
+async fn names_with_control_characters_are_refused_so_no_log_line_is_forged() {
+    let server = TestServer::start().await;
+    let c = server.client().await;
+    c.write_all(
+        &WriteArgs::new("plain.txt", WriteMode::CreateNew),
+        Bytes::from_static(b"x"),
+    )
+    .await
+    .expect("a plain name");
+    let forged = "x\n2026-01-01T00:00:00.000000Z  INFO backroom_files: wrote user=ann path=y";
+    for name in [forged, "esc\x1b[31mred", "cr\rname"] {
+        let err = c
+            .write_all(
+                &WriteArgs::new(name, WriteMode::CreateNew),
+                Bytes::from_static(b"x"),
+            )
+            .await
+            .expect_err(name);
+        assert_eq!(err.code, ErrorCode::BadRequest, "{name:?}: {err}");
+        let err = c.mkdir(name, false).await.expect_err(name);
+        assert_eq!(err.code, ErrorCode::BadRequest, "{name:?}: {err}");
+        for to_or_from in [(name, "plain.txt"), ("plain.txt", name)] {
+            let mv = MoveArgs {
+                from: to_or_from.0.into(),
+                to: to_or_from.1.into(),
+                overwrite: false,
+            };
+            let err = c.rename(&mv).await.expect_err(name);
+            assert_eq!(err.code, ErrorCode::BadRequest, "{name:?}: {err}");
+            let err = c.copy(&mv).await.expect_err(name);
+            assert_eq!(err.code, ErrorCode::BadRequest, "{name:?}: {err}");
+        }
+    }
+    let names: Vec<_> = std::fs::read_dir(&server.root)
+        .expect("root")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["plain.txt"]);
 }
 
 #[tokio::test]
@@ -352,7 +478,7 @@ async fn going_over_quota_is_refused_and_the_partial_upload_rolled_back() {
         .collect();
     assert_eq!(left, ["old"], "rolled back");
     assert_eq!(
-        rw.upload_status("home/big", "q")
+        rw.upload_status("home/big", "q", None)
             .await
             .expect_err("gone")
             .code,
@@ -443,4 +569,118 @@ async fn transfers_per_connection_are_capped() {
     assert_eq!(first.collect(16 << 20).await.expect("all").len(), 8 << 20);
     let (_, third) = c.read(&args).await.expect("a slot is free again");
     drop((second, third));
+}
+
+/// Starts a resumable upload that declares `declared` bytes and ends after
+/// `sent`: the server keeps exactly `sent` bytes for a resume.
+async fn interrupted(
+    c: &backroom_api::files::FilesClient,
+    path: &str,
+    id: &str,
+    sent: usize,
+    declared: u64,
+) {
+    let mut args = WriteArgs::new(path, WriteMode::CreateNew);
+    args.upload_id = Some(id.into());
+    args.size = Some(declared);
+    let ended = c.write_all(&args, Bytes::from(pattern(sent, 3))).await;
+    assert!(ended.is_err(), "ends short: {ended:?}");
+}
+
+#[tokio::test]
+async fn users_list_and_abort_their_own_interrupted_uploads() {
+    let server = TestServer::start_with(|c| c.frame.auth = users().into()).await;
+    let (ann, rw, ro) = (
+        server.client_as("ann").await,
+        server.client_as("rw").await,
+        server.client_as("ro").await,
+    );
+    interrupted(&rw, "/docs-of-rw.bin", "u1", 600, 1000).await;
+    interrupted(&ann, "ann.bin", "u1", 100, 1000).await;
+
+    let mine = rw.uploads().await.expect("uploads").uploads;
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    let upload = &mine[0];
+    assert_eq!(
+        (
+            upload.path.as_str(),
+            upload.upload_id.as_str(),
+            upload.owner.as_str()
+        ),
+        ("docs-of-rw.bin", "u1", "rw")
+    );
+    assert_eq!((upload.received, upload.mode), (600, WriteMode::CreateNew));
+    assert!(ro.uploads().await.expect("uploads").uploads.is_empty());
+    assert_eq!(
+        ann.uploads().await.expect("uploads").uploads.len(),
+        2,
+        "an admin sees all"
+    );
+
+    let anns = ann.uploads().await.expect("uploads").uploads;
+    let anns = anns.iter().find(|u| u.owner == "ann").expect("ann's");
+    let err = rw.abort_upload(&anns.id).await.expect_err("not rw's");
+    assert_eq!(err.code, ErrorCode::Forbidden);
+    let err = ro.abort_upload(&upload.id).await.expect_err("not ro's");
+    assert_eq!(err.code, ErrorCode::Forbidden);
+
+    rw.abort_upload(&upload.id).await.expect("abort");
+    assert!(rw.uploads().await.expect("uploads").uploads.is_empty());
+    let err = rw
+        .upload_status("docs-of-rw.bin", "u1", None)
+        .await
+        .expect_err("gone");
+    assert_eq!(err.code, ErrorCode::NotFound);
+    let err = rw.abort_upload(&upload.id).await.expect_err("twice");
+    assert_eq!(err.code, ErrorCode::NotFound);
+
+    // An upload resumed to its end leaves the list too.
+    let resume = WriteArgs {
+        path: "ann.bin".into(),
+        mode: WriteMode::Resume,
+        upload_id: Some("u1".into()),
+        offset: 100,
+        size: Some(1000),
+    };
+    ann.write_all(&resume, Bytes::from(vec![0; 900]))
+        .await
+        .expect("resumed");
+    assert!(ann.uploads().await.expect("uploads").uploads.is_empty());
+    let on_disk: Vec<_> = std::fs::read_dir(&server.root)
+        .expect("root")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .filter(|n| n != ".backroom-uploads")
+        .collect();
+    assert_eq!(on_disk, ["ann.bin"], "no part left behind");
+}
+
+#[tokio::test]
+async fn interrupted_uploads_count_against_the_quota_until_aborted() {
+    let quotas = [QuotaConfig {
+        user: "rw".into(),
+        path: "home".into(),
+        bytes: 1000,
+    }];
+    let server = TestServer::start_with(|c| {
+        c.frame.auth = users().into();
+        c.rights = Rights::new(&[], &quotas).expect("quotas");
+    })
+    .await;
+    std::fs::create_dir_all(server.root.join("home")).expect("home");
+    let rw = server.client_as("rw").await;
+    interrupted(&rw, "home/a.bin", "a", 800, 900).await;
+
+    let small = WriteArgs::new("home/b.bin", WriteMode::CreateNew);
+    let err = rw
+        .write_all(&small, Bytes::from(vec![0; 300]))
+        .await
+        .expect_err("800 held + 300 > 1000");
+    assert_eq!(err.code, ErrorCode::TooLarge, "{err}");
+    assert!(err.message.starts_with("quota exceeded"), "{err}");
+
+    let id = rw.uploads().await.expect("uploads").uploads[0].id.clone();
+    rw.abort_upload(&id).await.expect("abort");
+    rw.write_all(&small, Bytes::from(vec![0; 300]))
+        .await
+        .expect("fits once the part is gone");
 }

@@ -5,12 +5,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::group::Group;
 use crate::queue::Progress;
 
 /// A page of a `sim:` printer ends at a form feed or after this many bytes.
@@ -91,6 +94,11 @@ pub struct Device {
     spec: DeviceSpec,
     /// The `file:` printer's next sequence number.
     seq: AtomicU64,
+    /// How long an attempt may go without the device taking a byte or
+    /// finishing; `None` waits for ever.
+    timeout: Option<Duration>,
+    /// Where a `command:` printer records its running process group.
+    record: Option<PathBuf>,
 }
 
 /// Why an attempt ended early.
@@ -130,11 +138,28 @@ impl Device {
         Ok(Device {
             spec,
             seq: AtomicU64::new(next),
+            timeout: None,
+            record: None,
         })
     }
 
+    /// Fails an attempt that goes `timeout` without the device taking a
+    /// byte (or a page) or finishing.
+    pub fn with_timeout(mut self, timeout: Option<Duration>) -> Device {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Records a `command:` printer's running process group at `path`, so
+    /// that a start after a crash can kill it.
+    pub fn recording_at(mut self, path: PathBuf) -> Device {
+        self.record = Some(path);
+        self
+    }
+
     /// Prints `work`, calling `report` as bytes go out (and, for `sim:`, as
-    /// pages come out).
+    /// pages come out). Dropped before it ends, a command's processes are
+    /// killed.
     pub async fn print(
         &self,
         work: &Work,
@@ -142,12 +167,38 @@ impl Device {
         report: &(dyn Fn(Progress) + Sync),
     ) -> (Progress, Result<(), Failure>) {
         let mut progress = Progress::default();
-        let run = self.run(work, &mut progress, report);
-        let outcome = tokio::select! {
-            outcome = run => outcome,
-            () = cancel.cancelled() => Err(Failure::Cancelled),
+        let last = Mutex::new(Instant::now());
+        let watched = |p: Progress| {
+            *last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            report(p);
+        };
+        let outcome = {
+            let run = self.run(work, &mut progress, &watched);
+            tokio::select! {
+                outcome = run => outcome,
+                () = cancel.cancelled() => Err(Failure::Cancelled),
+                failure = self.stalled(&last) => Err(failure),
+            }
         };
         (progress, outcome)
+    }
+
+    /// Completes once the device has gone the timeout without progress
+    /// since `last`; never without a timeout.
+    async fn stalled(&self, last: &Mutex<Instant>) -> Failure {
+        let Some(timeout) = self.timeout else {
+            return std::future::pending().await;
+        };
+        loop {
+            let deadline = *last.lock().unwrap_or_else(|e| e.into_inner()) + timeout;
+            if Instant::now() >= deadline {
+                return device(format!(
+                    "the device took no data and did not finish for {} s (timeout_secs)",
+                    timeout.as_secs_f64()
+                ));
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
     }
 
     async fn run(
@@ -173,7 +224,10 @@ impl Device {
                     .await
                     .map_err(|e| device(format!("closing the connection to {addr}: {e}")))
             }
-            DeviceSpec::Command(cmd) => print_command(cmd, work, progress, report).await,
+            DeviceSpec::Command(cmd) => {
+                let record = self.record.as_deref();
+                print_command(cmd, record, work, progress, report).await
+            }
             DeviceSpec::Sim { pages_per_minute } => {
                 let per_page = Duration::from_secs(60) / *pages_per_minute;
                 simulate(work, per_page, progress, report).await
@@ -237,31 +291,32 @@ async fn print_file(
     result
 }
 
+/// Runs the command in a process group of its own: dropping this future
+/// (on cancel, timeout or shutdown) kills the whole group.
 async fn print_command(
     cmd: &str,
+    record: Option<&Path>,
     work: &Work,
     progress: &mut Progress,
     report: &(dyn Fn(Progress) + Sync),
 ) -> Result<(), Failure> {
-    let mut child = tokio::process::Command::new("sh")
+    let mut command = tokio::process::Command::new("sh");
+    command
         .arg("-c")
         .arg(cmd)
         .env("BACKROOM_JOB_ID", work.id.to_string())
         .env("BACKROOM_JOB_NAME", &work.name)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        // Dropping the print future on cancel kills the command.
-        .kill_on_drop(true)
-        .spawn()
+        .stderr(Stdio::null());
+    let mut group = Group::spawn(&mut command, record)
         .map_err(|e| device(format!("cannot run {cmd:?}: {e}")))?;
-    let mut stdin = child
-        .stdin
-        .take()
+    let mut stdin = group
+        .stdin()
         .ok_or_else(|| device("the command's stdin is missing".into()))?;
     copy_document(work, &mut stdin, progress, report).await?;
     drop(stdin);
-    let status = child
+    let status = group
         .wait()
         .await
         .map_err(|e| device(format!("waiting for {cmd:?}: {e}")))?;
@@ -470,6 +525,83 @@ mod tests {
         assert_eq!(names, ["00000001_7_memo", "00000002_7_memo"]);
         let printed = std::fs::read(out.join(&names[0])).expect("read");
         assert_eq!(printed, b"hellohello", "two copies");
+    }
+
+    /// A command that writes its process group's id to `pid`, takes the
+    /// whole document, then hangs in a child of its shell. The document is
+    /// larger than a pipe's buffer, so once every byte is taken the id is
+    /// written.
+    fn hanging(dir: &Path) -> (Device, Work, PathBuf) {
+        let pid = dir.join("pid");
+        let cmd = format!("echo $$ > '{}'; cat > /dev/null; sleep 1000", pid.display());
+        let work = work(dir, &[b'x'; 256 * 1024], 1);
+        let device = Device::open(DeviceSpec::Command(cmd)).expect("open");
+        (device, work, pid)
+    }
+
+    fn assert_group_killed(pid: &Path) {
+        let pgid: i32 = std::fs::read_to_string(pid)
+            .expect("the command wrote its id")
+            .trim()
+            .parse()
+            .expect("a pid");
+        let gone = crate::group::wait_until_gone(pgid, Duration::from_secs(10)).expect("proc");
+        assert!(gone, "process group {pgid} outlived its attempt");
+    }
+
+    #[tokio::test]
+    async fn a_command_that_takes_no_data_for_the_timeout_fails_and_its_group_dies() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (device, work, pid) = hanging(dir.path());
+        let device = device.with_timeout(Some(Duration::from_millis(500)));
+        let none = |_: Progress| {};
+        let (progress, outcome) = device.print(&work, &CancellationToken::new(), &none).await;
+        assert_eq!(progress.bytes, 256 * 1024);
+        match outcome {
+            Err(Failure::Device(message)) => {
+                assert!(message.contains("timeout_secs"), "{message}");
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert_group_killed(&pid);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_command_is_killed_with_its_whole_group() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (device, work, pid) = hanging(dir.path());
+        let cancel = CancellationToken::new();
+        let report = |p: Progress| {
+            if p.bytes == 256 * 1024 {
+                cancel.cancel();
+            }
+        };
+        let (_, outcome) = device.print(&work, &cancel, &report).await;
+        assert!(matches!(outcome, Err(Failure::Cancelled)), "{outcome:?}");
+        assert_group_killed(&pid);
+    }
+
+    #[tokio::test]
+    async fn a_command_dropped_at_shutdown_is_killed_with_its_whole_group() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (device, work, pid) = hanging(dir.path());
+        let record = dir.path().join("lp.pgid");
+        let device = device.recording_at(record.clone());
+        let stop = CancellationToken::new();
+        let report = |p: Progress| {
+            if p.bytes == 256 * 1024 {
+                stop.cancel();
+            }
+        };
+        let never = CancellationToken::new();
+        tokio::select! {
+            _ = device.print(&work, &never, &report) => {
+                panic!("the command cannot finish");
+            }
+            () = stop.cancelled() => {}
+        }
+        assert_group_killed(&pid);
+        assert!(!record.exists(), "the record goes with the group");
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 //! the `backroom-print` binary only parses flags into one.
 
 mod device;
+mod group;
 pub mod order;
 pub mod queue;
 mod service;
@@ -31,11 +32,18 @@ use crate::queue::{ErrorPolicy, Layout, Policy, Queue};
 use crate::service::{Clock, PrintService, Shared};
 use crate::store::Store;
 
+/// The device timeout of a printer that sets none.
+pub const DEFAULT_DEVICE_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// One printer: a name and its device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrinterConfig {
     pub name: String,
     pub device: DeviceSpec,
+    /// How long an attempt may go without the device taking a byte or
+    /// finishing before it fails by the error policy; zero waits for ever,
+    /// `None` takes [`Config::device_timeout`].
+    pub timeout: Option<Duration>,
 }
 
 impl std::str::FromStr for PrinterConfig {
@@ -49,6 +57,7 @@ impl std::str::FromStr for PrinterConfig {
         Ok(PrinterConfig {
             name: name.to_owned(),
             device: device.parse()?,
+            timeout: None,
         })
     }
 }
@@ -72,6 +81,8 @@ pub struct Config {
     /// Where a job without a printer goes; the first printer by default.
     pub default_printer: Option<String>,
     pub policy: Policy,
+    /// The device timeout of printers that set none; zero waits for ever.
+    pub device_timeout: Duration,
 }
 
 impl Config {
@@ -84,6 +95,7 @@ impl Config {
             classes: Vec::new(),
             default_printer: None,
             policy: Policy::default(),
+            device_timeout: DEFAULT_DEVICE_TIMEOUT,
         }
     }
 
@@ -150,6 +162,8 @@ pub struct PrinterEntry {
     pub name: String,
     /// `file:DIR`, `socket:HOST:PORT`, `command:CMD` or `sim:PPM`.
     pub device: String,
+    /// This printer's device timeout in seconds; 0 waits for ever.
+    pub timeout_secs: Option<u64>,
 }
 
 /// The keys of `backroom-print`'s config file beside the common ones; read
@@ -169,6 +183,9 @@ pub struct FileConfig {
     pub retry_max_ms: Option<u64>,
     /// `retry-job`, `abort-job` or `stop-printer`.
     pub error_policy: Option<String>,
+    /// The device timeout of printers that set none, in seconds; 0 waits
+    /// for ever.
+    pub device_timeout_secs: Option<u64>,
     #[serde(default)]
     pub printers: Vec<PrinterEntry>,
     #[serde(default)]
@@ -184,6 +201,7 @@ impl FileConfig {
             printers.push(PrinterConfig {
                 name: entry.name.clone(),
                 device: entry.device.parse()?,
+                timeout: entry.timeout_secs.map(Duration::from_secs),
             });
         }
         printers.append(&mut config.printers);
@@ -191,6 +209,9 @@ impl FileConfig {
         config.classes.extend(self.classes.iter().cloned());
         if self.default_printer.is_some() {
             config.default_printer = self.default_printer.clone();
+        }
+        if let Some(secs) = self.device_timeout_secs {
+            config.device_timeout = Duration::from_secs(secs);
         }
         let policy = &mut config.policy;
         if let Some(n) = self.max_jobs {
@@ -301,12 +322,20 @@ fn open_blocking(config: Config, now: i64) -> Result<Opened, RunError> {
             std::fs::remove_file(entry.path()).map_err(spool_error)?;
         }
     }
+    // Before any printer prints again: a command that a killed run left
+    // running must not print its job beside the reprint.
+    let running = config.spool.join("running");
+    group::kill_leftovers(&running).map_err(spool_error)?;
     let mut devices = Vec::new();
     for printer in &config.printers {
         let device = Device::open(printer.device.clone()).map_err(|source| RunError::Device {
             name: printer.name.clone(),
             source,
         })?;
+        let timeout = printer.timeout.unwrap_or(config.device_timeout);
+        let device = device
+            .with_timeout(Some(timeout).filter(|t| !t.is_zero()))
+            .recording_at(running.join(format!("{}.pgid", printer.name)));
         devices.push((printer.name.clone(), device));
     }
     Ok((queue, devices, config))
@@ -350,4 +379,26 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     prepare(config).await?.serve(listener, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_timeouts_come_from_the_printer_else_the_top_level() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("print.toml");
+        let text = "device_timeout_secs = 60\n\
+                    [[printers]]\nname = \"a\"\ndevice = \"sim:30\"\ntimeout_secs = 5\n\
+                    [[printers]]\nname = \"b\"\ndevice = \"sim:30\"\n";
+        std::fs::write(&path, text).expect("write");
+        let file: FileConfig = backroom_daemon::load_config(Some(&path)).expect("parses");
+        let mut config = Config::new(dir.path());
+        assert_eq!(config.device_timeout, DEFAULT_DEVICE_TIMEOUT);
+        file.apply(&mut config).expect("applies");
+        assert_eq!(config.device_timeout, Duration::from_secs(60));
+        let timeouts: Vec<_> = config.printers.iter().map(|p| p.timeout).collect();
+        assert_eq!(timeouts, [Some(Duration::from_secs(5)), None]);
+    }
 }

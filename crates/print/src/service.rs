@@ -298,7 +298,7 @@ impl PrintService {
             path: Some(path.clone()),
             reserved: 0,
         };
-        spool(&mut spooled, &path, upload).await?;
+        spool(&mut spooled, &path, upload, args.size).await?;
         let arrival = Arrival {
             args,
             owner: who.user.clone(),
@@ -389,8 +389,15 @@ impl Drop for Spooled {
 }
 
 /// Streams the upload to disk and makes it durable: the file's data and its
-/// directory entry are fsynced before the job is acknowledged.
-async fn spool(spooled: &mut Spooled, path: &Path, mut upload: ByteStream) -> Result<(), Error> {
+/// directory entry are fsynced before the job is acknowledged. A document
+/// that sends more or fewer bytes than its `declared` size is refused, as
+/// files' `write` refuses it.
+async fn spool(
+    spooled: &mut Spooled,
+    path: &Path,
+    mut upload: ByteStream,
+    declared: Option<u64>,
+) -> Result<(), Error> {
     let io = |what: &str, e: std::io::Error| {
         tracing::error!(path = %path.display(), error = %e, "spooling failed");
         Error::internal(format!("cannot {what} the spooled document: {e}"))
@@ -400,9 +407,20 @@ async fn spool(spooled: &mut Spooled, path: &Path, mut upload: ByteStream) -> Re
         .map_err(|e| io("create", e))?;
     while let Some(chunk) = upload.chunk().await? {
         let more = chunk.len() as u64;
+        if let Some(size) = declared.filter(|&size| spooled.reserved + more > size) {
+            return Err(Error::bad_request(format!(
+                "the document sent more than its declared {size} bytes"
+            )));
+        }
         reserve_bytes(&spooled.shared, more)?;
         spooled.reserved += more;
         file.write_all(&chunk).await.map_err(|e| io("write", e))?;
+    }
+    if let Some(size) = declared.filter(|&size| spooled.reserved != size) {
+        return Err(Error::bad_request(format!(
+            "the document ended after {} of its declared {size} bytes",
+            spooled.reserved
+        )));
     }
     file.sync_all().await.map_err(|e| io("sync", e))?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();

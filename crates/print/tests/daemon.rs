@@ -1,11 +1,13 @@
 //! The real `backroom-print` binary: readiness line, SIGKILL with jobs
-//! pending, held and printing, and restart.
+//! pending, held and printing, and restart; a command printer's processes
+//! killed by the restart.
 
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
-use backroom_api::print::{JobState, ListArgs, PrintClient, SubmitArgs};
+use backroom_api::print::{Event, JobState, ListArgs, PrintClient, SubmitArgs};
 use backroom_daemon::testing::Daemon;
 use bytes::Bytes;
 use common::{printed, printed_id, wait_for_state};
@@ -141,6 +143,74 @@ async fn sigkill_loses_no_accepted_job_and_keeps_the_order() {
     assert_eq!(order, expected, "each pending job printed once, in order");
     let reprinted = std::fs::read(out.join(&printed(&out)[0])).expect("read");
     assert!(reprinted == big, "the interrupted job prints whole");
+    daemon.kill().await;
+}
+
+/// Whether process `pid` is alive: it exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+#[tokio::test]
+async fn a_command_left_printing_by_a_sigkill_dies_before_the_reprint() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spool = dir.path().join("spool");
+    let config = dir.path().join("print.toml");
+    std::fs::write(&config, "aging_secs = 0\n").expect("config");
+    let (go, log) = (dir.path().join("go"), dir.path().join("printed"));
+    // The command takes the document, then prints (appends the job id to
+    // the log) only once the test says go.
+    let printer = format!(
+        "lp=command:cat > /dev/null; while [ ! -e '{}' ]; do sleep 0.05; done; \
+         echo \"$BACKROOM_JOB_ID\" >> '{}'",
+        go.display(),
+        log.display()
+    );
+    let daemon = start(&spool, &config, &printer).await;
+    let c = client(&daemon).await;
+    let (_, mut events) = c.watch().await.expect("watch");
+    let id = submit(&c, "memo", 50, false, vec![b'x'; 1000]).await;
+    let taken = async {
+        loop {
+            match events.next().await {
+                Some(Ok(Event::Progress {
+                    id: of, bytes_done, ..
+                })) if of == id && bytes_done == 1000 => return,
+                Some(Ok(_)) => {}
+                other => panic!("the subscription ended: {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), taken)
+        .await
+        .expect("the command took the document");
+    let record = std::fs::read_to_string(spool.join("running/lp.pgid")).expect("recorded");
+    let pgid: i32 = record
+        .split_whitespace()
+        .next()
+        .and_then(|f| f.parse().ok())
+        .expect("a process group id");
+    daemon.kill().await;
+    assert!(alive(pgid), "the command outlives the server");
+
+    let daemon = start(&spool, &config, &printer).await;
+    assert!(
+        !alive(pgid),
+        "the restart killed the old command before it served"
+    );
+    let c = client(&daemon).await;
+    let (_, mut events) = c.watch().await.expect("watch");
+    std::fs::write(&go, b"").expect("go");
+    let job = wait_for_state(&mut events, id, JobState::Completed).await;
+    assert_eq!(job.attempts, 2, "the interrupted attempt and the reprint");
+    assert_eq!(
+        std::fs::read_to_string(&log).expect("printed"),
+        format!("{id}\n"),
+        "the reprint is the only print"
+    );
     daemon.kill().await;
 }
 

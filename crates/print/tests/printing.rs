@@ -148,6 +148,31 @@ async fn a_refused_connection_is_retried_then_the_job_is_aborted() {
 }
 
 #[tokio::test]
+async fn a_command_that_never_exits_times_out_by_the_error_policy() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = config(dir.path(), &["hang=command:cat > /dev/null; sleep 1000"]);
+    config.printers[0].timeout = Some(Duration::from_millis(300));
+    config.policy.max_attempts = 2;
+    config.policy.error_policy = "abort-job".parse().expect("policy");
+    let server = Server::start(config).await;
+    let c = server.client().await;
+    let (_, mut events) = c.watch().await.expect("watch");
+    let job = submit(&c, "stuck", 50, b"data").await;
+    let aborted = wait_for_state(&mut events, job.id, JobState::Aborted).await;
+    assert_eq!(aborted.attempts, 2, "each attempt timed out");
+    let error = aborted.last_error.unwrap_or_default();
+    assert!(error.contains("did not finish"), "{error}");
+    assert!(
+        std::fs::read_dir(dir.path().join("spool/running"))
+            .expect("running")
+            .next()
+            .is_none(),
+        "no command is left recorded as running"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_failing_device_stops_the_printer_under_stop_printer() {
     let dir = tempfile::tempdir().expect("temp dir");
     let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -211,6 +236,68 @@ async fn cancelling_a_printing_job_stops_the_device() {
     assert_eq!(idle.state, PrinterState::Idle);
     assert_eq!(c.job(job.id).await.expect("job").state, JobState::Cancelled);
     server.stop().await;
+}
+
+/// Waits until job `id` has handed its whole document (`size` bytes) to
+/// the device.
+async fn wait_until_taken(
+    events: &mut backroom_frame::client::Subscription<Event>,
+    id: u64,
+    size: u64,
+) {
+    let taken = async {
+        loop {
+            match events.next().await {
+                Some(Ok(Event::Progress {
+                    id: of, bytes_done, ..
+                })) if of == id && bytes_done == size => return,
+                Some(Ok(_)) => {}
+                other => panic!("the subscription ended: {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), taken)
+        .await
+        .expect("the device took the document");
+}
+
+#[tokio::test]
+async fn a_cancelled_or_stopped_command_leaves_no_process_behind() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pid = dir.path().join("pid");
+    // The shell writes its id (its group's) and waits in a child, as the
+    // issue's `cat >/dev/null; sleep 1000` does.
+    let spec = format!(
+        "lp=command:echo $$ > '{}'; cat > /dev/null; sleep 1000",
+        pid.display()
+    );
+    let server = Server::start(config(dir.path(), &[&spec])).await;
+    let c = server.client().await;
+    let (_, mut events) = c.watch().await.expect("watch");
+    // Larger than a pipe's buffer: once it is all taken, the id is written.
+    let size = 256 * 1024;
+    let read_pgid = || -> i32 {
+        std::fs::read_to_string(&pid)
+            .expect("the command wrote its id")
+            .trim()
+            .parse()
+            .expect("a pid")
+    };
+
+    let job = submit(&c, "cancelled", 50, &pattern(size)).await;
+    wait_until_taken(&mut events, job.id, size as u64).await;
+    let pgid = read_pgid();
+    c.cancel(job.id).await.expect("cancel");
+    // Off the runtime: the worker must run to stop the device.
+    let gone = tokio::task::spawn_blocking(move || common::group_gone(pgid));
+    assert!(gone.await.expect("wait"), "a cancel kills the whole group");
+
+    std::fs::remove_file(&pid).expect("remove the id");
+    let job = submit(&c, "stopped", 50, &pattern(size)).await;
+    wait_until_taken(&mut events, job.id, size as u64).await;
+    let pgid = read_pgid();
+    server.stop().await;
+    assert!(common::group_gone(pgid), "a shutdown kills the whole group");
 }
 
 #[tokio::test]

@@ -241,6 +241,48 @@ async fn a_full_queue_or_spool_answers_busy() {
 }
 
 #[tokio::test]
+async fn a_document_shorter_or_longer_than_its_declared_size_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = file_server(dir.path()).await;
+    let c = server.client().await;
+    c.pause("lp").await.expect("pause");
+    let mut short = SubmitArgs::new("short");
+    short.size = Some(10);
+    let err = c
+        .submit(&short, Bytes::from_static(b"abc"))
+        .await
+        .expect_err("3 of 10 bytes");
+    assert_eq!(err.code, ErrorCode::BadRequest);
+    assert!(
+        err.message.contains("3 of its declared 10"),
+        "{}",
+        err.message
+    );
+    let mut long = SubmitArgs::new("long");
+    long.size = Some(2);
+    let err = c
+        .submit(&long, Bytes::from_static(b"abc"))
+        .await
+        .expect_err("3 bytes for 2");
+    assert_eq!(err.code, ErrorCode::BadRequest);
+    let all = ListArgs {
+        all: true,
+        ..ListArgs::default()
+    };
+    assert_eq!(c.list(&all).await.expect("list").total, 0);
+    let spool = std::fs::read_dir(dir.path().join("spool/docs"))
+        .expect("docs")
+        .count();
+    assert_eq!(spool, 0, "refused documents leave nothing behind");
+    let mut exact = SubmitArgs::new("exact");
+    exact.size = Some(3);
+    c.submit(&exact, Bytes::from_static(b"abc"))
+        .await
+        .expect("an exact size is queued");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn rights_follow_roles_and_ownership() {
     let dir = tempfile::tempdir().expect("temp dir");
     let spec = format!("lp=file:{}", out_dir(dir.path()).display());

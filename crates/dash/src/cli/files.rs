@@ -138,6 +138,12 @@ pub enum FilesCommand {
         #[arg(default_value = "")]
         path: String,
     },
+    /// List your interrupted resumable uploads (an admin: everyone's):
+    /// ID, bytes held, start time (UTC), owner and path.
+    Uploads,
+    /// Abort an interrupted upload by the ID `uploads` shows, freeing the
+    /// bytes it holds (they count against quotas).
+    Abort { id: String },
 }
 
 /// The digest `sum` asks for.
@@ -305,7 +311,38 @@ async fn execute(files: &FilesClient, command: FilesCommand, out: Output) -> any
             Ok(())
         }
         FilesCommand::Watch { path } => watch(files, &path, out).await,
+        FilesCommand::Uploads => uploads(files, out).await,
+        FilesCommand::Abort { id } => {
+            files
+                .abort_upload(&id)
+                .await
+                .map_err(|e| anyhow!("abort {id}: {}", describe(&e)))?;
+            out.done("aborted", &id);
+            Ok(())
+        }
     }
+}
+
+async fn uploads(files: &FilesClient, out: Output) -> anyhow::Result<()> {
+    let list = files
+        .uploads()
+        .await
+        .map_err(|e| anyhow!("uploads: {}", describe(&e)))?;
+    for upload in &list.uploads {
+        if out.json {
+            println!("{}", serde_json::to_string(upload)?);
+        } else {
+            println!(
+                "{}  {:>12}  {}  {}  {}",
+                upload.id,
+                upload.received,
+                units::utc_minute(upload.started_ms),
+                upload.owner,
+                upload.path
+            );
+        }
+    }
+    Ok(())
 }
 
 impl Output {
@@ -594,15 +631,9 @@ async fn put(
         size: Some(size),
     };
     if resume {
-        match files.upload_status(remote, &upload_id).await {
-            Ok(status) if status.received <= size => {
-                args.mode = WriteMode::Resume;
-                args.offset = status.received;
-            }
-            Ok(_) => {}
-            // Nothing to resume: a fresh upload.
-            Err(e) if e.code == ErrorCode::NotFound => {}
-            Err(e) => return Err(fail("put", remote, e)),
+        args.offset = resumable_offset(files, local, remote, &upload_id, size).await?;
+        if args.offset > 0 {
+            args.mode = WriteMode::Resume;
         }
     }
     file.seek(SeekFrom::Start(args.offset))
@@ -640,6 +671,57 @@ async fn put(
     })?;
     report_transfer(out, "put", &written.path, local, written.size, args.offset);
     Ok(())
+}
+
+/// Where `put --resume` may continue: the bytes the server holds of the
+/// interrupted upload, if they are provably LOCAL's first bytes (the
+/// server's digest of them equals LOCAL's digest of as many bytes); else 0,
+/// a fresh upload, and a note on stderr that says why.
+async fn resumable_offset(
+    files: &FilesClient,
+    local: &Path,
+    remote: &str,
+    upload_id: &str,
+    size: u64,
+) -> anyhow::Result<u64> {
+    let algorithm = Algorithm::Blake3;
+    let status = match files
+        .upload_status(remote, upload_id, Some(algorithm))
+        .await
+    {
+        Ok(status) => status,
+        Err(e) if e.code == ErrorCode::NotFound => {
+            eprintln!(
+                "put {remote}: no interrupted upload of this file to resume; starting afresh"
+            );
+            return Ok(0);
+        }
+        Err(e) => return Err(fail("put", remote, e)),
+    };
+    if status.received > size {
+        eprintln!(
+            "put {remote}: the interrupted upload holds more than {} has; starting afresh",
+            local.display()
+        );
+        return Ok(0);
+    }
+    let path = local.to_owned();
+    let received = status.received;
+    let (ours, read) = tokio::task::spawn_blocking(move || {
+        backroom_api::files::digest(&mut File::open(path)?, algorithm, received)
+    })
+    .await
+    .map_err(|e| anyhow!("put {remote}: the digest task failed: {e}"))?
+    .with_context(|| format!("put {remote}: cannot read {}", local.display()))?;
+    if read != received || status.digest.as_deref() != Some(ours.as_str()) {
+        eprintln!(
+            "put {remote}: the {received} bytes on the server are not the first bytes of {}; \
+             starting afresh",
+            local.display()
+        );
+        return Ok(0);
+    }
+    Ok(received)
 }
 
 /// Reads the file in chunks on a thread of its own and queues them, so the

@@ -129,3 +129,32 @@ pub fn printed_id(name: &str) -> u64 {
         .and_then(|id| id.parse().ok())
         .unwrap_or_else(|| panic!("not a printed file name: {name}"))
 }
+
+/// Whether any live (not zombie) process is in process group `pgid`.
+fn group_alive(pgid: i32) -> bool {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .any(|stat| {
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields.first() != Some(&"Z") && fields.get(2) == Some(&pgid.to_string().as_str())
+        })
+}
+
+/// Waits until process group `pgid` has no live process: a SIGKILL is
+/// delivered at once, but a process dies when it is next scheduled. False
+/// if some process still lives after 10 s.
+pub fn group_gone(pgid: i32) -> bool {
+    let started = std::time::Instant::now();
+    while group_alive(pgid) {
+        if started.elapsed() > Duration::from_secs(10) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
