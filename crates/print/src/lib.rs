@@ -393,7 +393,9 @@ mod tests {
                     [[printers]]\nname = \"a\"\ndevice = \"sim:30\"\ntimeout_secs = 5\n\
                     [[printers]]\nname = \"b\"\ndevice = \"sim:30\"\n";
         std::fs::write(&path, text).expect("write");
-        let file: FileConfig = backroom_daemon::load_config(Some(&path)).expect("parses");
+        let file = backroom_daemon::load_config::<FileConfig>(Some(&path))
+            .expect("parses")
+            .own;
         let mut config = Config::new(dir.path());
         assert_eq!(config.device_timeout, DEFAULT_DEVICE_TIMEOUT);
         file.apply(&mut config).expect("applies");
