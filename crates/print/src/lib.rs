@@ -6,6 +6,7 @@
 //! the `backroom-print` binary only parses flags into one.
 
 mod device;
+mod ipp;
 pub mod order;
 pub mod queue;
 mod service;
@@ -24,7 +25,12 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::ipp::IppConfig;
 pub use device::DeviceSpec;
+
+/// What the binary's readiness line calls the IPP listener:
+/// `listening ipp <addr>`.
+pub const IPP_ANNOUNCE: &str = "ipp";
 
 use crate::device::Device;
 use crate::order::Aging;
@@ -72,6 +78,8 @@ pub struct Config {
     /// Where a job without a printer goes; the first printer by default.
     pub default_printer: Option<String>,
     pub policy: Policy,
+    /// The IPP face's settings; it serves only when given a listener.
+    pub ipp: IppConfig,
 }
 
 impl Config {
@@ -84,6 +92,7 @@ impl Config {
             classes: Vec::new(),
             default_printer: None,
             policy: Policy::default(),
+            ipp: IppConfig::default(),
         }
     }
 
@@ -168,6 +177,10 @@ pub struct FileConfig {
     pub retry_max_ms: Option<u64>,
     /// `retry-job`, `abort-job` or `stop-printer`.
     pub error_policy: Option<String>,
+    /// Where the IPP face listens; off when absent.
+    pub ipp_listen: Option<String>,
+    /// The longest document the IPP face takes, in bytes.
+    pub ipp_max_document_bytes: Option<u64>,
     #[serde(default)]
     pub printers: Vec<PrinterEntry>,
     #[serde(default)]
@@ -215,6 +228,9 @@ impl FileConfig {
         if let Some(name) = &self.error_policy {
             policy.error_policy = name.parse::<ErrorPolicy>()?;
         }
+        if let Some(n) = self.ipp_max_document_bytes {
+            config.ipp.max_document_bytes = n;
+        }
         Ok(())
     }
 }
@@ -245,6 +261,7 @@ pub struct Prepared {
     shared: Arc<Shared>,
     devices: Vec<(String, Device)>,
     frame: ServerConfig,
+    ipp: IppConfig,
 }
 
 /// Opens the spool and the queue, settles the jobs a previous run left
@@ -264,6 +281,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, RunError> {
         shared,
         devices,
         frame: config.frame,
+        ipp: config.ipp,
     })
 }
 
@@ -318,6 +336,39 @@ impl Prepared {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), RunError> {
+        self.serve_with_ipp(listener, None, shutdown).await
+    }
+
+    /// Serves the frame protocol on `listener` and, when given, IPP on
+    /// `ipp`, both over the same queue, until `shutdown`.
+    pub async fn serve_with_ipp(
+        self,
+        listener: TcpListener,
+        ipp: Option<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RunError> {
+        if let Some(ipp) = &ipp {
+            let addr = ipp.local_addr().map_err(StartError::Io)?;
+            self.frame
+                .auth
+                .current()
+                .check_bind(addr, self.frame.insecure)
+                .map_err(StartError::Insecure)?;
+        }
+        let faces = CancellationToken::new();
+        let ipp = ipp.map(|listener| {
+            tokio::spawn(ipp::serve(
+                listener,
+                self.shared.clone(),
+                self.frame.clone(),
+                self.ipp.clone(),
+                faces.clone(),
+            ))
+        });
+        let shutdown = async {
+            shutdown.await;
+            faces.cancel();
+        };
         let stop = CancellationToken::new();
         let mut workers = Vec::new();
         for ((name, device), waker) in self.devices.into_iter().zip(&self.shared.wakers) {
@@ -333,6 +384,10 @@ impl Prepared {
             shared: self.shared.clone(),
         };
         let served = server::run(listener, self.frame, service, shutdown).await;
+        faces.cancel();
+        if let Some(ipp) = ipp {
+            let _ = ipp.await;
+        }
         stop.cancel();
         for worker in workers {
             let _ = worker.await;
