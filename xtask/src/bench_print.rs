@@ -1,6 +1,8 @@
 //! `cargo xtask bench print`: how fast the print server durably accepts
-//! jobs, against CUPS taking the same jobs with `lp`, and how fast the queue
-//! answers with 100k jobs waiting.
+//! jobs, against CUPS taking the same jobs with `lp`; the same over IPP, with
+//! one client (Print-Job on kept-alive connections) against backroom's IPP
+//! face and against CUPS; and how fast the queue answers with 100k jobs
+//! waiting, over our protocol and over IPP (Get-Jobs).
 //!
 //! Everything runs as separate processes: the release `backroom-print`, its
 //! load generator (`crates/print/examples/printbench.rs`), the `backroom` CLI, and
@@ -57,11 +59,21 @@ struct Latencies {
     priority_p99_ms: f64,
 }
 
+/// CUPS's figures: `lp` processes, and the IPP client's Print-Job.
+struct Cups {
+    lp: Rate,
+    ipp: Result<Rate, String>,
+}
+
 struct Results {
     ours: Rate,
     ours_cli: Option<Rate>,
+    ours_ipp: Option<Rate>,
     cups: Option<Rate>,
+    cups_ipp: Option<Rate>,
     latencies: Latencies,
+    /// Get-Jobs of the first page over IPP, p50 and p99 in ms.
+    ipp_list: Option<(f64, f64)>,
 }
 
 fn phase(options: &Options) -> Duration {
@@ -75,7 +87,8 @@ pub fn print(options: &Options) -> Result<(), String> {
     let work = Workdir::new()?;
     let mut notes = Vec::new();
 
-    let (_server, addr) = start_server(&binaries, &work)?;
+    let (_server, addr, ipp) = start_server(&binaries, &work)?;
+    let ipp_uri = format!("ipp://{ipp}/printers/bench");
     run_bench(
         &binaries.bench,
         &["pause", "--addr", &addr, "--printer", "bench"],
@@ -107,6 +120,17 @@ pub fn print(options: &Options) -> Result<(), String> {
         p99_ms: Some(number(&line, "p99_ms")?),
     };
 
+    eprintln!(
+        "print: IPP Print-Job, {SUBMITTERS} connections, {} s...",
+        phase(options).as_secs()
+    );
+    let ours_ipp = ipp_submit(&binaries.bench, &ipp_uri, options)
+        .map(Some)
+        .unwrap_or_else(|e| {
+            notes.push(format!("backroom's IPP face: {e}"));
+            None
+        });
+
     let doc = work.path.join("doc.txt");
     std::fs::write(&doc, document()).map_err(|e| format!("cannot write {}: {e}", doc.display()))?;
 
@@ -130,12 +154,21 @@ pub fn print(options: &Options) -> Result<(), String> {
         None
     });
 
-    let cups = measure_cups(options, &work, &doc)
+    let cups = measure_cups(options, &work, &doc, &binaries.bench)
         .map(Some)
         .unwrap_or_else(|e| {
             notes.push(e);
             None
         });
+    let (cups, cups_ipp) = match cups {
+        Some(Cups { lp, ipp }) => {
+            let ipp = ipp
+                .map_err(|e| notes.push(format!("CUPS over IPP: {e}")))
+                .ok();
+            (Some(lp), ipp)
+        }
+        None => (None, None),
+    };
 
     eprintln!("print: filling the queue to {QUEUED} jobs...");
     let filled = run_bench(
@@ -156,6 +189,17 @@ pub fn print(options: &Options) -> Result<(), String> {
         &binaries.bench,
         &["latency", "--addr", &addr, "--reps", reps],
     )?;
+    eprintln!("print: IPP Get-Jobs latency...");
+    let ipp_list = run_bench(
+        &binaries.bench,
+        &["ipp-list", "--uri", &ipp_uri, "--reps", reps],
+    )
+    .and_then(|line| Ok((number(&line, "p50_ms")?, number(&line, "p99_ms")?)))
+    .map(Some)
+    .unwrap_or_else(|e| {
+        notes.push(format!("IPP Get-Jobs: {e}"));
+        None
+    });
     let latencies = Latencies {
         queued: number(&line, "queued")?,
         fill_secs: number(&filled, "secs")?,
@@ -168,8 +212,11 @@ pub fn print(options: &Options) -> Result<(), String> {
     let results = Results {
         ours,
         ours_cli,
+        ours_ipp,
         cups,
+        cups_ipp,
         latencies,
+        ipp_list,
     };
     print_table(options, &results, &notes, started.elapsed());
     if options.json {
@@ -251,8 +298,9 @@ impl Drop for Workdir {
 }
 
 /// Starts `backroom-print` with one `file:` printer, paused by the caller so
-/// that the jobs stay queued, and room for every job the run submits.
-fn start_server(binaries: &Binaries, work: &Workdir) -> Result<(Guard, String), String> {
+/// that the jobs stay queued, and room for every job the run submits. Returns
+/// its frame address and its IPP address.
+fn start_server(binaries: &Binaries, work: &Workdir) -> Result<(Guard, String, String), String> {
     let config = work.path.join("print.toml");
     let text = format!(
         "spool = \"{}\"\nmax_jobs = 10000000\nmax_spool_bytes = 68719476736\n\n\
@@ -261,17 +309,43 @@ fn start_server(binaries: &Binaries, work: &Workdir) -> Result<(Guard, String), 
         work.path.join("out").display()
     );
     std::fs::write(&config, text).map_err(|e| format!("cannot write the config: {e}"))?;
-    Guard::spawn_announced(
+    let (server, addrs) = Guard::spawn_listening(
         "backroom-print",
         Command::new(&binaries.server)
             .args(["--config", &config.display().to_string()])
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--ipp", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stderr(Stdio::inherit()),
-        "listening print ",
+        &["print", "ipp"],
         Duration::from_secs(30),
-    )
+    )?;
+    Ok((server, addrs[0].to_string(), addrs[1].to_string()))
+}
+
+/// The load generator's IPP Print-Job run against `uri`.
+fn ipp_submit(bench: &Path, uri: &str, options: &Options) -> Result<Rate, String> {
+    let line = run_bench(
+        bench,
+        &[
+            "ipp-submit",
+            "--uri",
+            uri,
+            "--conns",
+            &SUBMITTERS.to_string(),
+            "--secs",
+            &phase(options).as_secs_f64().to_string(),
+            "--size",
+            &DOC_BYTES.to_string(),
+        ],
+    )?;
+    Ok(Rate {
+        jobs: number(&line, "jobs")?,
+        secs: number(&line, "secs")?,
+        per_s: number(&line, "jobs_per_s")?,
+        p50_ms: Some(number(&line, "p50_ms")?),
+        p99_ms: Some(number(&line, "p99_ms")?),
+    })
 }
 
 /// Runs the load generator to its end and parses its JSON line.
@@ -359,8 +433,14 @@ fn processes(length: Duration, command: impl Fn(usize) -> Command + Sync) -> Res
 // ------------------------------------------------------------------ CUPS
 
 /// A private cupsd: its own root, spool and logs, listening on a free
-/// loopback port, with one raw queue whose device is `/dev/null`.
-fn measure_cups(options: &Options, work: &Workdir, doc: &Path) -> Result<Rate, String> {
+/// loopback port, with one raw queue whose device is `/dev/null`; measured
+/// with `lp`, then with the load generator's IPP Print-Job.
+fn measure_cups(
+    options: &Options,
+    work: &Workdir,
+    doc: &Path,
+    bench: &Path,
+) -> Result<Cups, String> {
     for program in ["cupsd", "lp", "lpadmin", "cupsdisable"] {
         if !proc::installed(program) && !Path::new("/usr/sbin").join(program).is_file() {
             return Err(CUPS_HINT.to_owned());
@@ -435,13 +515,19 @@ fn measure_cups(options: &Options, work: &Workdir, doc: &Path) -> Result<Rate, S
         phase(options).as_secs()
     );
     let doc = doc.display().to_string();
-    let rate = processes(phase(options), |_| {
+    let lp = processes(phase(options), |_| {
         let mut command = Command::new("lp");
         command.args(["-h", &server, "-d", "bench", &doc]);
         command
     })?;
     daemon.check_alive()?;
-    Ok(rate)
+    eprintln!(
+        "cups: IPP Print-Job, {SUBMITTERS} connections, {} s...",
+        phase(options).as_secs()
+    );
+    let ipp = ipp_submit(bench, &format!("ipp://{server}/printers/bench"), options);
+    daemon.check_alive()?;
+    Ok(Cups { lp, ipp })
 }
 
 /// Admin programs live in /usr/sbin, which is not always on a user's PATH.
@@ -519,6 +605,35 @@ fn print_table(options: &Options, results: &Results, notes: &[String], took: Dur
         row("CUPS lp (process/job)", c, String::new());
     }
     println!();
+    let cups_ipp = results.cups_ipp.map(|c| c.per_s);
+    println!(
+        "{:<34}{:>9}{:>8}{:>10}{:>9}{:>9}{:>9}  aim",
+        "IPP Print-Job, 1 KiB, x8", "jobs", "secs", "jobs/s", "p50 ms", "p99 ms", "vs cups"
+    );
+    let ipp_row = |label: &str, rate: &Rate, aim: String| {
+        println!(
+            "{:<34}{:>9.0}{:>8.1}{:>10.0}{:>9}{:>9}{:>9}  {}",
+            label,
+            rate.jobs,
+            rate.secs,
+            rate.per_s,
+            fmt_opt(rate.p50_ms, 2),
+            fmt_opt(rate.p99_ms, 2),
+            ratio(rate.per_s, cups_ipp).map_or_else(|| "-".to_owned(), |r| format!("{r:.1}x")),
+            aim
+        );
+    };
+    if let Some(ours) = &results.ours_ipp {
+        ipp_row(
+            "backroom-print IPP face",
+            ours,
+            verdict_ratio(ratio(ours.per_s, cups_ipp)),
+        );
+    }
+    if let Some(c) = &results.cups_ipp {
+        ipp_row("CUPS cupsd", c, String::new());
+    }
+    println!();
     let l = &results.latencies;
     println!(
         "with {:.0} jobs queued (filled in {:.1} s){:>10}{:>9}  aim",
@@ -528,6 +643,10 @@ fn print_table(options: &Options, results: &Results, notes: &[String], took: Dur
         ("list the first page", l.list_p50_ms, l.list_p99_ms),
         ("change a priority", l.priority_p50_ms, l.priority_p99_ms),
     ] {
+        println!("{label:<46}{p50:>10.2}{p99:>9.2}  {}", verdict_ms(p99));
+    }
+    if let Some((p50, p99)) = results.ipp_list {
+        let label = "IPP Get-Jobs, the first page";
         println!("{label:<46}{p50:>10.2}{p99:>9.2}  {}", verdict_ms(p99));
     }
     if !notes.is_empty() {
@@ -564,6 +683,16 @@ fn summary(options: &Options, results: &Results, notes: &[String]) -> Value {
         ("ours", rate_json(Some(&results.ours))),
         ("ours_cli", rate_json(results.ours_cli.as_ref())),
         ("cups", rate_json(results.cups.as_ref())),
+        ("ours_ipp", rate_json(results.ours_ipp.as_ref())),
+        ("cups_ipp", rate_json(results.cups_ipp.as_ref())),
+        (
+            "ratio_ipp",
+            ratio(
+                results.ours_ipp.map_or(0.0, |r| r.per_s),
+                results.cups_ipp.map(|c| c.per_s),
+            )
+            .into(),
+        ),
         ("ratio", ratio(results.ours.per_s, cups).into()),
         (
             "ratio_cli",
@@ -579,6 +708,14 @@ fn summary(options: &Options, results: &Results, notes: &[String]) -> Value {
                 ("list_p99_ms", l.list_p99_ms.into()),
                 ("priority_p50_ms", l.priority_p50_ms.into()),
                 ("priority_p99_ms", l.priority_p99_ms.into()),
+                (
+                    "ipp_list_p50_ms",
+                    results.ipp_list.map(|(p50, _)| p50).into(),
+                ),
+                (
+                    "ipp_list_p99_ms",
+                    results.ipp_list.map(|(_, p99)| p99).into(),
+                ),
                 ("aim_ms", LATENCY_AIM_MS.into()),
             ]),
         ),

@@ -9,6 +9,10 @@
 //! - `latency`: times listing the queue's first page and changing a job's
 //!   priority, with the queue as it is.
 //! - `pause`: pauses a printer, so that submitted jobs stay queued.
+//! - `ipp-submit`: as `submit`, with IPP Print-Job requests over HTTP/1.1
+//!   keep-alive connections to `--uri`: the same client for backroom's IPP
+//!   face and for CUPS.
+//! - `ipp-list`: times Get-Jobs for the first page (100 jobs) at `--uri`.
 //!
 //! Each prints one line of JSON on stdout; progress goes to stderr.
 
@@ -22,6 +26,11 @@ use anyhow::{Context, bail};
 use backroom_api::print::{JobState, ListArgs, PrintClient, SubmitArgs};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
+use http_body_util::{BodyExt, Full};
+use ipp::attribute::IppAttribute;
+use ipp::model::{DelimiterTag, IppVersion, Operation};
+use ipp::request::IppRequestResponse;
+use ipp::value::IppValue;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -57,6 +66,23 @@ enum Mode {
         #[arg(long, default_value_t = 200)]
         reps: usize,
     },
+    IppSubmit {
+        /// The printer, as `ipp://HOST:PORT/printers/NAME`.
+        #[arg(long)]
+        uri: String,
+        #[arg(long, default_value_t = 8)]
+        conns: usize,
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+        #[arg(long, default_value_t = 1024)]
+        size: usize,
+    },
+    IppList {
+        #[arg(long)]
+        uri: String,
+        #[arg(long, default_value_t = 200)]
+        reps: usize,
+    },
     /// Pauses a printer, so that the jobs stay queued.
     Pause {
         #[arg(long)]
@@ -82,6 +108,13 @@ async fn main() -> anyhow::Result<()> {
             size,
         } => fill(&addr, total, conns, size).await,
         Mode::Latency { addr, reps } => latency(&addr, reps).await,
+        Mode::IppSubmit {
+            uri,
+            conns,
+            secs,
+            size,
+        } => ipp_submit(&uri, conns, Duration::from_secs_f64(secs), size).await,
+        Mode::IppList { uri, reps } => ipp_list(&uri, reps).await,
         Mode::Pause { addr, printer } => {
             connect(&addr).await?.pause(&printer).await?;
             println!("{{\"paused\":true}}");
@@ -247,6 +280,177 @@ async fn latency(addr: &str, reps: usize) -> anyhow::Result<()> {
         ms(percentile(&list_times, 0.99)),
         ms(percentile(&priority_times, 0.50)),
         ms(percentile(&priority_times, 0.99)),
+    );
+    Ok(())
+}
+
+/// One IPP connection: HTTP/1.1 kept alive, one request at a time.
+struct IppConnection {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    uri: http::Uri,
+}
+
+impl IppConnection {
+    async fn open(uri: &str) -> anyhow::Result<IppConnection> {
+        let uri: http::Uri = uri.parse().context("not an ipp:// URI")?;
+        let host = uri.host().context("the URI has no host")?;
+        let port = uri.port_u16().unwrap_or(631);
+        let stream = tokio::net::TcpStream::connect((host, port))
+            .await
+            .with_context(|| format!("cannot connect to {host}:{port}"))?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        Ok(IppConnection { sender, uri })
+    }
+
+    /// Sends one request and returns its IPP status.
+    async fn call(&mut self, request: IppRequestResponse, document: &[u8]) -> anyhow::Result<u16> {
+        let mut body = request.to_bytes().to_vec();
+        body.extend_from_slice(document);
+        let host = self
+            .uri
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let http = http::Request::post(self.uri.path())
+            .header(http::header::HOST, host)
+            .header(http::header::CONTENT_TYPE, "application/ipp")
+            .body(Full::new(Bytes::from(body)))?;
+        self.sender.ready().await?;
+        let response = self.sender.send_request(http).await?;
+        if !response.status().is_success() {
+            bail!("HTTP {}", response.status());
+        }
+        let answer = response.into_body().collect().await?.to_bytes();
+        let status = answer
+            .get(2..4)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .context("a short IPP answer")?;
+        Ok(status)
+    }
+
+    fn request(&self, operation: Operation) -> anyhow::Result<IppRequestResponse> {
+        let mut request =
+            IppRequestResponse::new(IppVersion::v1_1(), operation, Some(self.uri.clone()))?;
+        let user = IppAttribute::with_name(
+            "requesting-user-name",
+            IppValue::new_name_without_language("bench")?,
+        )?;
+        request
+            .attributes_mut()
+            .add(DelimiterTag::OperationAttributes, user);
+        Ok(request)
+    }
+}
+
+async fn ipp_submitters(
+    uri: &str,
+    conns: usize,
+    size: usize,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<Vec<Duration>> {
+    let doc = document(size);
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let mut conn = IppConnection::open(uri).await?;
+        let (doc, stop) = (doc.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut times = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let mut request = conn.request(Operation::PrintJob)?;
+                let name = IppAttribute::with_name(
+                    "job-name",
+                    IppValue::new_name_without_language("bench.txt")?,
+                )?;
+                request
+                    .attributes_mut()
+                    .add(DelimiterTag::OperationAttributes, name);
+                let start = Instant::now();
+                let status = conn.call(request, &doc).await?;
+                if status >= 0x0100 {
+                    bail!("Print-Job answered 0x{status:04x}");
+                }
+                times.push(start.elapsed());
+            }
+            anyhow::Ok(times)
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    Ok(all)
+}
+
+async fn ipp_submit(uri: &str, conns: usize, secs: Duration, size: usize) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let warm = tokio::spawn({
+        let (uri, stop) = (uri.to_owned(), stop.clone());
+        async move { ipp_submitters(&uri, conns, size, stop).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    warm.await??;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let run = tokio::spawn({
+        let (uri, stop) = (uri.to_owned(), stop.clone());
+        async move { ipp_submitters(&uri, conns, size, stop).await }
+    });
+    tokio::time::sleep(secs).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut times = run.await??;
+    let took = started.elapsed().as_secs_f64();
+    times.sort();
+    println!(
+        "{{\"jobs\":{},\"secs\":{took:.3},\"jobs_per_s\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3}}}",
+        times.len(),
+        times.len() as f64 / took,
+        ms(percentile(&times, 0.50)),
+        ms(percentile(&times, 0.99)),
+    );
+    Ok(())
+}
+
+async fn ipp_list(uri: &str, reps: usize) -> anyhow::Result<()> {
+    let mut conn = IppConnection::open(uri).await?;
+    let mut times = Vec::new();
+    for _ in 0..reps {
+        let mut request = conn.request(Operation::GetJobs)?;
+        let operation = DelimiterTag::OperationAttributes;
+        request.attributes_mut().add(
+            operation,
+            IppAttribute::with_name("limit", IppValue::Integer(100))?,
+        );
+        let wanted = [
+            "job-id",
+            "job-name",
+            "job-priority",
+            "job-state",
+            "job-originating-user-name",
+        ]
+        .iter()
+        .map(|k| IppValue::new_keyword(*k))
+        .collect::<Result<Vec<_>, _>>()?;
+        request.attributes_mut().add(
+            operation,
+            IppAttribute::with_name("requested-attributes", IppValue::Array(wanted))?,
+        );
+        let start = Instant::now();
+        let status = conn.call(request, &[]).await?;
+        times.push(start.elapsed());
+        if status >= 0x0100 {
+            bail!("Get-Jobs answered 0x{status:04x}");
+        }
+    }
+    times.sort();
+    println!(
+        "{{\"reps\":{reps},\"p50_ms\":{:.3},\"p99_ms\":{:.3}}}",
+        ms(percentile(&times, 0.50)),
+        ms(percentile(&times, 0.99)),
     );
     Ok(())
 }
