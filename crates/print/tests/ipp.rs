@@ -591,3 +591,40 @@ async fn a_cups_queue_pointing_at_backroom_prints_through_its_device() {
     assert_eq!(body, b"through the desktop path\n");
     daemon.kill().await;
 }
+
+#[tokio::test]
+async fn with_tls_the_face_speaks_ipps_to_ipptool() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let identity = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, identity.cert.pem()).expect("cert.pem");
+    std::fs::write(&key, identity.signing_key.serialize_pem()).expect("key.pem");
+    let tls = format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    let daemon = start(dir.path(), &tls).await;
+    let port = ipp_addr(&daemon)
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_owned();
+    let uri = format!("ipps://localhost:{port}/printers/lp");
+    // ipptool trusts a new self-signed certificate on first use, and keeps
+    // what it trusts under $HOME: this test's own.
+    let output = Command::new("ipptool")
+        .args(["-tv", &uri, "get-printer-attributes.test"])
+        .env("HOME", dir.path())
+        .output()
+        .await
+        .expect("ipptool (apt-get install cups-ipp-utils)");
+    let report = stdout(&output);
+    assert!(output.status.success(), "{report}");
+    assert!(
+        report.contains(&format!("printer-uri-supported (uri) = {uri}")),
+        "{report}"
+    );
+    assert!(report.contains("uri-security-supported (keyword) = tls"));
+    daemon.kill().await;
+}

@@ -150,6 +150,8 @@ fn as_keyword(value: &IppValue) -> Option<String> {
 /// Where a job or printer lives, as an absolute URI on this server.
 #[derive(Debug, Clone)]
 pub struct Site {
+    /// `ipp`, or `ipps` over TLS.
+    pub scheme: &'static str,
     /// The `Host` the client used: the URIs it gets back work for it.
     pub host: String,
     /// Seconds since the epoch when the face started.
@@ -167,11 +169,11 @@ impl Site {
         } else {
             PRINTERS_PATH
         };
-        format!("ipp://{}{kind}{name}", self.host)
+        format!("{}://{}{kind}{name}", self.scheme, self.host)
     }
 
     pub fn job_uri(&self, id: u64) -> String {
-        format!("ipp://{}{JOBS_PATH}{id}", self.host)
+        format!("{}://{}{JOBS_PATH}{id}", self.scheme, self.host)
     }
 }
 
@@ -332,7 +334,9 @@ pub fn printer(
     w.keep(&mut out, "printer-uri-supported", || {
         uri(&site.printer_uri(printers, dest.name))
     });
-    w.keep(&mut out, "uri-security-supported", || keyword("none"));
+    w.keep(&mut out, "uri-security-supported", || {
+        keyword(if site.scheme == "ipps" { "tls" } else { "none" })
+    });
     w.keep(&mut out, "uri-authentication-supported", || {
         keyword(site.authentication)
     });

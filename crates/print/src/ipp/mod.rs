@@ -31,6 +31,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use ipp::model::{IppVersion, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -65,6 +66,8 @@ pub struct Face {
     config: IppConfig,
     /// Seconds since the epoch when the face started.
     started: i64,
+    /// `ipps` when the face speaks TLS, else `ipp`: the scheme of its URIs.
+    scheme: &'static str,
     /// Jobs made by Create-Job that wait for Send-Document, each with
     /// whether it was asked to be held. A std mutex: it is never held across
     /// an await.
@@ -80,8 +83,10 @@ pub async fn serve(
     config: IppConfig,
     stop: CancellationToken,
 ) {
+    let tls = frame.tls.clone().map(TlsAcceptor::from);
     let face = Arc::new(Face {
         started: shared.clock.now_ms() / 1000,
+        scheme: if tls.is_some() { "ipps" } else { "ipp" },
         shared,
         auth: frame.auth.clone(),
         config,
@@ -89,6 +94,7 @@ pub async fn serve(
     });
     let slots = Arc::new(Semaphore::new(frame.max_connections));
     let drain = frame.drain_timeout;
+    let handshake = frame.handshake_timeout;
     let tracker = TaskTracker::new();
     loop {
         let permit = tokio::select! {
@@ -112,9 +118,25 @@ pub async fn serve(
         };
         let face = face.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         tracker.spawn(async move {
-            connection(face, stream, peer, stop, drain).await;
-            drop(permit);
+            // The connection's slot, given back when it ends.
+            let _permit = permit;
+            let local = stream
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let Some(tls) = tls else {
+                serve_http(face, TokioIo::new(stream), local, peer, stop, drain).await;
+                return;
+            };
+            match tokio::time::timeout(handshake, tls.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    serve_http(face, TokioIo::new(stream), local, peer, stop, drain).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "ipp: TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "ipp: TLS handshake timed out"),
+            }
         });
     }
     drop(listener);
@@ -122,17 +144,18 @@ pub async fn serve(
     tracker.wait().await;
 }
 
-async fn connection(
+/// Serves HTTP/1.1 on one connection, plain or TLS, until it closes or
+/// the face stops.
+async fn serve_http<I>(
     face: Arc<Face>,
-    stream: tokio::net::TcpStream,
+    io: I,
+    local: String,
     peer: SocketAddr,
     stop: CancellationToken,
     drain: Duration,
-) {
-    let local = stream
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let service = service_fn(move |request| {
         let face = face.clone();
         let local = local.clone();
@@ -141,7 +164,7 @@ async fn connection(
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
-        .serve_connection(TokioIo::new(stream), service);
+        .serve_connection(io, service);
     tokio::pin!(conn);
     let served = tokio::select! {
         served = conn.as_mut() => served,
@@ -277,6 +300,7 @@ impl Face {
         }
         let now = self.shared.clock.now_ms() / 1000;
         let site = Site {
+            scheme: self.scheme,
             host,
             started: self.started,
             now,
