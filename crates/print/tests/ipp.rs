@@ -628,3 +628,151 @@ async fn with_tls_the_face_speaks_ipps_to_ipptool() {
     assert!(report.contains("uri-security-supported (keyword) = tls"));
     daemon.kill().await;
 }
+
+fn user(name: &str) -> IppValue {
+    IppValue::new_name_without_language(name).expect("name")
+}
+
+/// An operation on job `id` of printer lp, by `who`.
+fn job_call(operation: Operation, addr: &str, id: u64, who: &str) -> IppCall {
+    IppCall::new(operation, addr, "/printers/lp")
+        .operation("job-id", IppValue::Integer(id as i32))
+        .operation("requesting-user-name", user(who))
+}
+
+/// The job ids of an answer's job groups, in order.
+fn job_ids(answered: &Answered) -> Vec<u64> {
+    answered
+        .response
+        .as_ref()
+        .expect("an IPP answer")
+        .attributes()
+        .groups_of(DelimiterTag::JobAttributes)
+        .filter_map(|g| g.get("job-id"))
+        .filter_map(|a| a.value().as_integer().map(|id| *id as u64))
+        .collect()
+}
+
+async fn submit_as(addr: &str, who: &str) -> u64 {
+    let answered = IppCall::new(Operation::PrintJob, addr, "/printers/lp")
+        .operation("requesting-user-name", user(who))
+        .document(b"page", false)
+        .send(addr)
+        .await;
+    assert_eq!(answered.status, 0x0000);
+    job_ids(&answered)[0]
+}
+
+async fn job_state(addr: &str, id: u64) -> i32 {
+    let answered = job_call(Operation::GetJobAttributes, addr, id, "ann")
+        .send(addr)
+        .await;
+    let response = answered.response.expect("answer");
+    let group = response
+        .attributes()
+        .groups_of(DelimiterTag::JobAttributes)
+        .next()
+        .expect("job group");
+    match group.get("job-state").map(|a| a.value()) {
+        Some(IppValue::Enum(state)) => *state,
+        other => panic!("no job-state: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn get_jobs_filters_by_which_jobs_my_jobs_and_limit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let daemon = start(dir.path(), "").await;
+    let addr = ipp_addr(&daemon);
+    client(&daemon, None)
+        .await
+        .pause("lp")
+        .await
+        .expect("pause");
+    let first = submit_as(addr, "ann").await;
+    let second = submit_as(addr, "ann").await;
+    let bobs = submit_as(addr, "bob").await;
+    let cancel = job_call(Operation::CancelJob, addr, first, "ann");
+    assert_eq!(cancel.send(addr).await.status, 0x0000);
+
+    let get_jobs = || {
+        IppCall::new(Operation::GetJobs, addr, "/printers/lp")
+            .operation("requesting-user-name", user("bob"))
+    };
+    let which = |w: &str| IppValue::new_keyword(w).expect("keyword");
+    let default = get_jobs().send(addr).await;
+    assert_eq!(job_ids(&default), [second, bobs]);
+    let group = default.response.as_ref().expect("answer").attributes();
+    let first_job = group
+        .groups_of(DelimiterTag::JobAttributes)
+        .next()
+        .expect("a job");
+    assert!(first_job.get("job-uri").is_some());
+    assert!(
+        first_job.get("job-name").is_none(),
+        "only id and uri unless asked"
+    );
+
+    let completed = get_jobs().operation("which-jobs", which("completed"));
+    assert_eq!(job_ids(&completed.send(addr).await), [first]);
+    let all = get_jobs().operation("which-jobs", which("all"));
+    assert_eq!(job_ids(&all.send(addr).await), [second, bobs, first]);
+    let mine = get_jobs().operation("my-jobs", IppValue::Boolean(true));
+    assert_eq!(job_ids(&mine.send(addr).await), [bobs]);
+    let one = get_jobs().operation("limit", IppValue::Integer(1));
+    assert_eq!(job_ids(&one.send(addr).await), [second]);
+    daemon.kill().await;
+}
+
+#[tokio::test]
+async fn hold_release_restart_and_set_job_attributes_change_the_shared_queue() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let daemon = start(dir.path(), "").await;
+    let addr = ipp_addr(&daemon);
+    let c = client(&daemon, None).await;
+    c.pause("lp").await.expect("pause");
+    let id = submit_as(addr, "ann").await;
+
+    let hold = job_call(Operation::HoldJob, addr, id, "ann");
+    assert_eq!(hold.send(addr).await.status, 0x0000);
+    assert_eq!(job_state(addr, id).await, 4, "pending-held");
+    assert_eq!(c.job(id).await.expect("job").state, JobState::Held);
+    let release = job_call(Operation::ReleaseJob, addr, id, "ann");
+    assert_eq!(release.send(addr).await.status, 0x0000);
+    assert_eq!(job_state(addr, id).await, 3, "pending");
+
+    let held = job_call(Operation::SetJobAttributes, addr, id, "ann")
+        .attr(
+            DelimiterTag::JobAttributes,
+            "job-hold-until",
+            IppValue::new_keyword("indefinite").expect("keyword"),
+        )
+        .attr(
+            DelimiterTag::JobAttributes,
+            "job-priority",
+            IppValue::Integer(7),
+        );
+    assert_eq!(held.send(addr).await.status, 0x0000);
+    let job = c.job(id).await.expect("job");
+    assert_eq!((job.state, job.priority), (JobState::Held, 7));
+
+    let not_bobs = job_call(Operation::SetJobAttributes, addr, id, "bob").attr(
+        DelimiterTag::JobAttributes,
+        "job-priority",
+        IppValue::Integer(99),
+    );
+    assert_eq!(not_bobs.send(addr).await.status, 0x0403);
+    assert_eq!(c.job(id).await.expect("job").priority, 7);
+
+    c.cancel(id).await.expect("cancel");
+    let restart = job_call(Operation::RestartJob, addr, id, "ann");
+    assert_eq!(restart.send(addr).await.status, 0x0000);
+    assert_eq!(c.job(id).await.expect("job").state, JobState::Pending);
+    let again = job_call(Operation::SetJobAttributes, addr, 999, "ann").attr(
+        DelimiterTag::JobAttributes,
+        "job-priority",
+        IppValue::Integer(5),
+    );
+    assert_eq!(again.send(addr).await.status, 0x0406, "no job 999");
+    daemon.kill().await;
+}
