@@ -98,33 +98,13 @@ pub fn print(options: &Options) -> Result<(), String> {
         "print: {SUBMITTERS} submitters, {DOC_BYTES} B documents, {} s...",
         phase(options).as_secs()
     );
-    let line = run_bench(
-        &binaries.bench,
-        &[
-            "submit",
-            "--addr",
-            &addr,
-            "--conns",
-            &SUBMITTERS.to_string(),
-            "--secs",
-            &phase(options).as_secs_f64().to_string(),
-            "--size",
-            &DOC_BYTES.to_string(),
-        ],
-    )?;
-    let ours = Rate {
-        jobs: number(&line, "jobs")?,
-        secs: number(&line, "secs")?,
-        per_s: number(&line, "jobs_per_s")?,
-        p50_ms: Some(number(&line, "p50_ms")?),
-        p99_ms: Some(number(&line, "p99_ms")?),
-    };
+    let ours = submit_rate(&binaries.bench, "submit", "--addr", &addr, options)?;
 
     eprintln!(
         "print: IPP Print-Job, {SUBMITTERS} connections, {} s...",
         phase(options).as_secs()
     );
-    let ours_ipp = ipp_submit(&binaries.bench, &ipp_uri, options)
+    let ours_ipp = submit_rate(&binaries.bench, "ipp-submit", "--uri", &ipp_uri, options)
         .map(Some)
         .unwrap_or_else(|e| {
             notes.push(format!("backroom's IPP face: {e}"));
@@ -323,14 +303,21 @@ fn start_server(binaries: &Binaries, work: &Workdir) -> Result<(Guard, String, S
     Ok((server, addrs[0].to_string(), addrs[1].to_string()))
 }
 
-/// The load generator's IPP Print-Job run against `uri`.
-fn ipp_submit(bench: &Path, uri: &str, options: &Options) -> Result<Rate, String> {
+/// A submit run of the load generator: `mode` is `submit` (our protocol,
+/// `--addr`) or `ipp-submit` (IPP Print-Job, `--uri`).
+fn submit_rate(
+    bench: &Path,
+    mode: &str,
+    flag: &str,
+    target: &str,
+    options: &Options,
+) -> Result<Rate, String> {
     let line = run_bench(
         bench,
         &[
-            "ipp-submit",
-            "--uri",
-            uri,
+            mode,
+            flag,
+            target,
             "--conns",
             &SUBMITTERS.to_string(),
             "--secs",
@@ -525,7 +512,8 @@ fn measure_cups(
         "cups: IPP Print-Job, {SUBMITTERS} connections, {} s...",
         phase(options).as_secs()
     );
-    let ipp = ipp_submit(bench, &format!("ipp://{server}/printers/bench"), options);
+    let uri = format!("ipp://{server}/printers/bench");
+    let ipp = submit_rate(bench, "ipp-submit", "--uri", &uri, options);
     daemon.check_alive()?;
     Ok(Cups { lp, ipp })
 }
@@ -567,6 +555,28 @@ fn verdict_ms(p99: f64) -> String {
     }
 }
 
+fn header(title: &str) {
+    println!(
+        "{:<34}{:>9}{:>8}{:>10}{:>9}{:>9}{:>9}  aim",
+        title, "jobs", "secs", "jobs/s", "p50 ms", "p99 ms", "vs cups"
+    );
+}
+
+/// One rate, and its ratio to CUPS's rate `cups` when there is one.
+fn row(label: &str, rate: &Rate, cups: Option<f64>, aim: String) {
+    println!(
+        "{:<34}{:>9.0}{:>8.1}{:>10.0}{:>9}{:>9}{:>9}  {}",
+        label,
+        rate.jobs,
+        rate.secs,
+        rate.per_s,
+        fmt_opt(rate.p50_ms, 2),
+        fmt_opt(rate.p99_ms, 2),
+        ratio(rate.per_s, cups).map_or_else(|| "-".to_owned(), |r| format!("{r:.1}x")),
+        aim
+    );
+}
+
 fn print_table(options: &Options, results: &Results, notes: &[String], took: Duration) {
     let mode = if options.quick { "quick" } else { "full" };
     let cups = results.cups.map(|c| c.per_s);
@@ -576,62 +586,37 @@ fn print_table(options: &Options, results: &Results, notes: &[String], took: Dur
         took.as_secs_f64()
     );
     println!();
-    println!(
-        "{:<34}{:>9}{:>8}{:>10}{:>9}{:>9}{:>9}  aim",
-        "durably accepted jobs, 1 KiB, x8", "jobs", "secs", "jobs/s", "p50 ms", "p99 ms", "vs cups"
-    );
-    let row = |label: &str, rate: &Rate, aim: String| {
-        println!(
-            "{:<34}{:>9.0}{:>8.1}{:>10.0}{:>9}{:>9}{:>9}  {}",
-            label,
-            rate.jobs,
-            rate.secs,
-            rate.per_s,
-            fmt_opt(rate.p50_ms, 2),
-            fmt_opt(rate.p99_ms, 2),
-            ratio(rate.per_s, cups).map_or_else(|| "-".to_owned(), |r| format!("{r:.1}x")),
-            aim
-        );
-    };
+    header("durably accepted jobs, 1 KiB, x8");
     row(
         "backroom-print (8 connections)",
         &results.ours,
+        cups,
         verdict_ratio(ratio(results.ours.per_s, cups)),
     );
     if let Some(cli) = &results.ours_cli {
-        row("backroom print submit (process/job)", cli, String::new());
+        row(
+            "backroom print submit (process/job)",
+            cli,
+            cups,
+            String::new(),
+        );
     }
     if let Some(c) = &results.cups {
-        row("CUPS lp (process/job)", c, String::new());
+        row("CUPS lp (process/job)", c, cups, String::new());
     }
     println!();
     let cups_ipp = results.cups_ipp.map(|c| c.per_s);
-    println!(
-        "{:<34}{:>9}{:>8}{:>10}{:>9}{:>9}{:>9}  aim",
-        "IPP Print-Job, 1 KiB, x8", "jobs", "secs", "jobs/s", "p50 ms", "p99 ms", "vs cups"
-    );
-    let ipp_row = |label: &str, rate: &Rate, aim: String| {
-        println!(
-            "{:<34}{:>9.0}{:>8.1}{:>10.0}{:>9}{:>9}{:>9}  {}",
-            label,
-            rate.jobs,
-            rate.secs,
-            rate.per_s,
-            fmt_opt(rate.p50_ms, 2),
-            fmt_opt(rate.p99_ms, 2),
-            ratio(rate.per_s, cups_ipp).map_or_else(|| "-".to_owned(), |r| format!("{r:.1}x")),
-            aim
-        );
-    };
+    header("IPP Print-Job, 1 KiB, x8");
     if let Some(ours) = &results.ours_ipp {
-        ipp_row(
+        row(
             "backroom-print IPP face",
             ours,
+            cups_ipp,
             verdict_ratio(ratio(ours.per_s, cups_ipp)),
         );
     }
     if let Some(c) = &results.cups_ipp {
-        ipp_row("CUPS cupsd", c, String::new());
+        row("CUPS cupsd", c, cups_ipp, String::new());
     }
     println!();
     let l = &results.latencies;

@@ -38,17 +38,24 @@ struct Args {
     command: Mode,
 }
 
+/// How hard a submit run pushes.
+#[derive(Debug, clap::Args)]
+struct Load {
+    #[arg(long, default_value_t = 8)]
+    conns: usize,
+    #[arg(long, default_value_t = 5.0)]
+    secs: f64,
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+}
+
 #[derive(Debug, Subcommand)]
 enum Mode {
     Submit {
         #[arg(long)]
         addr: String,
-        #[arg(long, default_value_t = 8)]
-        conns: usize,
-        #[arg(long, default_value_t = 5.0)]
-        secs: f64,
-        #[arg(long, default_value_t = 1024)]
-        size: usize,
+        #[command(flatten)]
+        load: Load,
     },
     Fill {
         #[arg(long)]
@@ -70,12 +77,8 @@ enum Mode {
         /// The printer, as `ipp://HOST:PORT/printers/NAME`.
         #[arg(long)]
         uri: String,
-        #[arg(long, default_value_t = 8)]
-        conns: usize,
-        #[arg(long, default_value_t = 5.0)]
-        secs: f64,
-        #[arg(long, default_value_t = 1024)]
-        size: usize,
+        #[command(flatten)]
+        load: Load,
     },
     IppList {
         #[arg(long)]
@@ -95,12 +98,7 @@ enum Mode {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Args::parse().command {
-        Mode::Submit {
-            addr,
-            conns,
-            secs,
-            size,
-        } => submit(&addr, conns, Duration::from_secs_f64(secs), size).await,
+        Mode::Submit { addr, load } => submit(&addr, load).await,
         Mode::Fill {
             addr,
             total,
@@ -108,12 +106,7 @@ async fn main() -> anyhow::Result<()> {
             size,
         } => fill(&addr, total, conns, size).await,
         Mode::Latency { addr, reps } => latency(&addr, reps).await,
-        Mode::IppSubmit {
-            uri,
-            conns,
-            secs,
-            size,
-        } => ipp_submit(&uri, conns, Duration::from_secs_f64(secs), size).await,
+        Mode::IppSubmit { uri, load } => ipp_submit(&uri, load).await,
         Mode::IppList { uri, reps } => ipp_list(&uri, reps).await,
         Mode::Pause { addr, printer } => {
             connect(&addr).await?.pause(&printer).await?;
@@ -171,6 +164,13 @@ async fn submitters(
             anyhow::Ok(times)
         }));
     }
+    join_times(tasks).await
+}
+
+/// Every submitter's latencies, or the first failure.
+async fn join_times(
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Vec<Duration>>>>,
+) -> anyhow::Result<Vec<Duration>> {
     let mut all = Vec::new();
     for task in tasks {
         all.extend(task.await??);
@@ -178,24 +178,33 @@ async fn submitters(
     Ok(all)
 }
 
-async fn submit(addr: &str, conns: usize, secs: Duration, size: usize) -> anyhow::Result<()> {
-    // A short warm-up, so that connections and the database's first pages
-    // are not in the figure.
-    let stop = Arc::new(AtomicBool::new(false));
-    let warm = tokio::spawn({
-        let (addr, stop) = (addr.to_owned(), stop.clone());
+async fn submit(addr: &str, load: Load) -> anyhow::Result<()> {
+    let Load { conns, secs, size } = load;
+    let addr = addr.to_owned();
+    timed(Duration::from_secs_f64(secs), move |stop| {
+        let addr = addr.clone();
         async move { submitters(&addr, conns, size, stop, None).await }
-    });
+    })
+    .await
+}
+
+/// Runs `submitters` for a short warm-up, so that connections and the
+/// database's first pages are not in the figure, then for `secs`, and
+/// prints the rate and the latencies of the second run.
+async fn timed<F, R>(secs: Duration, submitters: F) -> anyhow::Result<()>
+where
+    F: Fn(Arc<AtomicBool>) -> R,
+    R: std::future::Future<Output = anyhow::Result<Vec<Duration>>> + Send + 'static,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let warm = tokio::spawn(submitters(stop.clone()));
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     warm.await??;
 
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let run = tokio::spawn({
-        let (addr, stop) = (addr.to_owned(), stop.clone());
-        async move { submitters(&addr, conns, size, stop, None).await }
-    });
+    let run = tokio::spawn(submitters(stop.clone()));
     tokio::time::sleep(secs).await;
     stop.store(true, Ordering::Relaxed);
     let mut times = run.await??;
@@ -334,15 +343,19 @@ impl IppConnection {
     fn request(&self, operation: Operation) -> anyhow::Result<IppRequestResponse> {
         let mut request =
             IppRequestResponse::new(IppVersion::v1_1(), operation, Some(self.uri.clone()))?;
-        let user = IppAttribute::with_name(
-            "requesting-user-name",
-            IppValue::new_name_without_language("bench")?,
-        )?;
-        request
-            .attributes_mut()
-            .add(DelimiterTag::OperationAttributes, user);
+        let user = IppValue::new_name_without_language("bench")?;
+        add(&mut request, "requesting-user-name", user)?;
         Ok(request)
     }
+}
+
+/// Adds an operation attribute to `request`.
+fn add(request: &mut IppRequestResponse, name: &str, value: IppValue) -> anyhow::Result<()> {
+    let attribute = IppAttribute::with_name(name, value)?;
+    request
+        .attributes_mut()
+        .add(DelimiterTag::OperationAttributes, attribute);
+    Ok(())
 }
 
 async fn ipp_submitters(
@@ -360,13 +373,8 @@ async fn ipp_submitters(
             let mut times = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let mut request = conn.request(Operation::PrintJob)?;
-                let name = IppAttribute::with_name(
-                    "job-name",
-                    IppValue::new_name_without_language("bench.txt")?,
-                )?;
-                request
-                    .attributes_mut()
-                    .add(DelimiterTag::OperationAttributes, name);
+                let name = IppValue::new_name_without_language("bench.txt")?;
+                add(&mut request, "job-name", name)?;
                 let start = Instant::now();
                 let status = conn.call(request, &doc).await?;
                 if status >= 0x0100 {
@@ -377,42 +385,17 @@ async fn ipp_submitters(
             anyhow::Ok(times)
         }));
     }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await??);
-    }
-    Ok(all)
+    join_times(tasks).await
 }
 
-async fn ipp_submit(uri: &str, conns: usize, secs: Duration, size: usize) -> anyhow::Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let warm = tokio::spawn({
-        let (uri, stop) = (uri.to_owned(), stop.clone());
+async fn ipp_submit(uri: &str, load: Load) -> anyhow::Result<()> {
+    let Load { conns, secs, size } = load;
+    let uri = uri.to_owned();
+    timed(Duration::from_secs_f64(secs), move |stop| {
+        let uri = uri.clone();
         async move { ipp_submitters(&uri, conns, size, stop).await }
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    warm.await??;
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let run = tokio::spawn({
-        let (uri, stop) = (uri.to_owned(), stop.clone());
-        async move { ipp_submitters(&uri, conns, size, stop).await }
-    });
-    tokio::time::sleep(secs).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut times = run.await??;
-    let took = started.elapsed().as_secs_f64();
-    times.sort();
-    println!(
-        "{{\"jobs\":{},\"secs\":{took:.3},\"jobs_per_s\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3}}}",
-        times.len(),
-        times.len() as f64 / took,
-        ms(percentile(&times, 0.50)),
-        ms(percentile(&times, 0.99)),
-    );
-    Ok(())
+    })
+    .await
 }
 
 async fn ipp_list(uri: &str, reps: usize) -> anyhow::Result<()> {
@@ -420,11 +403,7 @@ async fn ipp_list(uri: &str, reps: usize) -> anyhow::Result<()> {
     let mut times = Vec::new();
     for _ in 0..reps {
         let mut request = conn.request(Operation::GetJobs)?;
-        let operation = DelimiterTag::OperationAttributes;
-        request.attributes_mut().add(
-            operation,
-            IppAttribute::with_name("limit", IppValue::Integer(100))?,
-        );
+        add(&mut request, "limit", IppValue::Integer(100))?;
         let wanted = [
             "job-id",
             "job-name",
@@ -435,10 +414,11 @@ async fn ipp_list(uri: &str, reps: usize) -> anyhow::Result<()> {
         .iter()
         .map(|k| IppValue::new_keyword(*k))
         .collect::<Result<Vec<_>, _>>()?;
-        request.attributes_mut().add(
-            operation,
-            IppAttribute::with_name("requested-attributes", IppValue::Array(wanted))?,
-        );
+        add(
+            &mut request,
+            "requested-attributes",
+            IppValue::Array(wanted),
+        )?;
         let start = Instant::now();
         let status = conn.call(request, &[]).await?;
         times.push(start.elapsed());

@@ -308,14 +308,7 @@ impl PrintService {
         let used = self.shared.spool_used.load(Ordering::Acquire);
         let checked = args.clone();
         self.read(move |q, _| q.validate(&checked, used)).await?;
-        let doc = self.shared.next_doc_name();
-        let path = self.shared.docs.join(&doc);
-        let mut spooled = Spooled {
-            shared: self.shared.clone(),
-            path: Some(path.clone()),
-            reserved: 0,
-        };
-        spool(&mut spooled, &path, upload).await?;
+        let (doc, mut spooled) = self.receive(upload).await?;
         let arrival = Arrival {
             args,
             owner: who.user.clone(),
@@ -337,6 +330,20 @@ impl PrintService {
             .map_err(|e| Error::internal(format!("queueing the job failed: {e}")))?
     }
 
+    /// Streams a new document into the spool, durably; it is removed again
+    /// unless the queue takes it (`Spooled::keep`).
+    async fn receive(&self, upload: impl Upload) -> Result<(String, Spooled), Error> {
+        let doc = self.shared.next_doc_name();
+        let path = self.shared.docs.join(&doc);
+        let mut spooled = Spooled {
+            shared: self.shared.clone(),
+            path: Some(path.clone()),
+            reserved: 0,
+        };
+        spool(&mut spooled, &path, upload).await?;
+        Ok((doc, spooled))
+    }
+
     /// Spools a document for a waiting job that has none yet, then holds or
     /// releases the job.
     pub async fn attach(
@@ -347,14 +354,7 @@ impl PrintService {
         upload: impl Upload,
     ) -> Result<backroom_api::print::Job, Error> {
         who.require(Role::ReadWrite)?;
-        let doc = self.shared.next_doc_name();
-        let path = self.shared.docs.join(&doc);
-        let mut spooled = Spooled {
-            shared: self.shared.clone(),
-            path: Some(path.clone()),
-            reserved: 0,
-        };
-        spool(&mut spooled, &path, upload).await?;
+        let (doc, mut spooled) = self.receive(upload).await?;
         let size = spooled.reserved;
         let docs = self.shared.docs.clone();
         // A task of its own, as for `submit`: a client that gives up must not
