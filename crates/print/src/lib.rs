@@ -330,6 +330,19 @@ fn open_blocking(config: Config, now: i64) -> Result<Opened, RunError> {
 }
 
 impl Prepared {
+    /// Refuses an IPP listener beyond loopback when anyone could use it: no
+    /// users and no `insecure`, as for the frame port. The binary asks before
+    /// it announces the listener.
+    pub fn check_ipp(&self, listener: &TcpListener) -> Result<(), RunError> {
+        let addr = listener.local_addr().map_err(StartError::Io)?;
+        self.frame
+            .auth
+            .current()
+            .check_bind(addr, self.frame.insecure)
+            .map_err(StartError::Insecure)?;
+        Ok(())
+    }
+
     /// Serves until `shutdown`, with one worker per printer.
     pub async fn serve(
         self,
@@ -348,12 +361,7 @@ impl Prepared {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), RunError> {
         if let Some(ipp) = &ipp {
-            let addr = ipp.local_addr().map_err(StartError::Io)?;
-            self.frame
-                .auth
-                .current()
-                .check_bind(addr, self.frame.insecure)
-                .map_err(StartError::Insecure)?;
+            self.check_ipp(ipp)?;
         }
         let faces = CancellationToken::new();
         let ipp = ipp.map(|listener| {

@@ -51,7 +51,11 @@ async fn main() -> anyhow::Result<()> {
     let prepared = backroom_print::prepare(config).await?;
     let listener = backroom_daemon::bind(&settings.listen).await?;
     let ipp = match args.ipp.or(file.ipp_listen) {
-        Some(addr) => Some(backroom_daemon::bind(&addr).await?),
+        Some(addr) => {
+            let ipp = backroom_daemon::bind(&addr).await?;
+            prepared.check_ipp(&ipp)?;
+            Some(ipp)
+        }
         None => None,
     };
     backroom_daemon::announce(backroom_api::print::SERVICE, listener.local_addr()?)?;

@@ -776,3 +776,61 @@ async fn hold_release_restart_and_set_job_attributes_change_the_shared_queue() {
     assert_eq!(again.send(addr).await.status, 0x0406, "no job 999");
     daemon.kill().await;
 }
+
+#[tokio::test]
+async fn a_stalled_document_times_out_and_queues_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let daemon = start(dir.path(), "idle_timeout_secs = 1\n").await;
+    let addr = ipp_addr(&daemon);
+    let head = print_job(addr, "/printers/lp")
+        .document(b"the start", false)
+        .bytes();
+    let mut conn = TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "POST /printers/lp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/ipp\r\n\
+         Content-Length: {}\r\n\r\n",
+        head.len() + 5000
+    );
+    conn.write_all(request.as_bytes()).await.expect("head");
+    conn.write_all(&head)
+        .await
+        .expect("the start of the document");
+    // And then nothing: the face gives up after the idle timeout and says so.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        conn.read_to_end(&mut answer),
+    );
+    read.await.expect("answered in time").expect("read");
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP answer");
+    let body = &answer[split + 4..];
+    assert_eq!(&body[2..4], &[0x04, 0x05], "client-error-timeout");
+    let c = client(&daemon, None).await;
+    let all = ListArgs {
+        all: true,
+        ..ListArgs::default()
+    };
+    assert_eq!(c.list(&all).await.expect("list").total, 0);
+    let docs = std::fs::read_dir(dir.path().join("spool/docs")).expect("docs");
+    assert_eq!(docs.count(), 0, "the partial document is gone");
+    daemon.kill().await;
+}
+
+#[tokio::test]
+async fn an_open_ipp_face_beyond_loopback_is_refused_before_it_is_announced() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_backroom-print"))
+        .arg("--spool")
+        .arg(dir.path().join("spool"))
+        .args(["--listen", "127.0.0.1:0", "--ipp", "0.0.0.0:0"])
+        .output()
+        .await
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(!stdout(&output).contains("listening ipp"), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("refusing to listen on 0.0.0.0"), "{stderr}");
+}

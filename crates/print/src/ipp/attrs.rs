@@ -51,7 +51,7 @@ pub const OPERATIONS: [Operation; 17] = [
 
 /// Operation attributes the face reads or may safely ignore; any other is
 /// reported as unsupported.
-pub const KNOWN_OPERATION_ATTRIBUTES: [&str; 27] = [
+pub const KNOWN_OPERATION_ATTRIBUTES: [&str; 26] = [
     "attributes-charset",
     "attributes-natural-language",
     "printer-uri",
@@ -69,7 +69,6 @@ pub const KNOWN_OPERATION_ATTRIBUTES: [&str; 27] = [
     "which-jobs",
     "my-jobs",
     "limit",
-    "first-index",
     "last-document",
     "job-k-octets",
     "job-impressions",

@@ -4,11 +4,12 @@
 //! encoded answer.
 
 use std::io::Cursor;
+use std::time::Duration;
 
 use backroom_frame::error::{Error, ErrorCode};
 use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming};
 use ipp::IppHeader;
 use ipp::attribute::{IppAttribute, IppAttributeGroup, IppAttributes};
 use ipp::model::{DelimiterTag, IppVersion, StatusCode};
@@ -49,8 +50,8 @@ pub struct Head {
 /// Reads the body until its head parses. The `ipp` crate's parser reads from
 /// a `Read`, so each attempt runs on the bytes so far and an early end of
 /// input means "read more"; heads are small, so this is rarely more than one
-/// attempt.
-pub async fn read_head(body: &mut Incoming) -> Result<Head, HeadError> {
+/// attempt. A client silent for `idle` is given up.
+pub async fn read_head(body: &mut Incoming, idle: Duration) -> Result<Head, HeadError> {
     let mut buf = BytesMut::new();
     loop {
         if !buf.is_empty() {
@@ -62,7 +63,13 @@ pub async fn read_head(body: &mut Incoming) -> Result<Head, HeadError> {
         if buf.len() > MAX_HEAD {
             return Err(HeadError::TooLong);
         }
-        match body.frame().await {
+        let Ok(frame) = tokio::time::timeout(idle, body.frame()).await else {
+            return Err(HeadError::Broken(format!(
+                "nothing came for {} s",
+                idle.as_secs()
+            )));
+        };
+        match frame {
             None => return Err(HeadError::Truncated),
             Some(Err(e)) => return Err(HeadError::Broken(e.to_string())),
             Some(Ok(frame)) => {
@@ -101,19 +108,39 @@ pub struct Document {
     read: u64,
     limit: u64,
     declared: Option<u64>,
+    /// How long the client may send nothing.
+    idle: Duration,
 }
 
 impl Document {
     /// `declared` is the document's length when the request had a
     /// `Content-Length`.
-    pub fn new(rest: Bytes, body: Incoming, limit: u64, declared: Option<u64>) -> Document {
+    pub fn new(
+        rest: Bytes,
+        body: Incoming,
+        (limit, idle): (u64, Duration),
+        declared: Option<u64>,
+    ) -> Document {
         Document {
             rest: Some(rest).filter(|r| !r.is_empty()),
             body,
             read: 0,
             limit,
             declared,
+            idle,
         }
+    }
+
+    /// The next frame of the body; a client silent for `idle` is given up.
+    async fn frame(&mut self) -> Result<Option<Result<Frame<Bytes>, hyper::Error>>, Error> {
+        tokio::time::timeout(self.idle, self.body.frame())
+            .await
+            .map_err(|_| {
+                Error::timeout(format!(
+                    "the document stalled: nothing came for {} s",
+                    self.idle.as_secs()
+                ))
+            })
     }
 
     pub fn declared(&self) -> Option<u64> {
@@ -143,8 +170,8 @@ impl Document {
         let mut dropped = 0u64;
         self.rest = None;
         while dropped < MAX_DRAIN {
-            match self.body.frame().await {
-                Some(Ok(frame)) => {
+            match self.frame().await {
+                Ok(Some(Ok(frame))) => {
                     dropped += frame.data_ref().map_or(0, |d| d.len() as u64);
                 }
                 _ => return,
@@ -165,7 +192,7 @@ impl Document {
             return self.count(rest);
         }
         loop {
-            match self.body.frame().await {
+            match self.frame().await? {
                 None => return Ok(None),
                 Some(Err(e)) => {
                     return Err(Error::unavailable(format!("the document broke off: {e}")));

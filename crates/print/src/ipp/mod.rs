@@ -66,6 +66,8 @@ pub struct Face {
     config: IppConfig,
     /// Seconds since the epoch when the face started.
     started: i64,
+    /// How long a client may send nothing in the middle of a request.
+    idle: Duration,
     /// `ipps` when the face speaks TLS, else `ipp`: the scheme of its URIs.
     scheme: &'static str,
     /// Jobs made by Create-Job that wait for Send-Document, each with
@@ -87,6 +89,7 @@ pub async fn serve(
     let face = Arc::new(Face {
         started: shared.clock.now_ms() / 1000,
         scheme: if tls.is_some() { "ipps" } else { "ipp" },
+        idle: Duration::from_millis(frame.limits.idle_timeout_ms),
         shared,
         auth: frame.auth.clone(),
         config,
@@ -278,7 +281,7 @@ impl Face {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
         let mut body = request.into_body();
-        let head = match message::read_head(&mut body).await {
+        let head = match message::read_head(&mut body, self.idle).await {
             Ok(head) => head,
             Err(e) => return ipp_answer(head_refusal(e)),
         };
@@ -313,7 +316,7 @@ impl Face {
         let document = Document::new(
             head.rest,
             body,
-            self.config.max_document_bytes,
+            (self.config.max_document_bytes, self.idle),
             declared.map(|d| d.saturating_sub(head.len as u64)),
         );
         let ipp_request = ops::Request {

@@ -60,9 +60,8 @@ fn refusal(e: Error) -> Answer {
         // "RequestEntityTooLong".
         ErrorCode::TooLarge => StatusCode::ClientErrorRequestEntityTooLong,
         ErrorCode::Busy => StatusCode::ServerErrorBusy,
-        ErrorCode::Unavailable | ErrorCode::Cancelled | ErrorCode::Timeout => {
-            StatusCode::ServerErrorServiceUnavailable
-        }
+        ErrorCode::Timeout => StatusCode::ClientErrorTimeout,
+        ErrorCode::Unavailable | ErrorCode::Cancelled => StatusCode::ServerErrorServiceUnavailable,
         _ => StatusCode::ServerErrorInternalError,
     };
     refuse(status, e.message)
