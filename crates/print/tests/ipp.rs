@@ -834,3 +834,54 @@ async fn an_open_ipp_face_beyond_loopback_is_refused_before_it_is_announced() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("refusing to listen on 0.0.0.0"), "{stderr}");
 }
+
+#[tokio::test]
+async fn sigkill_keeps_every_acknowledged_ipp_job_and_drops_the_half_sent_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let daemon = start(dir.path(), "").await;
+    let addr = ipp_addr(&daemon).to_owned();
+    client(&daemon, None)
+        .await
+        .pause("lp")
+        .await
+        .expect("pause");
+    let doc = document(dir.path(), "kept.txt", "kept");
+    let mut kept = Vec::new();
+    for priority in [20, 80, 50] {
+        kept.push(lp(&addr, &doc, &["-q", &priority.to_string()]).await);
+    }
+    // A fourth Print-Job whose document is still on its way.
+    let head = print_job(&addr, "/printers/lp")
+        .document(b"half", false)
+        .bytes();
+    let mut conn = TcpStream::connect(&addr).await.expect("connect");
+    let request = format!(
+        "POST /printers/lp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/ipp\r\n\
+         Content-Length: {}\r\n\r\n",
+        head.len() + 100_000
+    );
+    conn.write_all(request.as_bytes()).await.expect("head");
+    conn.write_all(&head)
+        .await
+        .expect("the start of the document");
+    daemon.kill().await;
+    drop(conn);
+
+    let daemon = start(dir.path(), "").await;
+    let c = client(&daemon, None).await;
+    let pending = pending_order(&c).await;
+    assert_eq!(
+        pending,
+        [kept[1], kept[2], kept[0]],
+        "kept, in priority order"
+    );
+    let docs = std::fs::read_dir(dir.path().join("spool/docs")).expect("docs");
+    assert_eq!(
+        docs.count(),
+        3,
+        "the half-sent document was removed at start"
+    );
+    let listed = stdout(&cups("lpstat", &["-h", ipp_addr(&daemon), "-o"]).await);
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    daemon.kill().await;
+}
