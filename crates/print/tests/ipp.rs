@@ -864,6 +864,17 @@ async fn sigkill_keeps_every_acknowledged_ipp_job_and_drops_the_half_sent_one() 
     conn.write_all(&head)
         .await
         .expect("the start of the document");
+    // Killed once that document is in the spool, so that the restart has a
+    // half-written file to clean up.
+    let docs = dir.path().join("spool/docs");
+    let spooling = async {
+        while std::fs::read_dir(&docs).map_or(0, Iterator::count) < 4 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), spooling)
+        .await
+        .expect("the fourth document is being spooled");
     daemon.kill().await;
     drop(conn);
 
