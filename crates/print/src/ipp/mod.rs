@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backroom_api::print::Printers;
 use backroom_frame::auth::{AuthHandle, Identity};
 use base64::Engine;
 use bytes::Bytes;
@@ -66,6 +67,10 @@ pub struct Face {
     config: IppConfig,
     /// Seconds since the epoch when the face started.
     started: i64,
+    /// The printers, classes and default printer, which are fixed at start:
+    /// names and URIs come from here without a trip to the queue. Their
+    /// states here are stale; the printer operations ask the queue.
+    layout: Printers,
     /// How long a client may send nothing in the middle of a request.
     idle: Duration,
     /// `ipps` when the face speaks TLS, else `ipp`: the scheme of its URIs.
@@ -86,9 +91,17 @@ pub async fn serve(
     stop: CancellationToken,
 ) {
     let tls = frame.tls.clone().map(TlsAcceptor::from);
+    let layout = match shared.with_queue(|q, _, _| Ok(q.printers())).await {
+        Ok(layout) => layout,
+        Err(e) => {
+            tracing::error!(error = %e, "ipp: cannot read the printers; not serving IPP");
+            return;
+        }
+    };
     let face = Arc::new(Face {
         started: shared.clock.now_ms() / 1000,
         scheme: if tls.is_some() { "ipps" } else { "ipp" },
+        layout,
         idle: Duration::from_millis(frame.limits.idle_timeout_ms),
         shared,
         auth: frame.auth.clone(),

@@ -341,7 +341,8 @@ impl Ops<'_> {
     }
 
     /// The printer or class a printer operation names, resolved to a name.
-    async fn destination(&self, printers: &Printers) -> Result<String, Answer> {
+    fn destination(&self) -> Result<String, Answer> {
+        let printers = &self.face.layout;
         let name = match self.request.target()? {
             Target::Printer(Some(name)) => name,
             Target::Printer(None) => printers.default_printer.clone().ok_or_else(|| {
@@ -370,8 +371,7 @@ impl Ops<'_> {
     async fn submit_args(&self) -> Result<(SubmitArgs, Identity, Vec<IppAttribute>), Answer> {
         let request = self.request;
         let who = request.who()?;
-        let printers = self.printers().await?;
-        let printer = self.destination(&printers).await?;
+        let printer = self.destination()?;
         let name = request
             .text("job-name")?
             .or(request.text("document-name")?)
@@ -443,7 +443,7 @@ impl Ops<'_> {
         Ok((args, who, unsupported))
     }
 
-    fn job_answer(&self, job: &Job, printers: &Printers) -> Answer {
+    fn job_answer(&self, job: &Job) -> Answer {
         let wanted = Wanted::from(
             None,
             &[
@@ -456,7 +456,7 @@ impl Ops<'_> {
         );
         Answer::ok().group(
             DelimiterTag::JobAttributes,
-            attrs::job(job, &self.request.site, printers, &wanted),
+            attrs::job(job, &self.request.site, &self.face.layout, &wanted),
         )
     }
 
@@ -479,8 +479,7 @@ impl Ops<'_> {
             .submit(args, who, document)
             .await
             .map_err(creation_refusal)?;
-        let printers = self.printers().await?;
-        Ok(self.job_answer(&job, &printers).ignoring(unsupported))
+        Ok(self.job_answer(&job).ignoring(unsupported))
     }
 
     /// A job without its document: queued held, with an empty document,
@@ -496,8 +495,7 @@ impl Ops<'_> {
             .await
             .map_err(creation_refusal)?;
         self.face.incoming().insert(job.id, hold);
-        let printers = self.printers().await?;
-        Ok(self.job_answer(&job, &printers).ignoring(unsupported))
+        Ok(self.job_answer(&job).ignoring(unsupported))
     }
 
     async fn send_document(&self, document: &mut Document) -> Outcome {
@@ -532,8 +530,7 @@ impl Ops<'_> {
                 return Err(refusal(e));
             }
         };
-        let printers = self.printers().await?;
-        Ok(self.job_answer(&job, &printers))
+        Ok(self.job_answer(&job))
     }
 
     async fn validate_job(&self) -> Outcome {
@@ -567,21 +564,19 @@ impl Ops<'_> {
             .with_queue(move |q, now, _| q.job(id, now))
             .await
             .map_err(refusal)?;
-        let printers = self.printers().await?;
         let wanted = self.request.wanted(&["all"]);
         Ok(Answer::ok().group(
             DelimiterTag::JobAttributes,
-            attrs::job(&job, &self.request.site, &printers, &wanted),
+            attrs::job(&job, &self.request.site, &self.face.layout, &wanted),
         ))
     }
 
     async fn get_jobs(&self) -> Outcome {
         let request = self.request;
-        let printers = self.printers().await?;
         let printer = match request.target()? {
             Target::Server => None,
             Target::Job(_) => return Err(bad("Get-Jobs takes a printer-uri")),
-            Target::Printer(_) => Some(self.destination(&printers).await?),
+            Target::Printer(_) => Some(self.destination()?),
         };
         let owner = match request.operation("my-jobs") {
             None | Some(IppValue::Boolean(false)) => None,
@@ -639,7 +634,7 @@ impl Ops<'_> {
         for job in &jobs {
             answer = answer.group(
                 DelimiterTag::JobAttributes,
-                attrs::job(job, &request.site, &printers, &wanted),
+                attrs::job(job, &request.site, &self.face.layout, &wanted),
             );
         }
         Ok(answer)
@@ -708,8 +703,8 @@ impl Ops<'_> {
     }
 
     async fn get_printer_attributes(&self) -> Outcome {
+        let name = self.destination()?;
         let printers = self.printers().await?;
-        let name = self.destination(&printers).await?;
         self.printer_answer(&printers, &name)
     }
 
@@ -730,8 +725,7 @@ impl Ops<'_> {
     async fn pause(&self, pause: bool) -> Outcome {
         let who = self.request.who()?;
         who.require(Role::Admin).map_err(refusal)?;
-        let printers = self.printers().await?;
-        let name = self.destination(&printers).await?;
+        let name = self.destination()?;
         self.face
             .shared
             .with_queue(move |q, _, ev| {
