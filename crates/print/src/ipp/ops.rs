@@ -823,3 +823,31 @@ impl Upload for Empty {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_as_cups_has_them() {
+        let printer = |name: &str| Some(Target::Printer(Some(name.to_owned())));
+        assert_eq!(parse_path("/printers/office"), printer("office"));
+        assert_eq!(parse_path("/classes/floor1/"), printer("floor1"));
+        assert_eq!(parse_path("/ipp/print"), Some(Target::Printer(None)));
+        assert_eq!(parse_path("/jobs/42"), Some(Target::Job(42)));
+        assert_eq!(parse_path("/"), Some(Target::Server));
+        assert_eq!(parse_path("/jobs"), Some(Target::Server));
+        assert_eq!(parse_path("/jobs/x"), None);
+        assert_eq!(parse_path("/printers/a/b"), None);
+        assert_eq!(parse_path("/admin"), None);
+    }
+
+    #[test]
+    fn only_no_hold_and_indefinite_are_honoured() {
+        let keyword = |k: &str| IppValue::new_keyword(k).expect("keyword");
+        assert_eq!(hold_until(&keyword("indefinite")).ok(), Some(Some(true)));
+        assert_eq!(hold_until(&keyword("no-hold")).ok(), Some(Some(false)));
+        assert_eq!(hold_until(&keyword("night")).ok(), Some(None));
+        assert!(hold_until(&IppValue::Integer(1)).is_err());
+    }
+}
