@@ -1,6 +1,8 @@
 //! `cargo xtask bench print`: how fast the print server durably accepts
-//! jobs, against CUPS taking the same jobs with `lp`, and how fast the queue
-//! answers with 100k jobs waiting.
+//! jobs, against CUPS taking the same jobs with `lp`; the same over IPP, with
+//! one client (Print-Job on kept-alive connections) against backroom's IPP
+//! face and against CUPS; and how fast the queue answers with 100k jobs
+//! waiting, over our protocol and over IPP (Get-Jobs).
 //!
 //! Everything runs as separate processes: the release `backroom-print`, its
 //! load generator (`crates/print/examples/printbench.rs`), the `backroom` CLI, and
@@ -57,11 +59,21 @@ struct Latencies {
     priority_p99_ms: f64,
 }
 
+/// CUPS's figures: `lp` processes, and the IPP client's Print-Job.
+struct Cups {
+    lp: Rate,
+    ipp: Result<Rate, String>,
+}
+
 struct Results {
     ours: Rate,
     ours_cli: Option<Rate>,
+    ours_ipp: Option<Rate>,
     cups: Option<Rate>,
+    cups_ipp: Option<Rate>,
     latencies: Latencies,
+    /// Get-Jobs of the first page over IPP, p50 and p99 in ms.
+    ipp_list: Option<(f64, f64)>,
 }
 
 fn phase(options: &Options) -> Duration {
@@ -75,7 +87,8 @@ pub fn print(options: &Options) -> Result<(), String> {
     let work = Workdir::new()?;
     let mut notes = Vec::new();
 
-    let (_server, addr) = start_server(&binaries, &work)?;
+    let (_server, addr, ipp) = start_server(&binaries, &work)?;
+    let ipp_uri = format!("ipp://{ipp}/printers/bench");
     run_bench(
         &binaries.bench,
         &["pause", "--addr", &addr, "--printer", "bench"],
@@ -85,27 +98,18 @@ pub fn print(options: &Options) -> Result<(), String> {
         "print: {SUBMITTERS} submitters, {DOC_BYTES} B documents, {} s...",
         phase(options).as_secs()
     );
-    let line = run_bench(
-        &binaries.bench,
-        &[
-            "submit",
-            "--addr",
-            &addr,
-            "--conns",
-            &SUBMITTERS.to_string(),
-            "--secs",
-            &phase(options).as_secs_f64().to_string(),
-            "--size",
-            &DOC_BYTES.to_string(),
-        ],
-    )?;
-    let ours = Rate {
-        jobs: number(&line, "jobs")?,
-        secs: number(&line, "secs")?,
-        per_s: number(&line, "jobs_per_s")?,
-        p50_ms: Some(number(&line, "p50_ms")?),
-        p99_ms: Some(number(&line, "p99_ms")?),
-    };
+    let ours = submit_rate(&binaries.bench, "submit", "--addr", &addr, options)?;
+
+    eprintln!(
+        "print: IPP Print-Job, {SUBMITTERS} connections, {} s...",
+        phase(options).as_secs()
+    );
+    let ours_ipp = submit_rate(&binaries.bench, "ipp-submit", "--uri", &ipp_uri, options)
+        .map(Some)
+        .unwrap_or_else(|e| {
+            notes.push(format!("backroom's IPP face: {e}"));
+            None
+        });
 
     let doc = work.path.join("doc.txt");
     std::fs::write(&doc, document()).map_err(|e| format!("cannot write {}: {e}", doc.display()))?;
@@ -130,12 +134,21 @@ pub fn print(options: &Options) -> Result<(), String> {
         None
     });
 
-    let cups = measure_cups(options, &work, &doc)
+    let cups = measure_cups(options, &work, &doc, &binaries.bench)
         .map(Some)
         .unwrap_or_else(|e| {
             notes.push(e);
             None
         });
+    let (cups, cups_ipp) = match cups {
+        Some(Cups { lp, ipp }) => {
+            let ipp = ipp
+                .map_err(|e| notes.push(format!("CUPS over IPP: {e}")))
+                .ok();
+            (Some(lp), ipp)
+        }
+        None => (None, None),
+    };
 
     eprintln!("print: filling the queue to {QUEUED} jobs...");
     let filled = run_bench(
@@ -156,6 +169,17 @@ pub fn print(options: &Options) -> Result<(), String> {
         &binaries.bench,
         &["latency", "--addr", &addr, "--reps", reps],
     )?;
+    eprintln!("print: IPP Get-Jobs latency...");
+    let ipp_list = run_bench(
+        &binaries.bench,
+        &["ipp-list", "--uri", &ipp_uri, "--reps", reps],
+    )
+    .and_then(|line| Ok((number(&line, "p50_ms")?, number(&line, "p99_ms")?)))
+    .map(Some)
+    .unwrap_or_else(|e| {
+        notes.push(format!("IPP Get-Jobs: {e}"));
+        None
+    });
     let latencies = Latencies {
         queued: number(&line, "queued")?,
         fill_secs: number(&filled, "secs")?,
@@ -168,8 +192,11 @@ pub fn print(options: &Options) -> Result<(), String> {
     let results = Results {
         ours,
         ours_cli,
+        ours_ipp,
         cups,
+        cups_ipp,
         latencies,
+        ipp_list,
     };
     print_table(options, &results, &notes, started.elapsed());
     if options.json {
@@ -251,8 +278,9 @@ impl Drop for Workdir {
 }
 
 /// Starts `backroom-print` with one `file:` printer, paused by the caller so
-/// that the jobs stay queued, and room for every job the run submits.
-fn start_server(binaries: &Binaries, work: &Workdir) -> Result<(Guard, String), String> {
+/// that the jobs stay queued, and room for every job the run submits. Returns
+/// its frame address and its IPP address.
+fn start_server(binaries: &Binaries, work: &Workdir) -> Result<(Guard, String, String), String> {
     let config = work.path.join("print.toml");
     let text = format!(
         "spool = \"{}\"\nmax_jobs = 10000000\nmax_spool_bytes = 68719476736\n\n\
@@ -261,17 +289,50 @@ fn start_server(binaries: &Binaries, work: &Workdir) -> Result<(Guard, String), 
         work.path.join("out").display()
     );
     std::fs::write(&config, text).map_err(|e| format!("cannot write the config: {e}"))?;
-    Guard::spawn_announced(
+    let (server, addrs) = Guard::spawn_listening(
         "backroom-print",
         Command::new(&binaries.server)
             .args(["--config", &config.display().to_string()])
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--ipp", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stderr(Stdio::inherit()),
-        "listening print ",
+        &["print", "ipp"],
         Duration::from_secs(30),
-    )
+    )?;
+    Ok((server, addrs[0].to_string(), addrs[1].to_string()))
+}
+
+/// A submit run of the load generator: `mode` is `submit` (our protocol,
+/// `--addr`) or `ipp-submit` (IPP Print-Job, `--uri`).
+fn submit_rate(
+    bench: &Path,
+    mode: &str,
+    flag: &str,
+    target: &str,
+    options: &Options,
+) -> Result<Rate, String> {
+    let line = run_bench(
+        bench,
+        &[
+            mode,
+            flag,
+            target,
+            "--conns",
+            &SUBMITTERS.to_string(),
+            "--secs",
+            &phase(options).as_secs_f64().to_string(),
+            "--size",
+            &DOC_BYTES.to_string(),
+        ],
+    )?;
+    Ok(Rate {
+        jobs: number(&line, "jobs")?,
+        secs: number(&line, "secs")?,
+        per_s: number(&line, "jobs_per_s")?,
+        p50_ms: Some(number(&line, "p50_ms")?),
+        p99_ms: Some(number(&line, "p99_ms")?),
+    })
 }
 
 /// Runs the load generator to its end and parses its JSON line.
@@ -359,8 +420,14 @@ fn processes(length: Duration, command: impl Fn(usize) -> Command + Sync) -> Res
 // ------------------------------------------------------------------ CUPS
 
 /// A private cupsd: its own root, spool and logs, listening on a free
-/// loopback port, with one raw queue whose device is `/dev/null`.
-fn measure_cups(options: &Options, work: &Workdir, doc: &Path) -> Result<Rate, String> {
+/// loopback port, with one raw queue whose device is `/dev/null`; measured
+/// with `lp`, then with the load generator's IPP Print-Job.
+fn measure_cups(
+    options: &Options,
+    work: &Workdir,
+    doc: &Path,
+    bench: &Path,
+) -> Result<Cups, String> {
     for program in ["cupsd", "lp", "lpadmin", "cupsdisable"] {
         if !proc::installed(program) && !Path::new("/usr/sbin").join(program).is_file() {
             return Err(CUPS_HINT.to_owned());
@@ -435,13 +502,20 @@ fn measure_cups(options: &Options, work: &Workdir, doc: &Path) -> Result<Rate, S
         phase(options).as_secs()
     );
     let doc = doc.display().to_string();
-    let rate = processes(phase(options), |_| {
+    let lp = processes(phase(options), |_| {
         let mut command = Command::new("lp");
         command.args(["-h", &server, "-d", "bench", &doc]);
         command
     })?;
     daemon.check_alive()?;
-    Ok(rate)
+    eprintln!(
+        "cups: IPP Print-Job, {SUBMITTERS} connections, {} s...",
+        phase(options).as_secs()
+    );
+    let uri = format!("ipp://{server}/printers/bench");
+    let ipp = submit_rate(bench, "ipp-submit", "--uri", &uri, options);
+    daemon.check_alive()?;
+    Ok(Cups { lp, ipp })
 }
 
 /// Admin programs live in /usr/sbin, which is not always on a user's PATH.
@@ -481,6 +555,28 @@ fn verdict_ms(p99: f64) -> String {
     }
 }
 
+fn header(title: &str) {
+    println!(
+        "{:<34}{:>9}{:>8}{:>10}{:>9}{:>9}{:>9}  aim",
+        title, "jobs", "secs", "jobs/s", "p50 ms", "p99 ms", "vs cups"
+    );
+}
+
+/// One rate, and its ratio to CUPS's rate `cups` when there is one.
+fn row(label: &str, rate: &Rate, cups: Option<f64>, aim: String) {
+    println!(
+        "{:<34}{:>9.0}{:>8.1}{:>10.0}{:>9}{:>9}{:>9}  {}",
+        label,
+        rate.jobs,
+        rate.secs,
+        rate.per_s,
+        fmt_opt(rate.p50_ms, 2),
+        fmt_opt(rate.p99_ms, 2),
+        ratio(rate.per_s, cups).map_or_else(|| "-".to_owned(), |r| format!("{r:.1}x")),
+        aim
+    );
+}
+
 fn print_table(options: &Options, results: &Results, notes: &[String], took: Duration) {
     let mode = if options.quick { "quick" } else { "full" };
     let cups = results.cups.map(|c| c.per_s);
@@ -490,33 +586,37 @@ fn print_table(options: &Options, results: &Results, notes: &[String], took: Dur
         took.as_secs_f64()
     );
     println!();
-    println!(
-        "{:<34}{:>9}{:>8}{:>10}{:>9}{:>9}{:>9}  aim",
-        "durably accepted jobs, 1 KiB, x8", "jobs", "secs", "jobs/s", "p50 ms", "p99 ms", "vs cups"
-    );
-    let row = |label: &str, rate: &Rate, aim: String| {
-        println!(
-            "{:<34}{:>9.0}{:>8.1}{:>10.0}{:>9}{:>9}{:>9}  {}",
-            label,
-            rate.jobs,
-            rate.secs,
-            rate.per_s,
-            fmt_opt(rate.p50_ms, 2),
-            fmt_opt(rate.p99_ms, 2),
-            ratio(rate.per_s, cups).map_or_else(|| "-".to_owned(), |r| format!("{r:.1}x")),
-            aim
-        );
-    };
+    header("durably accepted jobs, 1 KiB, x8");
     row(
         "backroom-print (8 connections)",
         &results.ours,
+        cups,
         verdict_ratio(ratio(results.ours.per_s, cups)),
     );
     if let Some(cli) = &results.ours_cli {
-        row("backroom print submit (process/job)", cli, String::new());
+        row(
+            "backroom print submit (process/job)",
+            cli,
+            cups,
+            String::new(),
+        );
     }
     if let Some(c) = &results.cups {
-        row("CUPS lp (process/job)", c, String::new());
+        row("CUPS lp (process/job)", c, cups, String::new());
+    }
+    println!();
+    let cups_ipp = results.cups_ipp.map(|c| c.per_s);
+    header("IPP Print-Job, 1 KiB, x8");
+    if let Some(ours) = &results.ours_ipp {
+        row(
+            "backroom-print IPP face",
+            ours,
+            cups_ipp,
+            verdict_ratio(ratio(ours.per_s, cups_ipp)),
+        );
+    }
+    if let Some(c) = &results.cups_ipp {
+        row("CUPS cupsd", c, cups_ipp, String::new());
     }
     println!();
     let l = &results.latencies;
@@ -528,6 +628,10 @@ fn print_table(options: &Options, results: &Results, notes: &[String], took: Dur
         ("list the first page", l.list_p50_ms, l.list_p99_ms),
         ("change a priority", l.priority_p50_ms, l.priority_p99_ms),
     ] {
+        println!("{label:<46}{p50:>10.2}{p99:>9.2}  {}", verdict_ms(p99));
+    }
+    if let Some((p50, p99)) = results.ipp_list {
+        let label = "IPP Get-Jobs, the first page";
         println!("{label:<46}{p50:>10.2}{p99:>9.2}  {}", verdict_ms(p99));
     }
     if !notes.is_empty() {
@@ -564,6 +668,16 @@ fn summary(options: &Options, results: &Results, notes: &[String]) -> Value {
         ("ours", rate_json(Some(&results.ours))),
         ("ours_cli", rate_json(results.ours_cli.as_ref())),
         ("cups", rate_json(results.cups.as_ref())),
+        ("ours_ipp", rate_json(results.ours_ipp.as_ref())),
+        ("cups_ipp", rate_json(results.cups_ipp.as_ref())),
+        (
+            "ratio_ipp",
+            ratio(
+                results.ours_ipp.map_or(0.0, |r| r.per_s),
+                results.cups_ipp.map(|c| c.per_s),
+            )
+            .into(),
+        ),
         ("ratio", ratio(results.ours.per_s, cups).into()),
         (
             "ratio_cli",
@@ -579,6 +693,14 @@ fn summary(options: &Options, results: &Results, notes: &[String]) -> Value {
                 ("list_p99_ms", l.list_p99_ms.into()),
                 ("priority_p50_ms", l.priority_p50_ms.into()),
                 ("priority_p99_ms", l.priority_p99_ms.into()),
+                (
+                    "ipp_list_p50_ms",
+                    results.ipp_list.map(|(p50, _)| p50).into(),
+                ),
+                (
+                    "ipp_list_p99_ms",
+                    results.ipp_list.map(|(_, p99)| p99).into(),
+                ),
                 ("aim_ms", LATENCY_AIM_MS.into()),
             ]),
         ),

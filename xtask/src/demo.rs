@@ -215,6 +215,8 @@ pub struct Suite {
     pub origin: Origin,
     pub files: SocketAddr,
     pub print: SocketAddr,
+    /// The print server's IPP face, for `lp -h` and desktops.
+    pub ipp: SocketAddr,
     pub db: SocketAddr,
     pub proxy: SocketAddr,
     pub admin: SocketAddr,
@@ -274,8 +276,10 @@ impl Suite {
                 &dir("print"),
                 "--config",
                 &print_config.display().to_string(),
+                "--ipp",
+                "127.0.0.1:0",
             ],
-            &["print"],
+            &["print", "ipp"],
         )?;
         let db = start("db", &bins.db, &["--data", &dir("db")], &["db"])?;
         let proxy = start(
@@ -310,6 +314,7 @@ impl Suite {
             origin,
             files: files[0],
             print: print[0],
+            ipp: print[1],
             db: db[0],
             proxy: proxy[0],
             admin: proxy[1],
@@ -458,6 +463,8 @@ impl Suite {
             "\nthe backroom demo is running:\n  \
              files   {}\n  \
              print   {}   (printers laser and archive, class office)\n  \
+             ipp     {}   (try: lp -h {} -U admin -d office FILE; the password is\n          \
+             the token in {})\n  \
              db      {}   (databases main and holidays)\n  \
              proxy   {}   admin {}\n  \
              origin  http://{}/   (try: curl -x http://{} http://{}/events)\n  \
@@ -466,6 +473,9 @@ impl Suite {
              opening the dashboard; q quits it and stops the suite...",
             self.files,
             self.print,
+            self.ipp,
+            self.ipp,
+            self.config.display(),
             self.db,
             self.proxy,
             self.admin,

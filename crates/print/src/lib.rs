@@ -7,6 +7,7 @@
 
 mod device;
 mod group;
+mod ipp;
 pub mod order;
 pub mod queue;
 mod service;
@@ -24,7 +25,12 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::ipp::IppConfig;
 pub use device::DeviceSpec;
+
+/// What the binary's readiness line calls the IPP listener:
+/// `listening ipp <addr>`.
+pub const IPP_ANNOUNCE: &str = "ipp";
 
 use crate::device::Device;
 use crate::order::Aging;
@@ -83,6 +89,8 @@ pub struct Config {
     pub policy: Policy,
     /// The device timeout of printers that set none; zero waits for ever.
     pub device_timeout: Duration,
+    /// The IPP face's settings; it serves only when given a listener.
+    pub ipp: IppConfig,
 }
 
 impl Config {
@@ -96,6 +104,7 @@ impl Config {
             default_printer: None,
             policy: Policy::default(),
             device_timeout: DEFAULT_DEVICE_TIMEOUT,
+            ipp: IppConfig::default(),
         }
     }
 
@@ -186,6 +195,10 @@ pub struct FileConfig {
     /// The device timeout of printers that set none, in seconds; 0 waits
     /// for ever.
     pub device_timeout_secs: Option<u64>,
+    /// Where the IPP face listens; off when absent.
+    pub ipp_listen: Option<String>,
+    /// The longest document the IPP face takes, in bytes.
+    pub ipp_max_document_bytes: Option<u64>,
     #[serde(default)]
     pub printers: Vec<PrinterEntry>,
     #[serde(default)]
@@ -237,6 +250,9 @@ impl FileConfig {
         if let Some(name) = &self.error_policy {
             policy.error_policy = name.parse::<ErrorPolicy>()?;
         }
+        if let Some(n) = self.ipp_max_document_bytes {
+            config.ipp.max_document_bytes = n;
+        }
         Ok(())
     }
 }
@@ -267,6 +283,7 @@ pub struct Prepared {
     shared: Arc<Shared>,
     devices: Vec<(String, Device)>,
     frame: ServerConfig,
+    ipp: IppConfig,
 }
 
 /// Opens the spool and the queue, settles the jobs a previous run left
@@ -286,6 +303,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, RunError> {
         shared,
         devices,
         frame: config.frame,
+        ipp: config.ipp,
     })
 }
 
@@ -342,12 +360,53 @@ fn open_blocking(config: Config, now: i64) -> Result<Opened, RunError> {
 }
 
 impl Prepared {
+    /// Refuses an IPP listener beyond loopback when anyone could use it: no
+    /// users and no `insecure`, as for the frame port. The binary asks before
+    /// it announces the listener.
+    pub fn check_ipp(&self, listener: &TcpListener) -> Result<(), RunError> {
+        let addr = listener.local_addr().map_err(StartError::Io)?;
+        self.frame
+            .auth
+            .current()
+            .check_bind(addr, self.frame.insecure)
+            .map_err(StartError::Insecure)?;
+        Ok(())
+    }
+
     /// Serves until `shutdown`, with one worker per printer.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), RunError> {
+        self.serve_with_ipp(listener, None, shutdown).await
+    }
+
+    /// Serves the frame protocol on `listener` and, when given, IPP on
+    /// `ipp`, both over the same queue, until `shutdown`.
+    pub async fn serve_with_ipp(
+        self,
+        listener: TcpListener,
+        ipp: Option<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RunError> {
+        if let Some(ipp) = &ipp {
+            self.check_ipp(ipp)?;
+        }
+        let faces = CancellationToken::new();
+        let ipp = ipp.map(|listener| {
+            tokio::spawn(ipp::serve(
+                listener,
+                self.shared.clone(),
+                self.frame.clone(),
+                self.ipp.clone(),
+                faces.clone(),
+            ))
+        });
+        let shutdown = async {
+            shutdown.await;
+            faces.cancel();
+        };
         let stop = CancellationToken::new();
         let mut workers = Vec::new();
         for ((name, device), waker) in self.devices.into_iter().zip(&self.shared.wakers) {
@@ -363,6 +422,10 @@ impl Prepared {
             shared: self.shared.clone(),
         };
         let served = server::run(listener, self.frame, service, shutdown).await;
+        faces.cancel();
+        if let Some(ipp) = ipp {
+            let _ = ipp.await;
+        }
         stop.cancel();
         for worker in workers {
             let _ = worker.await;

@@ -18,6 +18,10 @@ struct Args {
     /// sim. Repeat for more printers.
     #[arg(long = "printer", value_name = "NAME=KIND:ARG")]
     printers: Vec<PrinterConfig>,
+    /// Also serve IPP (desktops, phones, CUPS's lp) on this address, as
+    /// host:port; off unless given here or as ipp_listen in the config file.
+    #[arg(long, value_name = "ADDR")]
+    ipp: Option<String>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -46,9 +50,16 @@ async fn main() -> anyhow::Result<()> {
     backroom_daemon::on_hangup(move || reload.run());
     let prepared = backroom_print::prepare(config).await?;
     let listener = backroom_daemon::bind(&settings.listen).await?;
-    let ready = [(backroom_api::print::SERVICE, listener.local_addr()?)];
+    let ipp = match args.ipp.or(file.own.ipp_listen) {
+        Some(addr) => Some(backroom_daemon::bind(&addr).await?),
+        None => None,
+    };
+    let mut ready = vec![(backroom_api::print::SERVICE, listener.local_addr()?)];
+    if let Some(ipp) = &ipp {
+        ready.push((backroom_print::IPP_ANNOUNCE, ipp.local_addr()?));
+    }
     prepared
-        .serve(listener, backroom_daemon::ready_until_signal(&ready))
+        .serve_with_ipp(listener, ipp, backroom_daemon::ready_until_signal(&ready))
         .await?;
     Ok(())
 }

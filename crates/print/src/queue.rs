@@ -713,6 +713,35 @@ impl Queue {
         self.commit_one(job, now, events)
     }
 
+    /// Replaces the document of a job still waiting, and holds or releases
+    /// it: how a job created before its document (IPP's Create-Job) gets
+    /// it. Returns the job and the document it had.
+    pub fn attach(
+        &mut self,
+        id: u64,
+        (doc, size): (&str, u64),
+        hold: bool,
+        who: &Identity,
+        now: i64,
+        events: &mut Vec<Event>,
+    ) -> Result<(Job, String), Error> {
+        let mut job = self.owned(id, who)?;
+        self.waiting(&job)?;
+        self.store.set_document(id, doc, size).map_err(db)?;
+        let old = std::mem::replace(&mut job.doc, doc.to_owned());
+        job.size = size;
+        let hold_state = if hold {
+            JobState::Held
+        } else {
+            JobState::Pending
+        };
+        if job.state != hold_state {
+            job.state = hold_state;
+            job.queued_ms = now;
+        }
+        Ok((self.commit_one(job, now, events)?, old))
+    }
+
     /// Queues a finished job again, at the back of its priority.
     pub fn restart(
         &mut self,

@@ -1,6 +1,7 @@
 //! The print service: spools submissions, answers the queue operations and
 //! feeds the watchers.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use backroom_frame::auth::{Identity, Role};
 use backroom_frame::error::Error;
 use backroom_frame::server::{Call, Reply, Service};
 use backroom_frame::stream::ByteStream;
+use bytes::Bytes;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Notify, broadcast, oneshot};
@@ -163,6 +165,19 @@ impl Shared {
     }
 }
 
+/// Where the bytes of a submitted document come from: a frame upload, or the
+/// body of an IPP request.
+pub trait Upload: Send {
+    /// The next piece of the document, or `None` at its end.
+    fn chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, Error>> + Send;
+}
+
+impl Upload for ByteStream {
+    fn chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, Error>> + Send {
+        ByteStream::chunk(self)
+    }
+}
+
 /// The service the frame runtime calls.
 pub struct PrintService {
     pub shared: Arc<Shared>,
@@ -281,24 +296,19 @@ impl PrintService {
         value(self.shared.with_queue(op).await)
     }
 
-    async fn submit(
+    /// Spools a document and queues it: the one way into the queue, for
+    /// every face.
+    pub async fn submit(
         &self,
         args: SubmitArgs,
         who: Identity,
-        upload: ByteStream,
+        upload: impl Upload,
     ) -> Result<backroom_api::print::Job, Error> {
         who.require(Role::ReadWrite)?;
         let used = self.shared.spool_used.load(Ordering::Acquire);
         let checked = args.clone();
         self.read(move |q, _| q.validate(&checked, used)).await?;
-        let doc = self.shared.next_doc_name();
-        let path = self.shared.docs.join(&doc);
-        let mut spooled = Spooled {
-            shared: self.shared.clone(),
-            path: Some(path.clone()),
-            reserved: 0,
-        };
-        spool(&mut spooled, &path, upload, args.size).await?;
+        let (doc, mut spooled) = self.receive(upload, args.size).await?;
         let arrival = Arrival {
             args,
             owner: who.user.clone(),
@@ -318,6 +328,57 @@ impl PrintService {
         committed
             .await
             .map_err(|e| Error::internal(format!("queueing the job failed: {e}")))?
+    }
+
+    /// Streams a new document into the spool, durably; it is removed again
+    /// unless the queue takes it (`Spooled::keep`).
+    async fn receive(
+        &self,
+        upload: impl Upload,
+        declared: Option<u64>,
+    ) -> Result<(String, Spooled), Error> {
+        let doc = self.shared.next_doc_name();
+        let path = self.shared.docs.join(&doc);
+        let mut spooled = Spooled {
+            shared: self.shared.clone(),
+            path: Some(path.clone()),
+            reserved: 0,
+        };
+        spool(&mut spooled, &path, upload, declared).await?;
+        Ok((doc, spooled))
+    }
+
+    /// Spools a document for a waiting job that has none yet, then holds or
+    /// releases the job.
+    pub async fn attach(
+        &self,
+        id: u64,
+        hold: bool,
+        who: Identity,
+        upload: impl Upload,
+    ) -> Result<backroom_api::print::Job, Error> {
+        who.require(Role::ReadWrite)?;
+        let (doc, mut spooled) = self.receive(upload, None).await?;
+        let size = spooled.reserved;
+        let docs = self.shared.docs.clone();
+        // A task of its own, as for `submit`: a client that gives up must not
+        // take the document from under the commit.
+        let shared = self.shared.clone();
+        let committed = tokio::spawn(async move {
+            let op = move |q: &mut Queue, now, ev: &mut Vec<Event>| {
+                q.attach(id, (&doc, size), hold, &who, now, ev)
+            };
+            let answer = shared.with_queue(op).await;
+            let (job, old) = answer?;
+            spooled.keep();
+            if let Err(e) = std::fs::remove_file(docs.join(&old)) {
+                tracing::warn!(doc = %old, error = %e, "cannot remove a replaced document");
+            }
+            Ok(job)
+        });
+        committed
+            .await
+            .map_err(|e| Error::internal(format!("queueing the document failed: {e}")))?
     }
 
     async fn purge(&self, age: Duration) -> Result<backroom_api::print::Count, Error> {
@@ -395,7 +456,7 @@ impl Drop for Spooled {
 async fn spool(
     spooled: &mut Spooled,
     path: &Path,
-    mut upload: ByteStream,
+    mut upload: impl Upload,
     declared: Option<u64>,
 ) -> Result<(), Error> {
     let io = |what: &str, e: std::io::Error| {

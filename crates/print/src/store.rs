@@ -152,6 +152,16 @@ impl Store {
         tx.commit()
     }
 
+    /// Gives a job another document: for a job created before its document
+    /// arrived (IPP's Create-Job, then Send-Document).
+    pub fn set_document(&self, id: u64, doc: &str, size: u64) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE jobs SET doc = ?2, size = ?3 WHERE id = ?1",
+            params![id, doc, size],
+        )?;
+        Ok(())
+    }
+
     /// Writes the changed jobs in one transaction: all of them or none.
     pub fn update(&mut self, jobs: &[&Record]) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
