@@ -268,12 +268,22 @@ pub struct View {
     pub columns: Vec<TableColumn>,
 }
 
-/// Tables, indexes and views of a database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub name: String,
+    pub table: String,
+    pub sql: Option<String>,
+}
+
+/// Tables, indexes, views and triggers of a database, with the caller's
+/// session's TEMP objects.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schema {
     pub tables: Vec<Table>,
     pub indexes: Vec<Index>,
     pub views: Vec<View>,
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
 }
 
 /// Arguments of `create_database` and `drop_database`.

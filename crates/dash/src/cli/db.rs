@@ -672,7 +672,8 @@ impl Mode {
                     .iter()
                     .map(|t| &t.sql)
                     .chain(schema.indexes.iter().map(|i| &i.sql))
-                    .chain(schema.views.iter().map(|v| &v.sql));
+                    .chain(schema.views.iter().map(|v| &v.sql))
+                    .chain(schema.triggers.iter().map(|t| &t.sql));
                 sql.flatten().map(|s| format!("{s};\n")).collect()
             }
         }
