@@ -1,23 +1,25 @@
-//! One open database: its writer thread, its pool of reader threads, its
-//! cursors and backups, and the change feed its writer publishes.
+//! One open database: its shared writer thread, its pool of reader threads,
+//! the connections of its pinned sessions, its cursors and backups, and the
+//! change feed its writers publish.
 //!
 //! All SQLite work happens on these dedicated threads; async callers hand
 //! them jobs and await the answer on a oneshot channel.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use backroom_api::db::{Column, Statement, Value};
 use backroom_frame::auth::Role;
 use backroom_frame::body;
 use backroom_frame::error::{Error, ErrorCode};
 use bytes::{BufMut, Bytes, BytesMut};
-use rusqlite::InterruptHandle;
 use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle as TaskHandle;
 
 use crate::Synchronous;
 use crate::ctl::{CancelOnDrop, Ctl, Slot};
@@ -41,7 +43,20 @@ pub struct EngineSettings {
     pub cursor_page_bytes: usize,
 }
 
-type ReadJob = Box<dyn FnOnce(&mut SqlConn, &Arc<Slot>) + Send>;
+/// Work on a connection, or why it cannot run (its transaction ended).
+pub type ReadJob = Box<dyn FnOnce(Result<(&mut SqlConn, &Arc<Slot>), Error>) + Send>;
+
+/// Which connection a session's work runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// The shared ones: the reader pool and the shared writer.
+    Shared,
+    /// The session's own connection (see [`crate::sessions`]).
+    Pinned(SessionId),
+}
+
+/// Names one session (one client connection) for as long as it lives.
+pub type SessionId = usize;
 
 pub struct Engine {
     pub name: String,
@@ -49,6 +64,9 @@ pub struct Engine {
     settings: EngineSettings,
     writer: Mutex<Option<Sender<WriteJob>>>,
     readers: Mutex<Option<SyncSender<ReadJob>>>,
+    /// The connections of pinned sessions. Each thread holds a sender of the
+    /// shared writer, so the shared writer ends after them.
+    pinned: Mutex<HashMap<SessionId, Sender<WriteJob>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     feed: broadcast::Sender<Change>,
 }
@@ -64,7 +82,7 @@ impl Engine {
         let writer_conn = SqlConn::open(path, Access::Writer, settings.synchronous, create)?;
         let (feed, _) = broadcast::channel(FEED_BACKLOG);
         let (write_tx, write_rx) = std::sync::mpsc::channel();
-        let writer = Writer::new(writer_conn, settings.writer.clone(), feed.clone());
+        let writer = Writer::new(writer_conn, settings.writer.clone(), feed.clone(), None);
         let mut threads = Vec::new();
         threads.push(spawn(format!("db-{name}-writer"), move || {
             writer.run(write_rx)
@@ -84,6 +102,7 @@ impl Engine {
             settings: settings.clone(),
             writer: Mutex::new(Some(write_tx)),
             readers: Mutex::new(Some(read_tx)),
+            pinned: Mutex::new(HashMap::new()),
             threads: Mutex::new(threads),
             feed,
         })
@@ -92,25 +111,79 @@ impl Engine {
     /// Stops taking jobs and hands back the threads, which end once their
     /// queued work is done. Join them off the async workers.
     pub fn close(&self) -> Vec<JoinHandle<()>> {
+        lock(&self.pinned).clear();
         lock(&self.writer).take();
         lock(&self.readers).take();
         std::mem::take(&mut *lock(&self.threads))
+    }
+
+    /// Gives `session` a connection of its own, unless it has one. Blocking.
+    pub fn pin(&self, session: SessionId) -> Result<(), Error> {
+        // Held while the connection opens, so that two calls of one session
+        // never open two connections.
+        let mut pinned = lock(&self.pinned);
+        if pinned.contains_key(&session) {
+            return Ok(());
+        }
+        let shared = lock(&self.writer).clone().ok_or_else(|| self.dropped())?;
+        let conn = SqlConn::open(
+            &self.path,
+            Access::Session,
+            self.settings.synchronous,
+            false,
+        )?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = Writer::new(
+            conn,
+            self.settings.writer.clone(),
+            self.feed.clone(),
+            Some(shared),
+        );
+        // Not joined: it ends when its sender is dropped (by `unpin` or
+        // `close`), and the shared writer, which is joined, outlives it.
+        spawn(format!("db-{}-session", self.name), move || writer.run(rx))?;
+        pinned.insert(session, tx);
+        Ok(())
+    }
+
+    /// Ends `session`'s connection, rolling back its open transaction.
+    pub fn unpin(&self, session: SessionId) {
+        lock(&self.pinned).remove(&session);
+    }
+
+    /// Where `session`'s work on this database runs.
+    pub fn lane(&self, session: SessionId) -> Lane {
+        if lock(&self.pinned).contains_key(&session) {
+            Lane::Pinned(session)
+        } else {
+            Lane::Shared
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.feed.subscribe()
     }
 
-    /// Queues a job for the writer.
-    pub fn send_write(&self, job: WriteJob) -> Result<(), Error> {
-        let writer = lock(&self.writer);
-        let sender = writer.as_ref().ok_or_else(|| self.dropped())?;
+    /// Queues a job for the shared writer, or a pinned session's connection.
+    pub fn send_write(&self, lane: Lane, job: WriteJob) -> Result<(), Error> {
+        let sender = match lane {
+            Lane::Shared => lock(&self.writer).clone(),
+            Lane::Pinned(session) => lock(&self.pinned).get(&session).cloned(),
+        };
+        let sender = sender.ok_or_else(|| self.dropped())?;
         sender.send(job).map_err(|_| self.dropped())
     }
 
-    /// Runs `work` on a reader and waits for it, interrupting it at the
-    /// deadline or when the caller goes away.
-    pub async fn read<T, F>(&self, timeout: Duration, work: F) -> Result<T, Error>
+    /// Runs `work` on a reader, or on a pinned session's connection (in its
+    /// transaction `tx`), and waits for it, interrupting it at the deadline
+    /// or when the caller goes away.
+    pub async fn read<T, F>(
+        &self,
+        lane: Lane,
+        tx: Option<u64>,
+        timeout: Duration,
+        work: F,
+    ) -> Result<T, Error>
     where
         T: Send + 'static,
         F: FnOnce(&mut SqlConn) -> Result<T, Error> + Send + 'static,
@@ -118,7 +191,14 @@ impl Engine {
         let ctl = Ctl::new();
         let (answer, rx) = oneshot::channel();
         let job_ctl = ctl.clone();
-        let job: ReadJob = Box::new(move |conn, slot| {
+        let job: ReadJob = Box::new(move |on| {
+            let (conn, slot) = match on {
+                Ok(on) => on,
+                Err(e) => {
+                    let _ = answer.send(Err(e));
+                    return;
+                }
+            };
             if !job_ctl.start(slot) {
                 let _ = answer.send(Err(Error::cancelled("cancelled before it ran")));
                 return;
@@ -128,47 +208,97 @@ impl Engine {
             slot.finish();
             let _ = answer.send(result);
         });
-        {
-            let readers = lock(&self.readers);
-            let sender = readers.as_ref().ok_or_else(|| self.dropped())?;
-            sender.try_send(job).map_err(|e| match e {
-                TrySendError::Full(_) => Error::busy(format!(
-                    "{READ_QUEUE} reads are already queued on {}; retry later",
-                    self.name
-                )),
-                TrySendError::Disconnected(_) => self.dropped(),
-            })?;
+        match lane {
+            Lane::Shared => self.send_read(job)?,
+            Lane::Pinned(_) => self.send_write(lane, WriteJob::Read { tx, job })?,
         }
         wait(ctl, rx, timeout).await
     }
 
-    /// Streams a read-only statement's rows from a thread of its own, one
-    /// page at a time; the thread waits while the client is behind, so the
-    /// server holds at most a few pages of any result.
+    fn send_read(&self, job: ReadJob) -> Result<(), Error> {
+        let readers = lock(&self.readers);
+        let sender = readers.as_ref().ok_or_else(|| self.dropped())?;
+        sender.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => Error::busy(format!(
+                "{READ_QUEUE} reads are already queued on {}; retry later",
+                self.name
+            )),
+            TrySendError::Disconnected(_) => self.dropped(),
+        })
+    }
+
+    /// Streams a read-only statement's rows one page at a time: from a
+    /// thread and connection of its own, or on a pinned session's
+    /// connection (in its transaction `tx`). The statement waits while the
+    /// client is behind, so the server holds at most a few pages of any
+    /// result; it is interrupted at `timeout`, or when the pages are dropped.
     pub async fn cursor(
         &self,
+        lane: Lane,
+        tx: Option<u64>,
         statement: Statement,
         role: Role,
+        timeout: Duration,
         permit: OwnedSemaphorePermit,
     ) -> Result<(Vec<Column>, CursorPages), Error> {
+        let ctl = Ctl::new();
         let (head_tx, head_rx) = oneshot::channel();
         let (pages_tx, pages) = mpsc::channel(CURSOR_PAGES_AHEAD);
-        let path = self.path.clone();
-        let settings = self.settings.clone();
-        spawn(format!("db-{}-cursor", self.name), move || {
+        let page_bytes = self.settings.cursor_page_bytes;
+        let job_ctl = ctl.clone();
+        let job: ReadJob = Box::new(move |on| {
             let _permit = permit;
-            run_cursor(&path, &settings, &statement, role, head_tx, pages_tx);
-        })?;
-        let (columns, interrupt) = head_rx
+            let (conn, slot) = match on {
+                Ok(on) => on,
+                Err(e) => {
+                    let _ = head_tx.send(Err(e));
+                    return;
+                }
+            };
+            if !job_ctl.start(slot) {
+                let _ = head_tx.send(Err(Error::cancelled("cancelled before it ran")));
+                return;
+            }
+            stream_rows(conn, &statement, role, page_bytes, head_tx, &pages_tx);
+            slot.finish();
+        });
+        let deadline = Instant::now() + timeout;
+        let timer = tokio::spawn({
+            let ctl = ctl.clone();
+            async move {
+                tokio::time::sleep_until(deadline.into()).await;
+                ctl.cancel();
+            }
+        });
+        let pages = CursorPages {
+            pages,
+            ctl,
+            timer,
+            deadline,
+            timeout,
+        };
+        match lane {
+            Lane::Shared => {
+                let path = self.path.clone();
+                let synchronous = self.settings.synchronous;
+                spawn(
+                    format!("db-{}-cursor", self.name),
+                    move || match SqlConn::open(&path, Access::Reader, synchronous, false) {
+                        Ok(mut conn) => {
+                            let slot = Slot::new(conn.conn.get_interrupt_handle());
+                            job(Ok((&mut conn, &slot)));
+                        }
+                        Err(e) => job(Err(e)),
+                    },
+                )?;
+            }
+            Lane::Pinned(_) => self.send_write(lane, WriteJob::Read { tx, job })?,
+        }
+        let columns = head_rx
             .await
-            .map_err(|_| Error::internal("the cursor thread ended early"))??;
-        Ok((
-            columns,
-            CursorPages {
-                pages,
-                interrupt: Some(interrupt),
-            },
-        ))
+            .map_err(|_| Error::internal("the cursor ended early"))?
+            .map_err(|e| pages.explain(e))?;
+        Ok((columns, pages))
     }
 
     /// Copies the database, consistently, to `dest`. Blocking.
@@ -202,7 +332,7 @@ fn serve_reads(mut conn: SqlConn, queue: &Mutex<Receiver<ReadJob>>) {
         // The lock is held only while waiting for the next job.
         let job = lock(queue).recv();
         match job {
-            Ok(job) => job(&mut conn, &slot),
+            Ok(job) => job(Ok((&mut conn, &slot))),
             Err(_) => return,
         }
     }
@@ -219,10 +349,7 @@ pub async fn wait<T>(
     let result = match tokio::time::timeout(timeout, &mut rx).await {
         Ok(answer) => answer.unwrap_or_else(|_| Err(stopped())),
         Err(_) => {
-            let late = Error::timeout(format!(
-                "the statement did not finish within its {} timeout and was interrupted",
-                human(timeout)
-            ));
+            let late = interrupted_at(timeout);
             if ctl.cancel() {
                 // It was running: its thread answers as soon as it stops.
                 match rx.await {
@@ -242,6 +369,14 @@ pub async fn wait<T>(
     result
 }
 
+/// The error of a statement interrupted at its deadline.
+fn interrupted_at(timeout: Duration) -> Error {
+    Error::timeout(format!(
+        "the statement did not finish within its {} timeout and was interrupted",
+        human(timeout)
+    ))
+}
+
 fn stopped() -> Error {
     Error::unavailable("the database stopped before answering")
 }
@@ -249,83 +384,81 @@ fn stopped() -> Error {
 /// The pages of a cursor; dropping them interrupts the cursor's statement.
 pub struct CursorPages {
     pages: mpsc::Receiver<Result<Bytes, Error>>,
-    interrupt: Option<InterruptHandle>,
+    ctl: Arc<Ctl>,
+    /// Interrupts the statement at its deadline.
+    timer: TaskHandle<()>,
+    deadline: Instant,
+    timeout: Duration,
 }
 
 impl CursorPages {
     pub async fn next(&mut self) -> Option<Result<Bytes, Error>> {
-        self.pages.recv().await
+        let page = self.pages.recv().await?;
+        Some(page.map_err(|e| self.explain(e)))
+    }
+
+    /// An interrupt after the deadline is the statement's timeout.
+    fn explain(&self, error: Error) -> Error {
+        if error.code == ErrorCode::Cancelled && Instant::now() >= self.deadline {
+            interrupted_at(self.timeout)
+        } else {
+            error
+        }
     }
 }
 
 impl Drop for CursorPages {
     fn drop(&mut self) {
-        if let Some(interrupt) = self.interrupt.take() {
-            interrupt.interrupt();
-        }
+        self.ctl.cancel();
+        self.timer.abort();
     }
 }
 
-type CursorHead = oneshot::Sender<Result<(Vec<Column>, InterruptHandle), Error>>;
+type CursorHead = oneshot::Sender<Result<Vec<Column>, Error>>;
 
-fn run_cursor(
-    path: &Path,
-    settings: &EngineSettings,
+/// Runs the statement on `conn`, sending its columns to `head` after the
+/// first step (which re-prepares a statement whose schema changed), then
+/// its rows in pages of about `page_bytes`.
+fn stream_rows(
+    conn: &mut SqlConn,
     statement: &Statement,
     role: Role,
+    page_bytes: usize,
     head: CursorHead,
-    pages: mpsc::Sender<Result<Bytes, Error>>,
+    pages: &mpsc::Sender<Result<Bytes, Error>>,
 ) {
-    let opened = SqlConn::open(path, Access::Reader, settings.synchronous, false);
-    let mut conn = match opened {
-        Ok(conn) => conn,
-        Err(e) => {
-            let _ = head.send(Err(e));
-            return;
-        }
-    };
-    let checked = conn.permit(&statement.sql, role).and_then(|policy| {
-        if policy.readonly {
-            Ok(())
-        } else {
-            Err(Error::bad_request(
-                "a cursor runs read-only statements only; use execute to write",
-            ))
-        }
-    });
-    if let Err(e) = checked {
-        let _ = head.send(Err(e));
-        return;
-    }
-    let interrupt = conn.conn.get_interrupt_handle();
-    let mut stmt = match conn.conn.prepare(&statement.sql).map_err(sqlite_error) {
+    let mut stmt = match conn.prepare_read(statement, role) {
         Ok(stmt) => stmt,
         Err(e) => {
             let _ = head.send(Err(e));
             return;
         }
     };
-    if let Err(e) = sql::bind(&mut stmt, statement) {
-        let _ = head.send(Err(e));
-        return;
-    }
-    let columns = sql::columns(&stmt);
-    let width = columns.len();
-    if head.send(Ok((columns, interrupt))).is_err() {
-        return;
-    }
-    let mut rows = stmt.raw_query();
+    let mut head = Some(head);
+    let mut width = 0;
     let mut page: Vec<Vec<Value>> = Vec::new();
     let mut bytes = 0;
+    let mut rows = stmt.raw_query();
     loop {
         let row = match rows.next() {
             Ok(Some(row)) => row,
             Ok(None) => break,
             Err(e) => {
-                let _ = pages.blocking_send(Err(sqlite_error(e)));
+                let error = sqlite_error(e);
+                match head.take() {
+                    Some(head) => drop(head.send(Err(error))),
+                    None => drop(pages.blocking_send(Err(error))),
+                }
                 return;
             }
         };
+        if let Some(head) = head.take() {
+            let columns = sql::columns(row.as_ref());
+            width = columns.len();
+            if head.send(Ok(columns)).is_err() {
+                return;
+            }
+        }
         let mut out = Vec::with_capacity(width);
         for i in 0..width {
             match row.get_ref(i) {
@@ -340,13 +473,18 @@ fn run_cursor(
             }
         }
         page.push(out);
-        if bytes >= settings.cursor_page_bytes {
+        if bytes >= page_bytes {
             if pages.blocking_send(encode_page(&page)).is_err() {
                 return;
             }
             page.clear();
             bytes = 0;
         }
+    }
+    drop(rows);
+    if let Some(head) = head.take() {
+        let _ = head.send(Ok(sql::columns(&stmt)));
+        return;
     }
     if !page.is_empty() {
         let _ = pages.blocking_send(encode_page(&page));
