@@ -4,9 +4,10 @@
 
 mod common;
 
-use backroom_api::db::{BeginArgs, DbClient, ExecArgs, SchemaArgs, Value};
+use backroom_api::db::{BeginArgs, DbClient, ExecArgs, QueryResult, SchemaArgs, Statement, Value};
 use backroom_frame::ErrorCode;
 use common::{WRITER, admin, connect, exec, query, scalar, start, stmt};
+use tokio::task::JoinSet;
 
 fn names(result: &backroom_api::db::QueryResult) -> Vec<String> {
     result.columns.iter().map(|c| c.name.clone()).collect()
@@ -245,5 +246,127 @@ async fn a_sessions_temporary_table_ends_with_it() {
         .await
         .expect_err("not the second session's");
     assert!(err.message.contains("no such table"), "{err}");
+    server.stop().await;
+}
+
+/// Sessions with a TEMP table and PRAGMA settings of their own.
+const PINNED: i64 = 16;
+/// Sessions with neither, on the pooled path, working alongside.
+const POOLED: i64 = 4;
+/// Operations per session: a bounded count, not a time; a multiple of 12.
+const ROUNDS: i64 = 120;
+
+/// Runs `statement` through `query` and checks that its columns are those a
+/// fresh `describe` reports.
+async fn described(db: &DbClient, statement: Statement) -> QueryResult {
+    let sql = statement.sql.clone();
+    let result = db
+        .query_main(statement)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let fresh = db.describe(&args(&sql)).await.expect("describe");
+    let described: Vec<String> = fresh.columns.iter().map(|c| c.name.clone()).collect();
+    assert_eq!(names(&result), described, "{sql}");
+    result
+}
+
+/// One pinned session: its TEMP table `mine` (named like everyone's, with a
+/// column named after the session) and its LIKE setting must stay its own.
+async fn pinned_session(db: DbClient, s: i64) {
+    let column = format!("c{s}");
+    exec(
+        &db,
+        &format!("CREATE TEMP TABLE mine (id INTEGER PRIMARY KEY, {column} INTEGER)"),
+    )
+    .await;
+    let strict = s % 2 == 0;
+    let setting = if strict { "ON" } else { "OFF" };
+    exec(&db, &format!("PRAGMA case_sensitive_like = {setting}")).await;
+    let mut mine = 0;
+    for i in 0..ROUNDS {
+        match i % 4 {
+            0 => {
+                exec(&db, &format!("INSERT INTO mine ({column}) VALUES ({s})")).await;
+                mine += 1;
+                db.execute_main(stmt("INSERT INTO shared VALUES (?, ?)").bind(s).bind(i))
+                    .await
+                    .expect("shared insert");
+            }
+            1 => {
+                let result = described(&db, stmt("SELECT * FROM mine")).await;
+                assert_eq!(names(&result), ["id", column.as_str()]);
+                assert_eq!(result.rows.len(), mine);
+                assert!(result.rows.iter().all(|r| r[1] == Value::Integer(s)));
+            }
+            2 => {
+                let result = described(&db, stmt("SELECT 'a' LIKE 'A' AS folded")).await;
+                assert_eq!(
+                    result.rows,
+                    [[Value::Integer(i64::from(!strict))]],
+                    "session {s}"
+                );
+            }
+            _ => {
+                db.begin(&BeginArgs::default()).await.expect("begin");
+                exec(&db, &format!("INSERT INTO mine ({column}) VALUES ({s})")).await;
+                mine += 1;
+                let result = described(&db, stmt("SELECT count(*) AS n FROM mine")).await;
+                assert_eq!(result.rows, [[Value::Integer(mine as i64)]]);
+                db.commit().await.expect("commit");
+            }
+        }
+    }
+}
+
+/// One pooled session: it sees no TEMP table and SQLite's default LIKE.
+async fn pooled_session(db: DbClient, s: i64) {
+    for i in 0..ROUNDS {
+        match i % 3 {
+            0 => {
+                db.execute_main(stmt("INSERT INTO shared VALUES (?, ?)").bind(s).bind(i))
+                    .await
+                    .expect("shared insert");
+            }
+            1 => {
+                let result = described(&db, stmt("SELECT 'a' LIKE 'A' AS folded")).await;
+                assert_eq!(result.rows, [[Value::Integer(1)]], "pooled session {s}");
+            }
+            _ => {
+                let err = db
+                    .query_main(stmt("SELECT * FROM mine"))
+                    .await
+                    .expect_err("no TEMP table of another session");
+                assert!(err.message.contains("no such table"), "{err}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_sessions_never_see_each_others_state() {
+    let server = start(|_| {}).await;
+    let setup = admin(&server).await;
+    exec(
+        &setup,
+        "CREATE TABLE shared (session INTEGER, round INTEGER)",
+    )
+    .await;
+    let mut set = JoinSet::new();
+    for s in 0..PINNED {
+        set.spawn(pinned_session(admin(&server).await, s));
+    }
+    for s in PINNED..PINNED + POOLED {
+        set.spawn(pooled_session(connect(&server, WRITER).await, s));
+    }
+    while let Some(done) = set.join_next().await {
+        done.expect("a session's checks");
+    }
+    // ROUNDS is a multiple of 12, so these divisions are exact.
+    let pinned_writes = ROUNDS / 4;
+    let pooled_writes = ROUNDS / 3;
+    assert_eq!(
+        scalar(&setup, "SELECT count(*) FROM shared").await,
+        PINNED * pinned_writes + POOLED * pooled_writes
+    );
     server.stop().await;
 }
