@@ -249,6 +249,7 @@ async fn query_or_stream(client: &DbClient, args: &ExecArgs, mode: Mode) -> anyh
 /// Prints a cursor's rows page by page, so memory stays bounded however
 /// many there are. The table's widths are measured on the first page.
 async fn stream_rows(client: &DbClient, args: &ExecArgs, mode: Mode) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let mut cursor = client.cursor(args).await?;
     let mut layout: Option<Layout> = None;
     let mut count = 0u64;
@@ -280,7 +281,12 @@ async fn stream_rows(client: &DbClient, args: &ExecArgs, mode: Mode) -> anyhow::
         print!("{out}");
     }
     match mode {
-        Mode::Json => println!("],\"rows_affected\":0,\"streamed\":true}}"),
+        // A cursor runs read-only statements: nothing was inserted, and the
+        // duration is the whole stream's, as the client saw it.
+        Mode::Json => println!(
+            "],\"rows_affected\":0,\"last_insert_rowid\":0,\"duration_us\":{},\"streamed\":true}}",
+            started.elapsed().as_micros()
+        ),
         Mode::Table => {
             if layout.is_none() {
                 print!("{}", Layout::new(&cursor.columns, &[]).header());
@@ -699,6 +705,7 @@ fn value_json(value: &Value) -> serde_json::Value {
     match value {
         Value::Null => serde_json::Value::Null,
         Value::Integer(i) => serde_json::json!(i),
+        Value::Real(r) if !r.is_finite() => serde_json::json!(real_text(*r)),
         Value::Real(r) => serde_json::json!(r),
         Value::Text(t) => serde_json::json!(t),
         // JSON has no bytes: a blob is an object, so no text is mistaken
@@ -734,7 +741,7 @@ fn cell(value: &Value) -> String {
     match value {
         Value::Null => "NULL".to_owned(),
         Value::Integer(i) => i.to_string(),
-        Value::Real(r) => r.to_string(),
+        Value::Real(r) => real_text(*r),
         Value::Text(t) => t
             .escape_debug()
             .to_string()
@@ -742,6 +749,29 @@ fn cell(value: &Value) -> String {
             .replace("\\'", "'"),
         Value::Blob(b) => format!("x'{}'", to_hex(b)),
     }
+}
+
+/// A real as psql shows one: `Infinity`, `-Infinity` and `NaN` by name
+/// (JSON has no numbers for them), and very large or small magnitudes in
+/// exponent form (`1e+300`), not as hundreds of digits.
+fn real_text(r: f64) -> String {
+    if r.is_nan() {
+        return "NaN".to_owned();
+    }
+    if r.is_infinite() {
+        return if r > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
+    }
+    let magnitude = r.abs();
+    if magnitude != 0.0 && !(1e-4..1e16).contains(&magnitude) {
+        let text = format!("{r:e}");
+        return match text.split_once('e') {
+            Some((mantissa, exponent)) if !exponent.starts_with('-') => {
+                format!("{mantissa}e+{exponent}")
+            }
+            _ => text,
+        };
+    }
+    r.to_string()
 }
 
 /// A result as people read it: an aligned table and a row count, or what a
@@ -985,6 +1015,8 @@ enum Flow {
 /// later one are the same transaction.
 struct Session {
     client: DbClient,
+    /// How to connect again after the server went away.
+    config: ClientConfig,
     db: Option<String>,
     mode: Mode,
     buffer: String,
@@ -1037,7 +1069,34 @@ impl Session {
         Ok(())
     }
 
+    /// Connects again when the server went away since the last statement
+    /// (it restarted, say). A transaction that was open is lost with the old
+    /// connection: that is an error of its own, and the statement does not
+    /// run, since it was meant for the transaction.
+    async fn reconnect_if_lost(&mut self) -> anyhow::Result<()> {
+        // A ping has no effect, so a failed one proves the connection dead
+        // even when its end has not been noticed yet; a failed statement
+        // could not be retried, as it may have run.
+        let alive = match self.client.client().closed() {
+            Some(reason) => Err(reason),
+            None => self.client.client().ping().await.map(drop),
+        };
+        let Err(reason) = alive else {
+            return Ok(());
+        };
+        self.client = connect(&self.config).await?;
+        eprintln!("reconnected to {} ({reason})", self.config.addr);
+        if std::mem::take(&mut self.in_tx) {
+            bail!(
+                "the connection to the server was lost, and with it the open transaction, \
+                 which the server rolled back; this statement did not run"
+            );
+        }
+        Ok(())
+    }
+
     async fn statement(&mut self, sql: &str) -> anyhow::Result<()> {
+        self.reconnect_if_lost().await?;
         match classify(sql) {
             Control::Begin(mode) => {
                 self.client
@@ -1075,10 +1134,12 @@ impl Session {
         let arg = words.next().map(str::to_owned);
         match name {
             ".tables" => {
+                self.reconnect_if_lost().await?;
                 let schema = self.client.schema(&schema_args(&self.db, None)).await?;
                 print!("{}", self.mode.tables(&schema));
             }
             ".schema" => {
+                self.reconnect_if_lost().await?;
                 let schema = self.client.schema(&schema_args(&self.db, arg)).await?;
                 print!("{}", self.mode.schema(&schema));
             }
@@ -1100,6 +1161,12 @@ impl Session {
         if !self.in_tx {
             return Ok(());
         }
+        if self.client.client().closed().is_some() {
+            self.in_tx = false;
+            bail!(
+                "the connection to the server was lost, and the server rolled back the open transaction"
+            );
+        }
         self.in_tx = false;
         let _ = self.client.rollback().await;
         bail!("the input ended inside a transaction; it was rolled back")
@@ -1115,6 +1182,7 @@ fn shell(
     let client = runtime.block_on(connect(config))?;
     let mut session = Session {
         client,
+        config: config.clone(),
         db,
         mode: if json { Mode::Json } else { Mode::Table },
         buffer: String::new(),
@@ -1255,6 +1323,21 @@ mod tests {
         assert_eq!(classify("ROLLBACK TO sp"), Control::Sql);
         assert_eq!(classify("ROLLBACK TRANSACTION TO sp"), Control::Sql);
         assert_eq!(classify("SELECT 1"), Control::Sql);
+    }
+
+    #[test]
+    fn reals_print_as_psql_prints_them() {
+        assert_eq!(real_text(f64::INFINITY), "Infinity");
+        assert_eq!(real_text(f64::NEG_INFINITY), "-Infinity");
+        assert_eq!(real_text(f64::NAN), "NaN");
+        assert_eq!(real_text(1e300), "1e+300");
+        assert_eq!(real_text(-2.5e-300), "-2.5e-300");
+        assert_eq!(real_text(1.5), "1.5");
+        assert_eq!(real_text(0.0), "0");
+        assert_eq!(
+            value_json(&Value::Real(f64::INFINITY)),
+            serde_json::json!("Infinity")
+        );
     }
 
     #[test]
