@@ -348,6 +348,12 @@ pub enum FeedEvent {
     Lagged { missed: u64 },
 }
 
+/// The largest cursor page a client takes. A page holds at least one row, so
+/// it must hold the largest row: SQLite's default limit is 1 000 000 000
+/// bytes per value. The page travels in the protocol's stream chunks, so a
+/// page larger than a frame is fine; only the client holds it whole.
+pub const MAX_CURSOR_PAGE: usize = 1 << 31;
+
 /// The head of a `cursor` reply; the rows follow as pages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CursorHead {
@@ -491,7 +497,7 @@ impl DbClient {
             columns: head.columns,
             stream,
             buffer: BytesMut::new(),
-            max_page: self.client.welcome().limits.max_frame as usize,
+            max_page: MAX_CURSOR_PAGE,
         })
     }
 
