@@ -8,7 +8,7 @@
 //! code, for example `UNIQUE constraint failed: t.x (SQLITE_CONSTRAINT,
 //! extended code 2067)`.
 
-use backroom_frame::client::{Client, ClientConfig, Subscription};
+use backroom_frame::client::{Client, ClientConfig, Subscription, UploadCall};
 use backroom_frame::error::Error;
 use backroom_frame::stream::ByteStream;
 use bytes::{Buf, BytesMut};
@@ -354,6 +354,36 @@ pub enum FeedEvent {
 /// page larger than a frame is fine; only the client holds it whole.
 pub const MAX_CURSOR_PAGE: usize = 1 << 31;
 
+/// The method that streams one value's bytes.
+pub const BLOB_READ: &str = "blob_read";
+/// The method that writes one value from an upload.
+pub const BLOB_WRITE: &str = "blob_write";
+
+/// Arguments of `blob_read` and `blob_write`: one value, by its table,
+/// column and rowid, read or written in pieces with SQLite's incremental
+/// blob I/O.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobArgs {
+    #[serde(default)]
+    pub db: Option<String>,
+    pub table: String,
+    pub column: String,
+    pub rowid: i64,
+    /// For `blob_write`: the length of the upload. The value becomes a blob
+    /// of exactly this many bytes.
+    #[serde(default)]
+    pub bytes: Option<u64>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// The head of a `blob_read` reply (the bytes follow as a stream), and the
+/// answer of `blob_write`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobInfo {
+    pub bytes: u64,
+}
+
 /// The head of a `cursor` reply; the rows follow as pages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CursorHead {
@@ -499,6 +529,17 @@ impl DbClient {
             buffer: BytesMut::new(),
             max_page: MAX_CURSOR_PAGE,
         })
+    }
+
+    /// Streams one value's bytes, however large.
+    pub async fn blob_read(&self, args: &BlobArgs) -> Result<(BlobInfo, ByteStream), Error> {
+        self.client.download(BLOB_READ, args).await
+    }
+
+    /// Starts writing one value of `args.bytes` bytes: `send` them, then
+    /// `finish::<BlobInfo>()`. The row must exist; the value is replaced.
+    pub async fn blob_write(&self, args: &BlobArgs) -> Result<UploadCall, Error> {
+        self.client.upload(BLOB_WRITE, args).await
     }
 
     pub async fn list_databases(&self) -> Result<Vec<DatabaseInfo>, Error> {

@@ -17,6 +17,7 @@ use backroom_api::db::{Column, Statement, Value};
 use backroom_frame::auth::Role;
 use backroom_frame::body;
 use backroom_frame::error::{Error, ErrorCode};
+use backroom_frame::stream::ByteStream;
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle as TaskHandle;
@@ -32,6 +33,8 @@ const READ_QUEUE: usize = 4096;
 const FEED_BACKLOG: usize = 4096;
 /// Cursor pages buffered between the cursor's thread and the network.
 const CURSOR_PAGES_AHEAD: usize = 2;
+/// The pieces a blob is read and written in.
+pub const BLOB_PIECE: usize = 128 * 1024;
 
 /// How every database of a server is run.
 #[derive(Debug, Clone)]
@@ -241,10 +244,55 @@ impl Engine {
         timeout: Duration,
         permit: OwnedSemaphorePermit,
     ) -> Result<(Vec<Column>, CursorPages), Error> {
+        let page_bytes = self.settings.cursor_page_bytes;
+        self.stream(lane, tx, timeout, permit, move |conn, _, head, pages| {
+            stream_rows(conn, &statement, role, page_bytes, head, pages);
+        })
+        .await
+    }
+
+    /// Streams one value's bytes with SQLite's incremental blob I/O, so a
+    /// value of any size travels in small pieces.
+    pub async fn blob(
+        &self,
+        lane: Lane,
+        tx: Option<u64>,
+        place: BlobPlace,
+        timeout: Duration,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<(u64, CursorPages), Error> {
+        self.stream(
+            lane,
+            tx,
+            timeout,
+            permit,
+            move |conn, deadline, head, pages| {
+                stream_blob(conn, &place, deadline, head, pages);
+            },
+        )
+        .await
+    }
+
+    /// Runs `produce` where `lane` says, handing it a head to answer first
+    /// and a channel of pieces, bounded so that it waits for the client.
+    async fn stream<H, P>(
+        &self,
+        lane: Lane,
+        tx: Option<u64>,
+        timeout: Duration,
+        permit: OwnedSemaphorePermit,
+        produce: P,
+    ) -> Result<(H, CursorPages), Error>
+    where
+        H: Send + 'static,
+        P: FnOnce(&mut SqlConn, Instant, oneshot::Sender<Result<H, Error>>, &Pieces)
+            + Send
+            + 'static,
+    {
         let ctl = Ctl::new();
         let (head_tx, head_rx) = oneshot::channel();
         let (pages_tx, pages) = mpsc::channel(CURSOR_PAGES_AHEAD);
-        let page_bytes = self.settings.cursor_page_bytes;
+        let deadline = Instant::now() + timeout;
         let job_ctl = ctl.clone();
         let job: ReadJob = Box::new(move |on| {
             let _permit = permit;
@@ -259,10 +307,9 @@ impl Engine {
                 let _ = head_tx.send(Err(Error::cancelled("cancelled before it ran")));
                 return;
             }
-            stream_rows(conn, &statement, role, page_bytes, head_tx, &pages_tx);
+            produce(conn, deadline, head_tx, &pages_tx);
             slot.finish();
         });
-        let deadline = Instant::now() + timeout;
         let timer = tokio::spawn({
             let ctl = ctl.clone();
             async move {
@@ -282,7 +329,7 @@ impl Engine {
                 let path = self.path.clone();
                 let synchronous = self.settings.synchronous;
                 spawn(
-                    format!("db-{}-cursor", self.name),
+                    format!("db-{}-stream", self.name),
                     move || match SqlConn::open(&path, Access::Reader, synchronous, false) {
                         Ok(mut conn) => {
                             let slot = Slot::new(conn.conn.get_interrupt_handle());
@@ -294,11 +341,11 @@ impl Engine {
             }
             Lane::Pinned(_) => self.send_write(lane, WriteJob::Read { tx, job })?,
         }
-        let columns = head_rx
+        let head = head_rx
             .await
-            .map_err(|_| Error::internal("the cursor ended early"))?
+            .map_err(|_| Error::internal("the stream ended early"))?
             .map_err(|e| pages.explain(e))?;
-        Ok((columns, pages))
+        Ok((head, pages))
     }
 
     /// Copies the database, consistently, to `dest`. Blocking.
@@ -415,6 +462,140 @@ impl Drop for CursorPages {
 }
 
 type CursorHead = oneshot::Sender<Result<Vec<Column>, Error>>;
+/// Where a stream's pieces go, in order.
+type Pieces = mpsc::Sender<Result<Bytes, Error>>;
+
+/// One value: the table, column and rowid SQLite's blob I/O opens.
+#[derive(Debug, Clone)]
+pub struct BlobPlace {
+    pub table: String,
+    pub column: String,
+    pub rowid: i64,
+}
+
+/// An upload awaited from a database thread, until its deadline.
+pub struct Upload {
+    pub stream: ByteStream,
+    pub runtime: tokio::runtime::Handle,
+    pub timeout: Duration,
+    pub deadline: Instant,
+}
+
+impl Upload {
+    fn next(&mut self) -> Result<Option<Bytes>, Error> {
+        let (deadline, stream) = (self.deadline, &mut self.stream);
+        let piece = self.runtime.block_on(async move {
+            tokio::time::timeout_at(deadline.into(), stream.chunk()).await
+        });
+        piece.map_err(|_| interrupted_at(self.timeout))?
+    }
+}
+
+/// Replaces the value at `place` with the `size` bytes of `upload`, written
+/// in place with SQLite's incremental blob I/O, so the server never holds
+/// more than a piece of it. Runs on a writer's thread, inside a savepoint.
+pub fn write_blob(
+    conn: &mut SqlConn,
+    place: &BlobPlace,
+    size: u64,
+    role: Role,
+    mut upload: Upload,
+) -> Result<(), Error> {
+    let length = i64::try_from(size)
+        .map_err(|_| Error::new(ErrorCode::TooLarge, "a blob that large cannot be stored"))?;
+    let sql = format!(
+        "UPDATE {} SET {} = zeroblob(?1) WHERE rowid = ?2",
+        quote(&place.table),
+        quote(&place.column)
+    );
+    let sized = conn.run(&Statement::new(sql).bind(length).bind(place.rowid), role, 0)?;
+    if sized.rows_affected != 1 {
+        return Err(Error::not_found(format!(
+            "{} has no row with rowid {}",
+            place.table, place.rowid
+        )));
+    }
+    let mut blob = conn
+        .conn
+        .blob_open(
+            rusqlite::MAIN_DB,
+            place.table.as_str(),
+            place.column.as_str(),
+            place.rowid,
+            false,
+        )
+        .map_err(sqlite_error)?;
+    let mut offset = 0usize;
+    while let Some(piece) = upload.next()? {
+        if (offset + piece.len()) as u64 > size {
+            return Err(Error::bad_request(format!(
+                "the upload is longer than the {size} bytes it announced"
+            )));
+        }
+        blob.write_at(&piece, offset).map_err(sqlite_error)?;
+        offset += piece.len();
+    }
+    if offset as u64 != size {
+        return Err(Error::bad_request(format!(
+            "the upload ended after {offset} of the {size} bytes it announced"
+        )));
+    }
+    Ok(())
+}
+
+/// An identifier as SQL quotes it.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Sends the value at `place` in pieces of [`BLOB_PIECE`] bytes, after its
+/// length. Blob I/O is not interrupted by SQLite, so the deadline is checked
+/// between pieces.
+fn stream_blob(
+    conn: &mut SqlConn,
+    place: &BlobPlace,
+    deadline: Instant,
+    head: oneshot::Sender<Result<u64, Error>>,
+    pieces: &Pieces,
+) {
+    let opened = conn.conn.blob_open(
+        rusqlite::MAIN_DB,
+        place.table.as_str(),
+        place.column.as_str(),
+        place.rowid,
+        true,
+    );
+    let blob = match opened {
+        Ok(blob) => blob,
+        Err(e) => {
+            let _ = head.send(Err(sqlite_error(e)));
+            return;
+        }
+    };
+    if head.send(Ok(blob.len() as u64)).is_err() {
+        return;
+    }
+    let mut buf = vec![0u8; BLOB_PIECE];
+    let mut offset = 0;
+    while offset < blob.len() {
+        if Instant::now() >= deadline {
+            let _ = pieces.blocking_send(Err(Error::cancelled("interrupted")));
+            return;
+        }
+        let n = BLOB_PIECE.min(blob.len() - offset);
+        if let Err(e) = blob.read_at_exact(&mut buf[..n], offset) {
+            let _ = pieces.blocking_send(Err(sqlite_error(e)));
+            return;
+        }
+        offset += n;
+        if pieces
+            .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
 
 /// Runs the statement on `conn`, sending its columns to `head` after the
 /// first step (which re-prepares a statement whose schema changed), then
@@ -425,7 +606,7 @@ fn stream_rows(
     role: Role,
     page_bytes: usize,
     head: CursorHead,
-    pages: &mpsc::Sender<Result<Bytes, Error>>,
+    pages: &Pieces,
 ) {
     let mut stmt = match conn.prepare_read(statement, role) {
         Ok(stmt) => stmt,

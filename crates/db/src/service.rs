@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use backroom_api::db::{
-    BackupArgs, BackupInfo, BatchArgs, BeginArgs, CursorHead, DEFAULT_DB, DatabaseArgs,
-    DatabaseInfo, Description, ExecArgs, FeedEvent, Index, QueryResult, Schema, SchemaArgs,
-    Statement, Table, TableColumn, Trigger, TxInfo, View, WatchArgs,
+    BLOB_READ, BLOB_WRITE, BackupArgs, BackupInfo, BatchArgs, BeginArgs, BlobArgs, BlobInfo,
+    CursorHead, DEFAULT_DB, DatabaseArgs, DatabaseInfo, Description, ExecArgs, FeedEvent, Index,
+    QueryResult, Schema, SchemaArgs, Statement, Table, TableColumn, Trigger, TxInfo, View,
+    WatchArgs,
 };
 use backroom_frame::auth::{Identity, Role};
 use backroom_frame::body;
@@ -19,15 +20,15 @@ use backroom_frame::error::{Error, ErrorCode};
 use backroom_frame::server::{BodyStream, Call, EventStream, Reply, Service};
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
-use tokio::sync::{Mutex, Semaphore, broadcast, oneshot};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, broadcast, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
 use crate::ctl::Ctl;
-use crate::engine::{self, Engine, EngineSettings, Lane};
+use crate::engine::{self, BlobPlace, Engine, EngineSettings, Lane};
 use crate::sessions::{self, Bound, Sessions};
 use crate::sql::{self, SqlConn, sqlite_error};
-use crate::writer::{Ran, WriteJob, WriterSettings};
+use crate::writer::{Apply, Ran, WriteJob, WriterSettings};
 
 /// The most statements one batch may hold.
 const MAX_BATCH: usize = 10_000;
@@ -53,6 +54,10 @@ struct Inner {
 impl Service for DbService {
     async fn call(&self, call: Call) -> Result<Reply, Error> {
         let this = &self.0;
+        if call.method == BLOB_WRITE {
+            // It takes the call, for its upload.
+            return Reply::value(&this.blob_write(call).await?);
+        }
         match call.method.as_str() {
             "query" => Reply::value(&this.statement(&call, true).await?),
             "execute" => Reply::value(&this.statement(&call, false).await?),
@@ -63,6 +68,7 @@ impl Service for DbService {
             "describe" => Reply::value(&this.describe(&call).await?),
             "schema" => Reply::value(&this.schema(&call).await?),
             "cursor" => this.cursor(&call).await,
+            BLOB_READ => this.blob_read(&call).await,
             "list_databases" => Reply::value(&this.list_databases(&call).await?),
             "create_database" => Reply::value(&this.create_database(&call).await?),
             "drop_database" => Reply::value(&this.drop_database(&call).await?),
@@ -474,32 +480,94 @@ impl Inner {
             .await
     }
 
+    /// A slot among the streams (cursors and blob reads) open at once.
+    fn stream_permit(&self) -> Result<OwnedSemaphorePermit, Error> {
+        self.cursors.clone().try_acquire_owned().map_err(|_| {
+            Error::busy(format!(
+                "{} cursors are open on this server; retry when one ends",
+                self.config.max_cursors
+            ))
+        })
+    }
+
     async fn cursor(&self, call: &Call) -> Result<Reply, Error> {
         let args: ExecArgs = call.args()?;
         let timeout = self.timeout(args.timeout_ms)?;
         let engine = self.engine(args.db.as_deref()).await?;
         let (lane, tx) = self.route(&call.identity, &engine);
-        let permit = self.cursors.clone().try_acquire_owned().map_err(|_| {
-            Error::busy(format!(
-                "{} cursors are open on this server; retry when one ends",
-                self.config.max_cursors
-            ))
-        })?;
+        let permit = self.stream_permit()?;
+        let role = call.identity.role;
         let (columns, pages) = engine
-            .cursor(
-                lane,
-                tx,
-                args.statement,
-                call.identity.role,
-                timeout,
-                permit,
-            )
+            .cursor(lane, tx, args.statement, role, timeout, permit)
             .await?;
         let head = body::try_encode(&CursorHead { columns })?;
-        let body: BodyStream = Box::pin(futures_util::stream::unfold(pages, |mut pages| async {
-            pages.next().await.map(|page| (page, pages))
-        }));
-        Ok(Reply::Stream { head, body })
+        Ok(Reply::Stream {
+            head,
+            body: pieces(pages),
+        })
+    }
+
+    async fn blob_read(&self, call: &Call) -> Result<Reply, Error> {
+        let args: BlobArgs = call.args()?;
+        let timeout = self.timeout(args.timeout_ms)?;
+        let engine = self.engine(args.db.as_deref()).await?;
+        let (lane, tx) = self.route(&call.identity, &engine);
+        let permit = self.stream_permit()?;
+        let place = BlobPlace {
+            table: args.table,
+            column: args.column,
+            rowid: args.rowid,
+        };
+        let (bytes, pages) = engine.blob(lane, tx, place, timeout, permit).await?;
+        let head = body::try_encode(&BlobInfo { bytes })?;
+        Ok(Reply::Stream {
+            head,
+            body: pieces(pages),
+        })
+    }
+
+    /// Writes one value from the call's upload, atomically: in the
+    /// session's transaction, or in a transaction of its own.
+    async fn blob_write(&self, mut call: Call) -> Result<BlobInfo, Error> {
+        let args: BlobArgs = call.args()?;
+        let role = call.identity.role;
+        call.identity.require(Role::ReadWrite)?;
+        let Some(bytes) = args.bytes else {
+            return Err(Error::bad_request(
+                "blob_write needs the length of its upload in bytes",
+            ));
+        };
+        let timeout = self.timeout(args.timeout_ms)?;
+        let engine = self.engine(args.db.as_deref()).await?;
+        let (lane, tx) = self.route(&call.identity, &engine);
+        let upload = call.take_upload()?;
+        let runtime = tokio::runtime::Handle::current();
+        let deadline = std::time::Instant::now() + timeout;
+        let place = BlobPlace {
+            table: args.table,
+            column: args.column,
+            rowid: args.rowid,
+        };
+        let work: Apply = Box::new(move |conn| {
+            let upload = engine::Upload {
+                stream: upload,
+                runtime,
+                timeout,
+                deadline,
+            };
+            engine::write_blob(conn, &place, bytes, role, upload)
+        });
+        let ctl = Ctl::new();
+        let (answer, rx) = oneshot::channel();
+        let job = WriteJob::Apply {
+            tx,
+            ctl: ctl.clone(),
+            work,
+            answer,
+        };
+        engine.send_write(lane, job)?;
+        engine::wait(ctl, rx, timeout).await?;
+        Ok(BlobInfo { bytes })
     }
 
     async fn list_databases(&self, call: &Call) -> Result<Vec<DatabaseInfo>, Error> {
@@ -703,6 +771,13 @@ impl Inner {
             }));
         Ok(Reply::Subscription { head, events })
     }
+}
+
+/// A stream's pieces as a reply body.
+fn pieces(pages: engine::CursorPages) -> BodyStream {
+    Box::pin(futures_util::stream::unfold(pages, |mut pages| async {
+        pages.next().await.map(|page| (page, pages))
+    }))
 }
 
 fn read_schema(conn: &mut SqlConn, only: Option<&str>) -> rusqlite::Result<Schema> {

@@ -39,6 +39,8 @@ pub struct Change {
 }
 
 pub type Answer<T> = oneshot::Sender<Result<T, Error>>;
+/// A write the server runs on a writer's connection.
+pub type Apply = Box<dyn FnOnce(&mut SqlConn) -> Result<(), Error> + Send>;
 type Outcome = Result<Ran, Error>;
 
 /// What became of statements sent to a writer.
@@ -66,6 +68,14 @@ pub enum WriteJob {
     Read {
         tx: Option<u64>,
         job: ReadJob,
+    },
+    /// A write of the server's own (a blob from an upload), atomic like a
+    /// statement: in the open transaction `tx`, or in one of its own.
+    Apply {
+        tx: Option<u64>,
+        ctl: Arc<Ctl>,
+        work: Apply,
+        answer: Answer<()>,
     },
     /// A session's connection asks to write: the shared writer answers when
     /// it is free, then parks until `release` is dropped.
@@ -101,7 +111,9 @@ impl WriteJob {
     /// The transaction the job belongs to, if any.
     fn tx(&self) -> Option<u64> {
         match self {
-            WriteJob::Exec { tx, .. } | WriteJob::Read { tx, .. } => *tx,
+            WriteJob::Exec { tx, .. } | WriteJob::Read { tx, .. } | WriteJob::Apply { tx, .. } => {
+                *tx
+            }
             WriteJob::Begin { .. } | WriteJob::Lease { .. } => None,
             WriteJob::Commit { tx, .. } | WriteJob::Rollback { tx, .. } => Some(*tx),
         }
@@ -249,6 +261,19 @@ impl Writer {
             WriteJob::Exec { tx: None, .. } => self.group_commit(job, jobs),
             WriteJob::Read { tx: None, job } => job(Ok((&mut self.conn, &self.slot))),
             WriteJob::Read { tx: Some(tx), job } => job(Err(self.gone(tx, false))),
+            WriteJob::Apply {
+                tx: None,
+                ctl,
+                work,
+                answer,
+            } => self.apply_alone(&ctl, work, answer),
+            WriteJob::Apply {
+                tx: Some(tx),
+                answer,
+                ..
+            } => {
+                let _ = answer.send(Err(self.gone(tx, false)));
+            }
             WriteJob::Lease {
                 ctl,
                 granted,
@@ -394,19 +419,17 @@ impl Writer {
                 ..
             } => {
                 let result = self.guarded(&statements, role, &ctl);
-                if let Err(error) = &result {
-                    if self.conn.conn.is_autocommit() {
-                        // SQLite itself ended the transaction (an interrupt or
-                        // a full disk does); the client must hear of it.
-                        self.open = None;
-                        lock(&self.changes).clear();
-                        let reason = format!("transaction rolled back by SQLite after: {error}");
-                        self.ended.insert(id, Error::conflict(reason));
-                    }
-                }
+                self.note_if_ended(id, &result);
                 let _ = answer.send(result.map(Ran::Done));
             }
             WriteJob::Read { job, .. } => job(Ok((&mut self.conn, &self.slot))),
+            WriteJob::Apply {
+                ctl, work, answer, ..
+            } => {
+                let result = self.in_savepoint(&ctl, |conn| apply(work, conn));
+                self.note_if_ended(id, &result);
+                let _ = answer.send(result);
+            }
             WriteJob::Commit { answer, .. } => {
                 self.open = None;
                 let _ = answer.send(self.commit());
@@ -420,6 +443,19 @@ impl Writer {
             }
             WriteJob::Begin { .. } | WriteJob::Lease { .. } => {}
         }
+    }
+
+    /// Notes that SQLite itself ended transaction `id` after a failure (an
+    /// interrupt or a full disk does), so that the client hears of it.
+    fn note_if_ended<T>(&mut self, id: u64, result: &Result<T, Error>) {
+        let Err(error) = result else { return };
+        if !self.conn.conn.is_autocommit() {
+            return;
+        }
+        self.open = None;
+        lock(&self.changes).clear();
+        let reason = format!("transaction rolled back by SQLite after: {error}");
+        self.ended.insert(id, Error::conflict(reason));
     }
 
     /// Commits the open transaction and publishes its changes; on failure
@@ -469,56 +505,90 @@ impl Writer {
         role: Role,
         ctl: &Ctl,
     ) -> Result<Vec<QueryResult>, Error> {
+        let max = self.settings.max_result_bytes;
+        let batch = statements.len() > 1;
+        self.in_savepoint(ctl, |conn| {
+            let mut results = Vec::with_capacity(statements.len());
+            for (i, statement) in statements.iter().enumerate() {
+                let result = conn.run(statement, role, max).map_err(|error| {
+                    if !batch {
+                        return error;
+                    }
+                    Error::new(
+                        error.code,
+                        format!("statement {} of the batch failed: {}", i + 1, error.message),
+                    )
+                })?;
+                results.push(result);
+            }
+            Ok(results)
+        })
+    }
+
+    /// Runs `work` inside a savepoint, claimed by `ctl`, so that a failure
+    /// undoes exactly its writes and their change-feed entries.
+    fn in_savepoint<T>(
+        &mut self,
+        ctl: &Ctl,
+        work: impl FnOnce(&mut SqlConn) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         if !ctl.start(&self.slot) {
             return Err(Error::cancelled(
                 "the statement was cancelled before it ran",
             ));
         }
-        let result = self.savepoint(statements, role);
+        let result = self.savepoint(work);
         self.slot.finish();
         result
     }
 
-    fn savepoint(
+    fn savepoint<T>(
         &mut self,
-        statements: &[Statement],
-        role: Role,
-    ) -> Result<Vec<QueryResult>, Error> {
+        work: impl FnOnce(&mut SqlConn) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let mark = lock(&self.changes).len();
         self.conn
             .conn
             .execute_batch("SAVEPOINT backroom_stmt")
             .map_err(sqlite_error)?;
-        let max = self.settings.max_result_bytes;
-        let mut results = Vec::with_capacity(statements.len());
-        for (i, statement) in statements.iter().enumerate() {
-            match self.conn.run(statement, role, max) {
-                Ok(result) => results.push(result),
-                Err(error) => {
-                    lock(&self.changes).truncate(mark);
-                    if !self.conn.conn.is_autocommit() {
-                        let _ = self
-                            .conn
-                            .conn
-                            .execute_batch("ROLLBACK TO backroom_stmt; RELEASE backroom_stmt");
-                    }
-                    let error = if statements.len() > 1 {
-                        Error::new(
-                            error.code,
-                            format!("statement {} of the batch failed: {}", i + 1, error.message),
-                        )
-                    } else {
-                        error
-                    };
-                    return Err(error);
+        let result = match work(&mut self.conn) {
+            Ok(result) => result,
+            Err(error) => {
+                lock(&self.changes).truncate(mark);
+                if !self.conn.conn.is_autocommit() {
+                    let _ = self
+                        .conn
+                        .conn
+                        .execute_batch("ROLLBACK TO backroom_stmt; RELEASE backroom_stmt");
                 }
+                return Err(error);
             }
-        }
+        };
         self.conn
             .conn
             .execute_batch("RELEASE backroom_stmt")
             .map_err(sqlite_error)?;
-        Ok(results)
+        Ok(result)
+    }
+
+    /// Runs a write that cannot share a group (it consumes an upload) in a
+    /// transaction of its own, holding the lease when this is a session's
+    /// connection.
+    fn apply_alone(&mut self, ctl: &Arc<Ctl>, work: Apply, answer: Answer<()>) {
+        let result = self.lease(ctl.clone()).and_then(|_lease| {
+            self.conn
+                .conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(sqlite_error)?;
+            match self.in_savepoint(ctl, |conn| apply(work, conn)) {
+                Ok(()) => self.commit(),
+                Err(error) => {
+                    self.rollback_open();
+                    Err(error)
+                }
+            }
+        });
+        let _ = answer.send(result);
     }
 
     /// Runs `first` and every autocommit write queued behind it in one
@@ -624,6 +694,12 @@ impl Writer {
         }
         Vec::new()
     }
+}
+
+/// Runs `work`; a panic in it fails it alone, not the writer's thread.
+fn apply(work: Apply, conn: &mut SqlConn) -> Result<(), Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)))
+        .unwrap_or_else(|_| Err(Error::internal("the write failed unexpectedly")))
 }
 
 /// An autocommit write waiting for its group's commit.
