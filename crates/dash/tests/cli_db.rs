@@ -707,3 +707,38 @@ fn the_config_files_database_is_the_default_for_db_commands() {
     assert_eq!(tables(&[]), "seats\n");
     assert_eq!(tables(&["--db", "main"]), "", "--db beats the file");
 }
+
+#[test]
+fn blob_put_and_get_copy_a_value_larger_than_a_frame_through_files() {
+    let server = Server::start();
+    server.ok(&[
+        "exec",
+        "CREATE TABLE files (id INTEGER PRIMARY KEY, data BLOB)",
+    ]);
+    server.ok(&["exec", "INSERT INTO files (id) VALUES (1)"]);
+    let size = 17 * 1024 * 1024 + 5;
+    let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+    let source = server.dir.path().join("in.bin");
+    std::fs::write(&source, &data).expect("write the source");
+    let source = source.display().to_string();
+    let put = server.ok(&["blob", "put", "files", "data", "1", &source]);
+    assert_eq!(
+        put,
+        format!("wrote {size} bytes: files.data rowid 1, {source}\n")
+    );
+    let length = server.ok(&["--json", "query", "SELECT length(data) FROM files"]);
+    assert_eq!(json(&length)["rows"], serde_json::json!([[size]]));
+    let copy = server.dir.path().join("out.bin");
+    let copy_name = copy.display().to_string();
+    server.ok(&["blob", "get", "files", "data", "1", &copy_name]);
+    assert!(
+        std::fs::read(&copy).expect("the copy") == data,
+        "the copy differs"
+    );
+    let again = server.run(&["blob", "get", "files", "data", "1", &copy_name]);
+    assert_fails_with(&again, "already exists");
+    let missing = server.dir.path().join("missing.bin").display().to_string();
+    let out = server.run(&["blob", "get", "files", "data", "9", &missing]);
+    assert_fails_with(&out, "no such rowid");
+    assert!(!Path::new(&missing).exists(), "a failed get leaves no file");
+}

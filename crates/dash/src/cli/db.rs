@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use backroom_api::db::{
-    BackupArgs, BatchArgs, BeginArgs, ChangeOp, Column, DEFAULT_DB, DatabaseInfo, DbClient,
-    ExecArgs, FeedEvent, QueryResult, Schema, SchemaArgs, Statement, TxMode, Value, WatchArgs,
+    BackupArgs, BatchArgs, BeginArgs, BlobArgs, BlobInfo, ChangeOp, Column, DEFAULT_DB,
+    DatabaseInfo, DbClient, ExecArgs, FeedEvent, QueryResult, Schema, SchemaArgs, Statement,
+    TxMode, Value, WatchArgs,
 };
 use backroom_frame::client::ClientConfig;
 use backroom_frame::error::ErrorCode;
@@ -80,6 +81,55 @@ pub enum DbCommand {
     Create { name: String },
     /// Drop a database and delete its files (admin); `main` cannot go.
     Drop { name: String },
+    /// Write one value from a file, or read one into a file, in pieces
+    /// (SQLite's incremental blob I/O), however large it is.
+    Blob {
+        #[command(subcommand)]
+        action: BlobCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BlobCommand {
+    /// Replace the value of COLUMN in row ROWID of TABLE with FILE's bytes.
+    Put {
+        table: String,
+        column: String,
+        rowid: i64,
+        file: PathBuf,
+    },
+    /// Copy the value of COLUMN in row ROWID of TABLE into the new file FILE.
+    Get {
+        table: String,
+        column: String,
+        rowid: i64,
+        file: PathBuf,
+    },
+}
+
+impl BlobCommand {
+    fn args(&self, db: &Option<String>, bytes: Option<u64>) -> BlobArgs {
+        let (BlobCommand::Put {
+            table,
+            column,
+            rowid,
+            ..
+        }
+        | BlobCommand::Get {
+            table,
+            column,
+            rowid,
+            ..
+        }) = self;
+        BlobArgs {
+            db: db.clone(),
+            table: table.clone(),
+            column: column.clone(),
+            rowid: *rowid,
+            bytes,
+            timeout_ms: None,
+        }
+    }
 }
 
 /// Runs one `backroom db` command to its end.
@@ -156,14 +206,24 @@ async fn execute(
         DbCommand::Batch { file } => Some(read_batch(file)?),
         _ => None,
     };
-    let backup_file = match &command {
-        DbCommand::Backup { out } => Some(create_backup_file(out)?),
+    // A file this command creates, removed again if the command fails.
+    let new_file = match &command {
+        DbCommand::Backup { out }
+        | DbCommand::Blob {
+            action: BlobCommand::Get { file: out, .. },
+        } => Some((create_new_file(out)?, out.clone())),
+        _ => None,
+    };
+    let put_file = match &command {
+        DbCommand::Blob {
+            action: BlobCommand::Put { file, .. },
+        } => Some(File::open(file).with_context(|| format!("cannot open {}", file.display()))?),
         _ => None,
     };
     let client = match connect(config).await {
         Ok(client) => client,
         Err(e) => {
-            if let (DbCommand::Backup { out }, Some(file)) = (&command, backup_file) {
+            if let Some((file, out)) = new_file {
                 drop(file);
                 let _ = std::fs::remove_file(out);
             }
@@ -210,12 +270,24 @@ async fn execute(
             print!("{}", mode.schema(&schema));
         }
         DbCommand::Backup { out } => {
-            let file = backup_file.ok_or_else(|| anyhow!("the backup file was not created"))?;
+            let (file, _) = new_file.ok_or_else(|| anyhow!("the backup file was not created"))?;
             if let Err(e) = backup(&client, &db, file, &out, mode).await {
                 let _ = std::fs::remove_file(&out);
                 return Err(e);
             }
         }
+        DbCommand::Blob { action } => match (&action, put_file, new_file) {
+            (BlobCommand::Put { file: path, .. }, Some(file), _) => {
+                put_blob(&client, action.args(&db, None), file, path, mode).await?;
+            }
+            (BlobCommand::Get { .. }, _, Some((file, out))) => {
+                if let Err(e) = get_blob(&client, action.args(&db, None), file, &out, mode).await {
+                    let _ = std::fs::remove_file(&out);
+                    return Err(e);
+                }
+            }
+            _ => bail!("the blob's file was not opened"),
+        },
         DbCommand::Watch { table } => watch(&client, db, table, mode).await?,
         DbCommand::Databases => {
             let databases = client.list_databases().await?;
@@ -666,6 +738,29 @@ impl Mode {
         }
     }
 
+    /// What a blob command did.
+    fn blob(self, did: &str, args: &BlobArgs, bytes: u64, file: &Path) -> String {
+        match self {
+            Mode::Json => format!(
+                "{}\n",
+                serde_json::json!({
+                    "table": args.table,
+                    "column": args.column,
+                    "rowid": args.rowid,
+                    "bytes": bytes,
+                    "file": file.display().to_string(),
+                })
+            ),
+            Mode::Table => format!(
+                "{did} {bytes} bytes: {}.{} rowid {}, {}\n",
+                args.table,
+                args.column,
+                args.rowid,
+                file.display()
+            ),
+        }
+    }
+
     fn schema(self, schema: &Schema) -> String {
         match self {
             Mode::Json => match serde_json::to_string(schema) {
@@ -882,7 +977,8 @@ fn pad(text: &str, width: usize, right: bool) -> String {
 
 /// Creates the backup's target before connecting, refusing to overwrite a
 /// file, so a wrong path fails at once.
-fn create_backup_file(out: &Path) -> anyhow::Result<File> {
+/// Creates `out` for a download, refusing to overwrite what is there.
+fn create_new_file(out: &Path) -> anyhow::Result<File> {
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -906,29 +1002,8 @@ async fn backup(
         db: db.clone(),
         file: None,
     };
-    let (info, mut stream) = client.backup(&args).await?;
-    let bar = progress_bar(info.bytes);
-    let mut written = 0u64;
-    while let Some(chunk) = stream.chunk().await? {
-        file.write_all(&chunk)
-            .with_context(|| format!("cannot write {}", out.display()))?;
-        written += chunk.len() as u64;
-        if let Some(bar) = &bar {
-            bar.set_position(written);
-        }
-    }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    if written != info.bytes {
-        bail!(
-            "the backup stream ended after {written} of {} bytes",
-            info.bytes
-        );
-    }
-    // The copy is only a backup once it is on disk.
-    file.sync_all()
-        .with_context(|| format!("cannot sync {}", out.display()))?;
+    let (info, stream) = client.backup(&args).await?;
+    save(stream, &mut file, out, info.bytes).await?;
     match mode {
         Mode::Json => println!(
             "{}",
@@ -941,6 +1016,79 @@ async fn backup(
             out.display()
         ),
     }
+    Ok(())
+}
+
+/// Writes a download of `bytes` bytes into `file` (named `out`), with a
+/// progress bar on a terminal, checks its length and syncs it to disk.
+async fn save(
+    mut stream: backroom_frame::stream::ByteStream,
+    file: &mut File,
+    out: &Path,
+    bytes: u64,
+) -> anyhow::Result<()> {
+    let bar = progress_bar(bytes);
+    let mut written = 0u64;
+    while let Some(chunk) = stream.chunk().await? {
+        file.write_all(&chunk)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        written += chunk.len() as u64;
+        if let Some(bar) = &bar {
+            bar.set_position(written);
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if written != bytes {
+        bail!("the stream ended after {written} of {bytes} bytes");
+    }
+    // The copy is only safe once it is on disk.
+    file.sync_all()
+        .with_context(|| format!("cannot sync {}", out.display()))
+}
+
+/// `blob put`: uploads the file in pieces, announcing its length first.
+async fn put_blob(
+    client: &DbClient,
+    mut args: BlobArgs,
+    mut file: File,
+    path: &Path,
+    mode: Mode,
+) -> anyhow::Result<()> {
+    let bytes = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    args.bytes = Some(bytes);
+    let mut upload = client.blob_write(&args).await?;
+    let mut buf = vec![0u8; 128 * 1024];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        upload
+            .send(bytes::Bytes::copy_from_slice(&buf[..n]))
+            .await?;
+    }
+    let info: BlobInfo = upload.finish().await?;
+    print!("{}", mode.blob("wrote", &args, info.bytes, path));
+    Ok(())
+}
+
+/// `blob get`: streams the value into the new file.
+async fn get_blob(
+    client: &DbClient,
+    args: BlobArgs,
+    mut file: File,
+    out: &Path,
+    mode: Mode,
+) -> anyhow::Result<()> {
+    let (info, stream) = client.blob_read(&args).await?;
+    save(stream, &mut file, out, info.bytes).await?;
+    print!("{}", mode.blob("read", &args, info.bytes, out));
     Ok(())
 }
 
