@@ -195,17 +195,13 @@ impl Engine {
         let (answer, rx) = oneshot::channel();
         let job_ctl = ctl.clone();
         let job: ReadJob = Box::new(move |on| {
-            let (conn, slot) = match on {
-                Ok(on) => on,
+            let (conn, slot) = match claim(on, &job_ctl) {
+                Ok(claimed) => claimed,
                 Err(e) => {
                     let _ = answer.send(Err(e));
                     return;
                 }
             };
-            if !job_ctl.start(slot) {
-                let _ = answer.send(Err(Error::cancelled("cancelled before it ran")));
-                return;
-            }
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(conn)))
                 .unwrap_or_else(|_| Err(Error::internal("the statement failed unexpectedly")));
             slot.finish();
@@ -296,17 +292,13 @@ impl Engine {
         let job_ctl = ctl.clone();
         let job: ReadJob = Box::new(move |on| {
             let _permit = permit;
-            let (conn, slot) = match on {
-                Ok(on) => on,
+            let (conn, slot) = match claim(on, &job_ctl) {
+                Ok(claimed) => claimed,
                 Err(e) => {
                     let _ = head_tx.send(Err(e));
                     return;
                 }
             };
-            if !job_ctl.start(slot) {
-                let _ = head_tx.send(Err(Error::cancelled("cancelled before it ran")));
-                return;
-            }
             produce(conn, deadline, head_tx, &pages_tx);
             slot.finish();
         });
@@ -371,6 +363,20 @@ fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<(
         .name(name)
         .spawn(f)
         .map_err(|e| Error::internal(format!("cannot start a database thread: {e}")))
+}
+
+/// The connection a job was handed, claimed for the job's `ctl`; or why the
+/// job cannot run: its transaction ended, or it was cancelled before it
+/// started.
+fn claim<'c>(
+    on: Result<(&'c mut SqlConn, &'c Arc<Slot>), Error>,
+    ctl: &Ctl,
+) -> Result<(&'c mut SqlConn, &'c Arc<Slot>), Error> {
+    let (conn, slot) = on?;
+    if !ctl.start(slot) {
+        return Err(Error::cancelled("cancelled before it ran"));
+    }
+    Ok((conn, slot))
 }
 
 fn serve_reads(mut conn: SqlConn, queue: &Mutex<Receiver<ReadJob>>) {

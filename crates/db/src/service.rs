@@ -513,11 +513,7 @@ impl Inner {
         let engine = self.engine(args.db.as_deref()).await?;
         let (lane, tx) = self.route(&call.identity, &engine);
         let permit = self.stream_permit()?;
-        let place = BlobPlace {
-            table: args.table,
-            column: args.column,
-            rowid: args.rowid,
-        };
+        let place = blob_place(args);
         let (bytes, pages) = engine.blob(lane, tx, place, timeout, permit).await?;
         let head = body::try_encode(&BlobInfo { bytes })?;
         Ok(Reply::Stream {
@@ -543,11 +539,7 @@ impl Inner {
         let upload = call.take_upload()?;
         let runtime = tokio::runtime::Handle::current();
         let deadline = std::time::Instant::now() + timeout;
-        let place = BlobPlace {
-            table: args.table,
-            column: args.column,
-            rowid: args.rowid,
-        };
+        let place = blob_place(args);
         let work: Apply = Box::new(move |conn| {
             let upload = engine::Upload {
                 stream: upload,
@@ -770,6 +762,14 @@ impl Inner {
                 }
             }));
         Ok(Reply::Subscription { head, events })
+    }
+}
+
+fn blob_place(args: BlobArgs) -> BlobPlace {
+    BlobPlace {
+        table: args.table,
+        column: args.column,
+        rowid: args.rowid,
     }
 }
 
