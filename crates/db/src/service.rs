@@ -296,26 +296,22 @@ impl Inner {
     ) -> Result<Vec<QueryResult>, Error> {
         let role = identity.role;
         let (lane, tx) = self.route(identity, engine);
-        let pinned = match lane {
-            Lane::Pinned(_) => lane,
-            Lane::Shared => {
-                let ran = self
-                    .write(engine, lane, tx, statements.clone(), role, timeout)
-                    .await?;
-                if let Ran::Done(results) = ran {
-                    return Ok(results);
-                }
-                self.pin(identity, engine).await?
-            }
+        let ran = self
+            .write(engine, lane, tx, statements, role, timeout)
+            .await?;
+        let refused = || Error::internal("a session's own connection refused its statement");
+        let statements = match ran {
+            Ran::Done(results) => return Ok(results),
+            Ran::NeedsSession(statements) if lane == Lane::Shared => statements,
+            Ran::NeedsSession(_) => return Err(refused()),
         };
+        let pinned = self.pin(identity, engine).await?;
         match self
             .write(engine, pinned, tx, statements, role, timeout)
             .await?
         {
             Ran::Done(results) => Ok(results),
-            Ran::NeedsSession => Err(Error::internal(
-                "a session's own connection refused its statement",
-            )),
+            Ran::NeedsSession(_) => Err(refused()),
         }
     }
 

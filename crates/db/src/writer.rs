@@ -48,8 +48,9 @@ type Outcome = Result<Ran, Error>;
 pub enum Ran {
     Done(Vec<QueryResult>),
     /// They create connection state, so they did not run on the shared
-    /// writer: the session must get a connection of its own.
-    NeedsSession,
+    /// writer, which hands them back: the session must get a connection of
+    /// its own.
+    NeedsSession(Vec<Statement>),
 }
 
 /// What the writer is asked to do.
@@ -607,7 +608,7 @@ impl Writer {
                 continue;
             };
             if self.shared.is_none() && self.conn.creates_state(&statements, role) {
-                let _ = answer.send(Ok(Ran::NeedsSession));
+                let _ = answer.send(Ok(Ran::NeedsSession(statements)));
                 continue;
             }
             group.push(Pending {
