@@ -742,3 +742,22 @@ fn blob_put_and_get_copy_a_value_larger_than_a_frame_through_files() {
     assert_fails_with(&out, "no such rowid");
     assert!(!Path::new(&missing).exists(), "a failed get leaves no file");
 }
+
+#[test]
+fn a_large_result_inside_a_shell_transaction_streams_the_transactions_rows() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start_in(dir, |config| config.max_result_bytes = 1024);
+    server.ok(&["exec", "CREATE TABLE big (x)"]);
+    let script = "\
+BEGIN;
+INSERT INTO big WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000) SELECT x FROM c;
+SELECT x FROM big;
+ROLLBACK;
+";
+    let out = server.shell(&["--json"], script);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let streamed = json(text.lines().nth(1).expect("the SELECT's line"));
+    assert_eq!(streamed["streamed"], true, "{streamed}");
+    assert_eq!(streamed["rows"].as_array().expect("rows").len(), 5000);
+}
