@@ -8,7 +8,7 @@
 //! code, for example `UNIQUE constraint failed: t.x (SQLITE_CONSTRAINT,
 //! extended code 2067)`.
 
-use backroom_frame::client::{Client, ClientConfig, Subscription};
+use backroom_frame::client::{Client, ClientConfig, Subscription, UploadCall};
 use backroom_frame::error::Error;
 use backroom_frame::stream::ByteStream;
 use bytes::{Buf, BytesMut};
@@ -268,12 +268,22 @@ pub struct View {
     pub columns: Vec<TableColumn>,
 }
 
-/// Tables, indexes and views of a database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub name: String,
+    pub table: String,
+    pub sql: Option<String>,
+}
+
+/// Tables, indexes, views and triggers of a database, with the caller's
+/// session's TEMP objects.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schema {
     pub tables: Vec<Table>,
     pub indexes: Vec<Index>,
     pub views: Vec<View>,
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
 }
 
 /// Arguments of `create_database` and `drop_database`.
@@ -336,6 +346,42 @@ pub enum FeedEvent {
     },
     /// The subscriber fell behind and this many events were dropped.
     Lagged { missed: u64 },
+}
+
+/// The largest cursor page a client takes. A page holds at least one row, so
+/// it must hold the largest row: SQLite's default limit is 1 000 000 000
+/// bytes per value. The page travels in the protocol's stream chunks, so a
+/// page larger than a frame is fine; only the client holds it whole.
+pub const MAX_CURSOR_PAGE: usize = 1 << 31;
+
+/// The method that streams one value's bytes.
+pub const BLOB_READ: &str = "blob_read";
+/// The method that writes one value from an upload.
+pub const BLOB_WRITE: &str = "blob_write";
+
+/// Arguments of `blob_read` and `blob_write`: one value, by its table,
+/// column and rowid, read or written in pieces with SQLite's incremental
+/// blob I/O.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobArgs {
+    #[serde(default)]
+    pub db: Option<String>,
+    pub table: String,
+    pub column: String,
+    pub rowid: i64,
+    /// For `blob_write`: the length of the upload. The value becomes a blob
+    /// of exactly this many bytes.
+    #[serde(default)]
+    pub bytes: Option<u64>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// The head of a `blob_read` reply (the bytes follow as a stream), and the
+/// answer of `blob_write`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobInfo {
+    pub bytes: u64,
 }
 
 /// The head of a `cursor` reply; the rows follow as pages.
@@ -481,8 +527,19 @@ impl DbClient {
             columns: head.columns,
             stream,
             buffer: BytesMut::new(),
-            max_page: self.client.welcome().limits.max_frame as usize,
+            max_page: MAX_CURSOR_PAGE,
         })
+    }
+
+    /// Streams one value's bytes, however large.
+    pub async fn blob_read(&self, args: &BlobArgs) -> Result<(BlobInfo, ByteStream), Error> {
+        self.client.download(BLOB_READ, args).await
+    }
+
+    /// Starts writing one value of `args.bytes` bytes: `send` them, then
+    /// `finish::<BlobInfo>()`. The row must exist; the value is replaced.
+    pub async fn blob_write(&self, args: &BlobArgs) -> Result<UploadCall, Error> {
+        self.client.upload(BLOB_WRITE, args).await
     }
 
     pub async fn list_databases(&self) -> Result<Vec<DatabaseInfo>, Error> {

@@ -21,6 +21,7 @@ const READER: &str = "reader-token";
 struct Server {
     addr: String,
     dir: tempfile::TempDir,
+    config: Config,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -46,36 +47,30 @@ impl Server {
         ])
         .expect("users")
         .into();
-        let (addr_tx, addr_rx) = mpsc::channel();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                let addr = listener.local_addr().expect("addr").to_string();
-                addr_tx.send(addr).expect("send addr");
-                let shutdown = async {
-                    let _ = stopped.await;
-                };
-                backroom_db::run(listener, config, shutdown)
-                    .await
-                    .expect("server runs");
-            });
-        });
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the server started");
+        let (addr, stop, thread) = serve(config.clone(), "127.0.0.1:0");
         Server {
             addr,
             dir,
+            config,
             stop: Some(stop),
             thread: Some(thread),
+        }
+    }
+
+    /// Stops the server, then serves the same folder on the same address.
+    fn restart(&mut self) {
+        self.halt();
+        let (_, stop, thread) = serve(self.config.clone(), &self.addr);
+        self.stop = Some(stop);
+        self.thread = Some(thread);
+    }
+
+    fn halt(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 
@@ -121,13 +116,37 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.halt();
     }
+}
+
+/// Runs the server on its own thread and runtime, listening on `bind`.
+fn serve(config: Config, bind: &str) -> (String, oneshot::Sender<()>, std::thread::JoinHandle<()>) {
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let bind = bind.to_owned();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(&bind).await.expect("bind");
+            let addr = listener.local_addr().expect("addr").to_string();
+            addr_tx.send(addr).expect("send addr");
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            backroom_db::run(listener, config, shutdown)
+                .await
+                .expect("server runs");
+        });
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the server started");
+    (addr, stop, thread)
 }
 
 /// The built binary, with a config folder of its own so that the user's
@@ -512,6 +531,115 @@ fn a_result_too_large_for_query_streams_through_a_cursor() {
     let rows = streamed["rows"].as_array().expect("rows");
     assert_eq!(rows.len(), 5000);
     assert_eq!(rows[4999], serde_json::json!([5000, "row 5000"]));
+    // The same keys as a result that came back whole.
+    assert_eq!(streamed["last_insert_rowid"], 0);
+    assert!(streamed["duration_us"].is_u64(), "{streamed}");
+}
+
+#[test]
+fn special_and_huge_reals_print_as_psql_shows_them() {
+    let server = Server::start();
+    let sql = "SELECT 9e999 AS up, -9e999 AS down, 1e300 AS big";
+    let table = server.ok(&["query", sql]);
+    let row = table.lines().nth(2).expect("a row");
+    assert_eq!(
+        row.split('|').map(str::trim).collect::<Vec<_>>(),
+        ["Infinity", "-Infinity", "1e+300"]
+    );
+    let result = json(&server.ok(&["--json", "query", sql]));
+    assert_eq!(
+        result["rows"],
+        serde_json::json!([["Infinity", "-Infinity", 1e300]])
+    );
+}
+
+#[test]
+fn ddl_after_a_write_reports_no_rows_affected() {
+    let server = Server::start();
+    seed(&server);
+    assert_eq!(
+        server.ok(&["exec", "CREATE TABLE u (x)"]),
+        "0 rows affected\n"
+    );
+}
+
+/// A shell whose stdin the test writes line by line, reading each answer.
+struct LiveShell {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl LiveShell {
+    fn start(server: &Server) -> LiveShell {
+        let mut command = server.cli(&["--json", "shell"]);
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn the shell");
+        let stdin = child.stdin.take().expect("stdin");
+        let out = BufReader::new(child.stdout.take().expect("stdout"));
+        LiveShell { child, stdin, out }
+    }
+
+    /// Sends one statement and reads the one line it prints.
+    fn ask(&mut self, sql: &str) -> Value {
+        self.send(sql);
+        let mut line = String::new();
+        self.out.read_line(&mut line).expect("read the answer");
+        json(&line)
+    }
+
+    fn send(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").expect("write to the shell");
+        self.stdin.flush().expect("flush");
+    }
+
+    fn finish(self) -> Output {
+        drop(self.stdin);
+        let mut output = self.child.wait_with_output().expect("the shell ends");
+        let mut rest = Vec::new();
+        let mut out = self.out;
+        std::io::Read::read_to_end(&mut out, &mut rest).expect("stdout");
+        output.stdout = rest;
+        output
+    }
+}
+
+#[test]
+fn the_shell_reconnects_on_the_next_statement_after_a_restart() {
+    let mut server = Server::start();
+    seed(&server);
+    let mut shell = LiveShell::start(&server);
+    let count = "SELECT count(*) FROM t;";
+    assert_eq!(shell.ask(count)["rows"], serde_json::json!([[2]]));
+    server.restart();
+    assert_eq!(shell.ask(count)["rows"], serde_json::json!([[2]]));
+    let out = shell.finish();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("reconnected"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_shell_says_a_transaction_was_lost_with_the_server() {
+    let mut server = Server::start();
+    seed(&server);
+    let mut shell = LiveShell::start(&server);
+    shell.send("BEGIN;");
+    assert_eq!(shell.ask("DELETE FROM t;")["rows_affected"], 2);
+    server.restart();
+    shell.send("SELECT count(*) FROM t;");
+    let out = shell.finish();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("line 3"), "{err}");
+    assert!(
+        err.contains("lost, and with it the open transaction"),
+        "{err}"
+    );
+    let count = server.ok(&["--json", "query", "SELECT count(*) FROM t"]);
+    assert_eq!(json(&count)["rows"], serde_json::json!([[2]]));
 }
 
 #[test]
@@ -578,4 +706,58 @@ fn the_config_files_database_is_the_default_for_db_commands() {
     };
     assert_eq!(tables(&[]), "seats\n");
     assert_eq!(tables(&["--db", "main"]), "", "--db beats the file");
+}
+
+#[test]
+fn blob_put_and_get_copy_a_value_larger_than_a_frame_through_files() {
+    let server = Server::start();
+    server.ok(&[
+        "exec",
+        "CREATE TABLE files (id INTEGER PRIMARY KEY, data BLOB)",
+    ]);
+    server.ok(&["exec", "INSERT INTO files (id) VALUES (1)"]);
+    let size = 17 * 1024 * 1024 + 5;
+    let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+    let source = server.dir.path().join("in.bin");
+    std::fs::write(&source, &data).expect("write the source");
+    let source = source.display().to_string();
+    let put = server.ok(&["blob", "put", "files", "data", "1", &source]);
+    assert_eq!(
+        put,
+        format!("wrote {size} bytes: files.data rowid 1, {source}\n")
+    );
+    let length = server.ok(&["--json", "query", "SELECT length(data) FROM files"]);
+    assert_eq!(json(&length)["rows"], serde_json::json!([[size]]));
+    let copy = server.dir.path().join("out.bin");
+    let copy_name = copy.display().to_string();
+    server.ok(&["blob", "get", "files", "data", "1", &copy_name]);
+    assert!(
+        std::fs::read(&copy).expect("the copy") == data,
+        "the copy differs"
+    );
+    let again = server.run(&["blob", "get", "files", "data", "1", &copy_name]);
+    assert_fails_with(&again, "already exists");
+    let missing = server.dir.path().join("missing.bin").display().to_string();
+    let out = server.run(&["blob", "get", "files", "data", "9", &missing]);
+    assert_fails_with(&out, "no such rowid");
+    assert!(!Path::new(&missing).exists(), "a failed get leaves no file");
+}
+
+#[test]
+fn a_large_result_inside_a_shell_transaction_streams_the_transactions_rows() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start_in(dir, |config| config.max_result_bytes = 1024);
+    server.ok(&["exec", "CREATE TABLE big (x)"]);
+    let script = "\
+BEGIN;
+INSERT INTO big WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000) SELECT x FROM c;
+SELECT x FROM big;
+ROLLBACK;
+";
+    let out = server.shell(&["--json"], script);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let streamed = json(text.lines().nth(1).expect("the SELECT's line"));
+    assert_eq!(streamed["streamed"], true, "{streamed}");
+    assert_eq!(streamed["rows"].as_array().expect("rows").len(), 5000);
 }

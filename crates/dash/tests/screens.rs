@@ -437,6 +437,7 @@ fn db_suite() -> App {
             ],
             indexes: vec![],
             views: vec![],
+            triggers: vec![],
         })),
     );
     let names = ["id", "name", "email", "city", "joined", "notes"];

@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use backroom_api::db::{
-    BackupArgs, BackupInfo, BatchArgs, BeginArgs, CursorHead, DEFAULT_DB, DatabaseArgs,
-    DatabaseInfo, Description, ExecArgs, FeedEvent, Index, QueryResult, Schema, SchemaArgs,
-    Statement, Table, TableColumn, TxInfo, View, WatchArgs,
+    BLOB_READ, BLOB_WRITE, BackupArgs, BackupInfo, BatchArgs, BeginArgs, BlobArgs, BlobInfo,
+    CursorHead, DEFAULT_DB, DatabaseArgs, DatabaseInfo, Description, ExecArgs, FeedEvent, Index,
+    QueryResult, Schema, SchemaArgs, Statement, Table, TableColumn, Trigger, TxInfo, View,
+    WatchArgs,
 };
 use backroom_frame::auth::{Identity, Role};
 use backroom_frame::body;
@@ -19,15 +20,15 @@ use backroom_frame::error::{Error, ErrorCode};
 use backroom_frame::server::{BodyStream, Call, EventStream, Reply, Service};
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
-use tokio::sync::{Mutex, Semaphore, broadcast, oneshot};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, broadcast, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
 use crate::ctl::Ctl;
-use crate::engine::{self, Engine, EngineSettings};
-use crate::sessions::{Bound, Sessions};
+use crate::engine::{self, BlobPlace, Engine, EngineSettings, Lane};
+use crate::sessions::{self, Bound, Sessions};
 use crate::sql::{self, SqlConn, sqlite_error};
-use crate::writer::{WriteJob, WriterSettings};
+use crate::writer::{Apply, Ran, WriteJob, WriterSettings};
 
 /// The most statements one batch may hold.
 const MAX_BATCH: usize = 10_000;
@@ -53,6 +54,10 @@ struct Inner {
 impl Service for DbService {
     async fn call(&self, call: Call) -> Result<Reply, Error> {
         let this = &self.0;
+        if call.method == BLOB_WRITE {
+            // It takes the call, for its upload.
+            return Reply::value(&this.blob_write(call).await?);
+        }
         match call.method.as_str() {
             "query" => Reply::value(&this.statement(&call, true).await?),
             "execute" => Reply::value(&this.statement(&call, false).await?),
@@ -63,6 +68,7 @@ impl Service for DbService {
             "describe" => Reply::value(&this.describe(&call).await?),
             "schema" => Reply::value(&this.schema(&call).await?),
             "cursor" => this.cursor(&call).await,
+            BLOB_READ => this.blob_read(&call).await,
             "list_databases" => Reply::value(&this.list_databases(&call).await?),
             "create_database" => Reply::value(&this.create_database(&call).await?),
             "drop_database" => Reply::value(&this.drop_database(&call).await?),
@@ -130,14 +136,14 @@ async fn reap(inner: std::sync::Weak<Inner>, stop: CancellationToken) {
             () = stop.cancelled() => return,
         }
         let Some(inner) = inner.upgrade() else { return };
-        for bound in inner.sessions.reap() {
-            tracing::info!(tx = bound.tx, db = %bound.engine.name, "connection left; rolling back its transaction");
-            let job = WriteJob::Rollback {
-                tx: bound.tx,
-                answer: None,
-            };
-            // A dropped database has no transaction left to roll back.
-            let _ = bound.engine.send_write(job);
+        for ended in inner.sessions.reap() {
+            if let Some(bound) = &ended.tx {
+                tracing::info!(tx = bound.tx, db = %bound.engine.name, "connection left; rolling back its transaction");
+            }
+            // Closing the session's connections rolls back what is open.
+            for engine in ended.pinned {
+                engine.unpin(ended.id);
+            }
         }
     }
 }
@@ -153,13 +159,7 @@ async fn join(threads: Vec<std::thread::JoinHandle<()>>) {
 
 /// Database names are plain, so they map to a file name and nothing else.
 fn check_name(name: &str) -> Result<(), Error> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok {
+    if sql::is_database_name(name) {
         return Ok(());
     }
     Err(Error::bad_request(format!(
@@ -244,40 +244,92 @@ impl Inner {
             .map(|b| b.tx)
     }
 
+    /// Where the caller's work on `engine` runs, and in which transaction.
+    fn route(&self, identity: &Arc<Identity>, engine: &Arc<Engine>) -> (Lane, Option<u64>) {
+        (
+            engine.lane(sessions::id(identity)),
+            self.bound(identity, engine),
+        )
+    }
+
+    /// Gives the caller's session a connection of its own on `engine`.
+    async fn pin(&self, identity: &Arc<Identity>, engine: &Arc<Engine>) -> Result<Lane, Error> {
+        let session = sessions::id(identity);
+        let opening = engine.clone();
+        blocking(move || opening.pin(session)).await?;
+        self.sessions.pin(identity, engine);
+        Ok(Lane::Pinned(session))
+    }
+
     async fn write(
         &self,
         engine: &Engine,
+        lane: Lane,
         tx: Option<u64>,
         statements: Vec<Statement>,
         role: Role,
         timeout: Duration,
-    ) -> Result<Vec<QueryResult>, Error> {
+    ) -> Result<Ran, Error> {
         let ctl = Ctl::new();
         let (answer, rx) = oneshot::channel();
-        engine.send_write(WriteJob::Exec {
-            tx,
-            statements,
-            role,
-            ctl: ctl.clone(),
-            answer,
-        })?;
+        engine.send_write(
+            lane,
+            WriteJob::Exec {
+                tx,
+                statements,
+                role,
+                ctl: ctl.clone(),
+                answer,
+            },
+        )?;
         engine::wait(ctl, rx, timeout).await
     }
 
+    /// Runs statements on the shared writer, or on the session's own
+    /// connection when it has one or they create connection state.
+    async fn write_routed(
+        &self,
+        identity: &Arc<Identity>,
+        engine: &Arc<Engine>,
+        statements: Vec<Statement>,
+        timeout: Duration,
+    ) -> Result<Vec<QueryResult>, Error> {
+        let role = identity.role;
+        let (lane, tx) = self.route(identity, engine);
+        let ran = self
+            .write(engine, lane, tx, statements, role, timeout)
+            .await?;
+        let refused = || Error::internal("a session's own connection refused its statement");
+        let statements = match ran {
+            Ran::Done(results) => return Ok(results),
+            Ran::NeedsSession(statements) if lane == Lane::Shared => statements,
+            Ran::NeedsSession(_) => return Err(refused()),
+        };
+        let pinned = self.pin(identity, engine).await?;
+        match self
+            .write(engine, pinned, tx, statements, role, timeout)
+            .await?
+        {
+            Ran::Done(results) => Ok(results),
+            Ran::NeedsSession(_) => Err(refused()),
+        }
+    }
+
     /// `query` tries a reader first and moves to the writer only when SQLite
-    /// says the statement writes; `execute` goes to the writer at once.
+    /// says the statement writes; `execute` goes to the writer at once. A
+    /// session with a connection of its own runs both there.
     async fn statement(&self, call: &Call, read_first: bool) -> Result<QueryResult, Error> {
         let args: ExecArgs = call.args()?;
         let timeout = self.timeout(args.timeout_ms)?;
         let role = call.identity.role;
         let engine = self.engine(args.db.as_deref()).await?;
-        let tx = self.bound(&call.identity, &engine);
-        if read_first && tx.is_none() {
+        if read_first && engine.lane(sessions::id(&call.identity)) == Lane::Shared {
             let statement = args.statement.clone();
             let max = self.config.max_result_bytes;
             let read = engine
-                .read(timeout, move |conn| {
-                    if !conn.policy(&statement.sql, role)?.readonly {
+                .read(Lane::Shared, None, timeout, move |conn| {
+                    let policy = conn.policy(&statement.sql, role)?;
+                    if !policy.readonly || policy.creates_state() {
                         return Ok(None);
                     }
                     conn.run(&statement, role, max).map(Some)
@@ -288,7 +340,7 @@ impl Inner {
             }
         }
         let mut results = self
-            .write(&engine, tx, vec![args.statement], role, timeout)
+            .write_routed(&call.identity, &engine, vec![args.statement], timeout)
             .await?;
         results
             .pop()
@@ -308,11 +360,12 @@ impl Inner {
         }
         let timeout = self.timeout(args.timeout_ms)?;
         let engine = self.engine(args.db.as_deref()).await?;
-        let tx = self.bound(&call.identity, &engine);
-        self.write(&engine, tx, args.statements, call.identity.role, timeout)
+        self.write_routed(&call.identity, &engine, args.statements, timeout)
             .await
     }
 
+    /// Begins a transaction on the session's own connection, which holds
+    /// the shared writer until the transaction ends.
     async fn begin(&self, call: &Call) -> Result<TxInfo, Error> {
         let args: BeginArgs = call.args()?;
         call.identity.require(Role::ReadWrite)?;
@@ -328,16 +381,21 @@ impl Inner {
                 engine: engine.clone(),
             },
         )?;
-        let ctl = Ctl::new();
-        let (answer, rx) = oneshot::channel();
-        let job = WriteJob::Begin {
-            tx,
-            mode: args.mode,
-            ctl: ctl.clone(),
-            answer,
-        };
-        let begun = match engine.send_write(job) {
-            Ok(()) => engine::wait(ctl, rx, timeout).await,
+        let begun = match self.pin(&call.identity, &engine).await {
+            Ok(lane) => {
+                let ctl = Ctl::new();
+                let (answer, rx) = oneshot::channel();
+                let job = WriteJob::Begin {
+                    tx,
+                    mode: args.mode,
+                    ctl: ctl.clone(),
+                    answer,
+                };
+                match engine.send_write(lane, job) {
+                    Ok(()) => engine::wait(ctl, rx, timeout).await,
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(e),
         };
         if let Err(error) = begun {
@@ -370,7 +428,8 @@ impl Inner {
                 answer: Some(answer),
             }
         };
-        let result = match bound.engine.send_write(job) {
+        let lane = bound.engine.lane(sessions::id(&call.identity));
+        let result = match bound.engine.send_write(lane, job) {
             Ok(()) => rx.await.unwrap_or_else(|_| {
                 Err(Error::unavailable("the database stopped before answering"))
             }),
@@ -384,12 +443,15 @@ impl Inner {
         let args: ExecArgs = call.args()?;
         let timeout = self.timeout(args.timeout_ms)?;
         let engine = self.engine(args.db.as_deref()).await?;
+        let (lane, tx) = self.route(&call.identity, &engine);
         let sql = args.statement.sql;
         let role = call.identity.role;
         engine
-            .read(timeout, move |conn| {
+            .read(lane, tx, timeout, move |conn| {
                 let readonly = conn.policy(&sql, role)?.readonly;
-                let stmt = conn.conn.prepare_cached(&sql).map_err(sqlite_error)?;
+                // Never a cached statement: one prepared before a schema
+                // change would show the old columns.
+                let stmt = conn.conn.prepare(&sql).map_err(sqlite_error)?;
                 let params = (1..=stmt.parameter_count())
                     .map(|i| stmt.parameter_name(i).map(str::to_owned))
                     .collect();
@@ -406,30 +468,94 @@ impl Inner {
         let args: SchemaArgs = call.args()?;
         let timeout = self.config.statement_timeout;
         let engine = self.engine(args.db.as_deref()).await?;
+        let (lane, tx) = self.route(&call.identity, &engine);
         engine
-            .read(timeout, move |conn| {
+            .read(lane, tx, timeout, move |conn| {
                 read_schema(conn, args.table.as_deref()).map_err(sqlite_error)
             })
             .await
     }
 
-    async fn cursor(&self, call: &Call) -> Result<Reply, Error> {
-        let args: ExecArgs = call.args()?;
-        let engine = self.engine(args.db.as_deref()).await?;
-        let permit = self.cursors.clone().try_acquire_owned().map_err(|_| {
+    /// A slot among the streams (cursors and blob reads) open at once.
+    fn stream_permit(&self) -> Result<OwnedSemaphorePermit, Error> {
+        self.cursors.clone().try_acquire_owned().map_err(|_| {
             Error::busy(format!(
                 "{} cursors are open on this server; retry when one ends",
                 self.config.max_cursors
             ))
-        })?;
+        })
+    }
+
+    async fn cursor(&self, call: &Call) -> Result<Reply, Error> {
+        let args: ExecArgs = call.args()?;
+        let timeout = self.timeout(args.timeout_ms)?;
+        let engine = self.engine(args.db.as_deref()).await?;
+        let (lane, tx) = self.route(&call.identity, &engine);
+        let permit = self.stream_permit()?;
+        let role = call.identity.role;
         let (columns, pages) = engine
-            .cursor(args.statement, call.identity.role, permit)
+            .cursor(lane, tx, args.statement, role, timeout, permit)
             .await?;
         let head = body::try_encode(&CursorHead { columns })?;
-        let body: BodyStream = Box::pin(futures_util::stream::unfold(pages, |mut pages| async {
-            pages.next().await.map(|page| (page, pages))
-        }));
-        Ok(Reply::Stream { head, body })
+        Ok(Reply::Stream {
+            head,
+            body: pieces(pages),
+        })
+    }
+
+    async fn blob_read(&self, call: &Call) -> Result<Reply, Error> {
+        let args: BlobArgs = call.args()?;
+        let timeout = self.timeout(args.timeout_ms)?;
+        let engine = self.engine(args.db.as_deref()).await?;
+        let (lane, tx) = self.route(&call.identity, &engine);
+        let permit = self.stream_permit()?;
+        let place = blob_place(args);
+        let (bytes, pages) = engine.blob(lane, tx, place, timeout, permit).await?;
+        let head = body::try_encode(&BlobInfo { bytes })?;
+        Ok(Reply::Stream {
+            head,
+            body: pieces(pages),
+        })
+    }
+
+    /// Writes one value from the call's upload, atomically: in the
+    /// session's transaction, or in a transaction of its own.
+    async fn blob_write(&self, mut call: Call) -> Result<BlobInfo, Error> {
+        let args: BlobArgs = call.args()?;
+        let role = call.identity.role;
+        call.identity.require(Role::ReadWrite)?;
+        let Some(bytes) = args.bytes else {
+            return Err(Error::bad_request(
+                "blob_write needs the length of its upload in bytes",
+            ));
+        };
+        let timeout = self.timeout(args.timeout_ms)?;
+        let engine = self.engine(args.db.as_deref()).await?;
+        let (lane, tx) = self.route(&call.identity, &engine);
+        let upload = call.take_upload()?;
+        let runtime = tokio::runtime::Handle::current();
+        let deadline = std::time::Instant::now() + timeout;
+        let place = blob_place(args);
+        let work: Apply = Box::new(move |conn| {
+            let upload = engine::Upload {
+                stream: upload,
+                runtime,
+                timeout,
+                deadline,
+            };
+            engine::write_blob(conn, &place, bytes, role, upload)
+        });
+        let ctl = Ctl::new();
+        let (answer, rx) = oneshot::channel();
+        let job = WriteJob::Apply {
+            tx,
+            ctl: ctl.clone(),
+            work,
+            answer,
+        };
+        engine.send_write(lane, job)?;
+        engine::wait(ctl, rx, timeout).await?;
+        Ok(BlobInfo { bytes })
     }
 
     async fn list_databases(&self, call: &Call) -> Result<Vec<DatabaseInfo>, Error> {
@@ -635,10 +761,27 @@ impl Inner {
     }
 }
 
+fn blob_place(args: BlobArgs) -> BlobPlace {
+    BlobPlace {
+        table: args.table,
+        column: args.column,
+        rowid: args.rowid,
+    }
+}
+
+/// A stream's pieces as a reply body.
+fn pieces(pages: engine::CursorPages) -> BodyStream {
+    Box::pin(futures_util::stream::unfold(pages, |mut pages| async {
+        pages.next().await.map(|page| (page, pages))
+    }))
+}
+
 fn read_schema(conn: &mut SqlConn, only: Option<&str>) -> rusqlite::Result<Schema> {
     let mut schema = Schema::default();
+    // A session's TEMP objects are its own schema too.
     let mut objects = conn.conn.prepare_cached(
-        "SELECT type, name, tbl_name, sql FROM sqlite_schema \
+        "SELECT type, name, tbl_name, sql FROM \
+           (SELECT * FROM sqlite_schema UNION ALL SELECT * FROM sqlite_temp_schema) \
          WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
            AND (?1 IS NULL OR name = ?1 OR tbl_name = ?1) \
          ORDER BY name",
@@ -668,6 +811,7 @@ fn read_schema(conn: &mut SqlConn, only: Option<&str>) -> rusqlite::Result<Schem
                     sql,
                 });
             }
+            "trigger" => schema.triggers.push(Trigger { name, table, sql }),
             _ => {}
         }
     }

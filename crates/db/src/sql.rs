@@ -2,8 +2,9 @@
 //! settings, the rights check of each statement, binding typed parameters,
 //! and turning rows and SQLite errors into the protocol's types.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -31,6 +32,10 @@ struct Seen {
     refused: Option<String>,
     /// The statement is BEGIN, COMMIT, ROLLBACK or a savepoint.
     transaction: bool,
+    /// What connection state the statement creates (a TEMP object, a
+    /// PRAGMA setting, an ATTACH), if it does: it must run on a session's
+    /// own connection, never on a shared one.
+    state: Option<String>,
 }
 
 /// The verdict on one SQL text, remembered per connection.
@@ -40,18 +45,32 @@ pub struct Policy {
     seen: Seen,
 }
 
-/// Whether a connection may write.
+impl Policy {
+    /// Whether the statement creates connection state (see [`Seen`]).
+    pub fn creates_state(&self) -> bool {
+        self.seen.state.is_some()
+    }
+}
+
+/// What a connection is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
+    /// The shared writer of group commit.
     Writer,
+    /// A shared, read-only connection of the reader pool or a cursor.
     Reader,
+    /// One session's own connection: it may write and hold connection state.
+    Session,
 }
 
 /// A connection with its rights checker.
 pub struct SqlConn {
     pub conn: Connection,
+    access: Access,
     seen: Arc<Mutex<Seen>>,
     policies: HashMap<String, Policy>,
+    /// The folder of the server's databases, where ATTACH names resolve.
+    data_dir: PathBuf,
 }
 
 impl SqlConn {
@@ -100,12 +119,28 @@ impl SqlConn {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let seen = Arc::new(Mutex::new(Seen::default()));
         let recorder = seen.clone();
-        conn.authorizer(Some(move |ctx: AuthContext<'_>| authorize(&recorder, ctx)));
+        let data_dir = path.parent().unwrap_or(Path::new(".")).to_owned();
+        let attachable = data_dir.clone();
+        conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+            authorize(&recorder, &attachable, access, ctx)
+        }));
         Ok(SqlConn {
             conn,
+            access,
             seen,
             policies: HashMap::new(),
+            data_dir,
         })
+    }
+
+    /// Whether any of `statements` creates connection state. A statement
+    /// that cannot be judged yet (it names a table an earlier one creates)
+    /// counts as not: running it reports its error, or refuses it on a
+    /// shared connection.
+    pub fn creates_state(&mut self, statements: &[Statement], role: Role) -> bool {
+        statements
+            .iter()
+            .any(|s| self.policy(&s.sql, role).is_ok_and(|p| p.creates_state()))
     }
 
     /// Prepares `sql` once, uncached, so the authorizer sees it, and
@@ -116,7 +151,16 @@ impl SqlConn {
     pub fn policy(&mut self, sql: &str, role: Role) -> Result<Policy, Error> {
         let policy = match self.policies.get(sql) {
             Some(policy) => policy.clone(),
-            None => self.judge(sql, role)?,
+            None => {
+                let data_dir = self.data_dir.clone();
+                let judged = attach_by_name(sql, &data_dir);
+                let policy = self.judge(&judged, role)?;
+                if self.policies.len() >= POLICY_CACHE {
+                    self.policies.clear();
+                }
+                self.policies.insert(sql.to_owned(), policy.clone());
+                policy
+            }
         };
         if let Some(reason) = &policy.seen.admin {
             if role < Role::Admin {
@@ -127,9 +171,20 @@ impl SqlConn {
     }
 
     fn judge(&mut self, sql: &str, role: Role) -> Result<Policy, Error> {
-        *lock(&self.seen) = Seen::default();
-        let prepared = self.conn.prepare(sql).map(|stmt| stmt.readonly());
-        let seen = std::mem::take(&mut *lock(&self.seen));
+        let mut prepared = self.prepare_seen(sql);
+        if prepared.0.is_err() && prepared.1.refused.is_none() && prepared.1.state.is_none() {
+            // Another connection may have changed the schema, and not every
+            // failure makes SQLite reload it (REINDEX of an index it does not
+            // know yet does not): reading the schema table does, so try once
+            // more after it.
+            let reloaded =
+                self.conn
+                    .query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()));
+            if reloaded.is_ok() {
+                prepared = self.prepare_seen(sql);
+            }
+        }
+        let (prepared, seen) = prepared;
         if let Some(reason) = &seen.refused {
             return Err(Error::forbidden(reason.clone()));
         }
@@ -138,15 +193,28 @@ impl SqlConn {
                 return Err(Error::forbidden(format!("{reason} needs the admin role")));
             }
         }
-        let policy = Policy {
+        if seen.state.is_some() && self.access != Access::Session {
+            // The authorizer refused it here, before SQLite could apply it
+            // (some PRAGMAs take effect while they are prepared): it runs on
+            // a session's own connection, which judges it again.
+            return Ok(Policy {
+                readonly: false,
+                seen,
+            });
+        }
+        Ok(Policy {
             readonly: prepared.map_err(sqlite_error)?,
             seen,
-        };
-        if self.policies.len() >= POLICY_CACHE {
-            self.policies.clear();
-        }
-        self.policies.insert(sql.to_owned(), policy.clone());
-        Ok(policy)
+        })
+    }
+
+    /// Prepares `sql` and returns whether it is read-only, with what the
+    /// authorizer saw.
+    fn prepare_seen(&mut self, sql: &str) -> (rusqlite::Result<bool>, Seen) {
+        *lock(&self.seen) = Seen::default();
+        let prepared = self.conn.prepare(sql).map(|stmt| stmt.readonly());
+        let seen = std::mem::take(&mut *lock(&self.seen));
+        (prepared, seen)
     }
 
     /// Checks a user statement against the caller's role.
@@ -163,6 +231,14 @@ impl SqlConn {
                 "this user is read-only and the statement writes",
             ));
         }
+        if let Some(what) = &policy.seen.state {
+            if self.access != Access::Session {
+                return Err(Error::conflict(format!(
+                    "{what} changes this session's connection: send it as a statement of \
+                     its own, not inside a batch"
+                )));
+            }
+        }
         Ok(policy)
     }
 
@@ -175,18 +251,24 @@ impl SqlConn {
         max_bytes: usize,
     ) -> Result<QueryResult, Error> {
         let policy = self.permit(&statement.sql, role)?;
+        let sql = attach_by_name(&statement.sql, &self.data_dir);
         let started = Instant::now();
-        let mut stmt = self
-            .conn
-            .prepare_cached(&statement.sql)
-            .map_err(sqlite_error)?;
+        let changes_before = self.conn.total_changes();
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(sqlite_error)?;
         bind(&mut stmt, statement)?;
-        let columns = columns(&stmt);
-        let width = columns.len();
+        // The first step re-prepares a statement whose schema changed, so
+        // the columns are read after it, never before.
+        let mut columns_seen = None;
+        let mut width = 0;
         let mut rows_out = Vec::new();
         let mut bytes = 0usize;
         let mut rows = stmt.raw_query();
         while let Some(row) = rows.next().map_err(sqlite_error)? {
+            if columns_seen.is_none() {
+                let seen = columns(row.as_ref());
+                width = seen.len();
+                columns_seen = Some(seen);
+            }
             let mut out = Vec::with_capacity(width);
             for i in 0..width {
                 let value = row.get_ref(i).map_err(sqlite_error)?;
@@ -205,7 +287,13 @@ impl SqlConn {
             rows_out.push(out);
         }
         drop(rows);
-        let rows_affected = if policy.readonly {
+        let columns = columns_seen.unwrap_or_else(|| columns(&stmt));
+        drop(stmt);
+        // changes() keeps the count of the last INSERT, UPDATE or DELETE, so
+        // a statement that changed no row (DDL, say) would report an older
+        // one's: only a moved total says this statement changed rows.
+        let changed = self.conn.total_changes() != changes_before;
+        let rows_affected = if policy.readonly || !changed {
             0
         } else {
             self.conn.changes()
@@ -218,20 +306,145 @@ impl SqlConn {
             duration_us: started.elapsed().as_micros() as u64,
         })
     }
+
+    /// Prepares a user statement for a cursor after the rights check,
+    /// refusing statements that write.
+    pub fn prepare_read<'c>(
+        &'c mut self,
+        statement: &Statement,
+        role: Role,
+    ) -> Result<rusqlite::Statement<'c>, Error> {
+        if !self.permit(&statement.sql, role)?.readonly {
+            return Err(Error::bad_request(
+                "a cursor runs read-only statements only; use execute to write",
+            ));
+        }
+        let sql = attach_by_name(&statement.sql, &self.data_dir);
+        let mut stmt = self.conn.prepare(&sql).map_err(sqlite_error)?;
+        bind(&mut stmt, statement)?;
+        Ok(stmt)
+    }
 }
 
-/// Records what needs more than the caller may have. Only `load_extension`
-/// is denied outright; the rest is judged against the caller's role later,
+/// `ATTACH [DATABASE] 'name' AS alias`, naming a database of this server,
+/// becomes the same ATTACH of that database's file in the data folder.
+/// Anything else is left alone (and the authorizer refuses any other file).
+fn attach_by_name<'s>(sql: &'s str, data_dir: &Path) -> Cow<'s, str> {
+    let start = sql.trim_start();
+    if !start
+        .get(..6)
+        .is_some_and(|w| w.eq_ignore_ascii_case("attach"))
+    {
+        return Cow::Borrowed(sql);
+    }
+    let words: Vec<&str> = sql
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .collect();
+    let (name, alias) = match words.as_slice() {
+        [attach, name, as_, alias]
+            if attach.eq_ignore_ascii_case("attach") && as_.eq_ignore_ascii_case("as") =>
+        {
+            (*name, *alias)
+        }
+        [attach, database, name, as_, alias]
+            if attach.eq_ignore_ascii_case("attach")
+                && database.eq_ignore_ascii_case("database")
+                && as_.eq_ignore_ascii_case("as") =>
+        {
+            (*name, *alias)
+        }
+        _ => return Cow::Borrowed(sql),
+    };
+    let Some(name) = name.strip_prefix('\'').and_then(|n| n.strip_suffix('\'')) else {
+        return Cow::Borrowed(sql);
+    };
+    if !is_database_name(name) {
+        return Cow::Borrowed(sql);
+    }
+    let file = data_dir.join(format!("{name}.db")).display().to_string();
+    Cow::Owned(format!(
+        "ATTACH DATABASE '{}' AS {alias}",
+        file.replace('\'', "''")
+    ))
+}
+
+/// Database names are plain, so they map to a file name and nothing else.
+pub fn is_database_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Whether `file` is a database of this server that exists, as
+/// [`attach_by_name`] spells it.
+fn is_own_database(file: &str, data_dir: &Path) -> bool {
+    let path = Path::new(file);
+    let named = path
+        .file_name()
+        .and_then(|f| f.to_str())
+        .and_then(|f| f.strip_suffix(".db"))
+        .is_some_and(is_database_name);
+    named && path.parent() == Some(data_dir) && path.is_file()
+}
+
+/// Records what needs more than the caller may have, and what changes the
+/// connection's state. Only `load_extension`, ATTACH of anything but a
+/// database of this server, and connection state on a shared connection are
+/// denied outright; the rest is judged against the caller's role later,
 /// because the verdict is cached per SQL text and roles differ per call.
-fn authorize(seen: &Mutex<Seen>, ctx: AuthContext<'_>) -> Authorization {
+fn authorize(
+    seen: &Mutex<Seen>,
+    data_dir: &Path,
+    access: Access,
+    ctx: AuthContext<'_>,
+) -> Authorization {
     let mut seen = lock(seen);
+    let verdict = record(&mut seen, data_dir, ctx);
+    if seen.state.is_some() && access != Access::Session {
+        // Connection state never lands on a shared connection.
+        return Authorization::Deny;
+    }
+    verdict
+}
+
+fn record(seen: &mut Seen, data_dir: &Path, ctx: AuthContext<'_>) -> Authorization {
     match ctx.action {
-        AuthAction::Attach { .. } => seen.admin = Some("ATTACH".into()),
-        AuthAction::Detach { .. } => seen.admin = Some("DETACH".into()),
+        AuthAction::Attach { filename } if is_own_database(filename, data_dir) => {
+            seen.admin = Some("ATTACH".into());
+            seen.state = Some("ATTACH".into());
+        }
+        AuthAction::Attach { .. } | AuthAction::Unknown { code: ATTACH, .. } => {
+            seen.refused = Some(
+                "ATTACH takes the name of a database of this server, as in \
+                 ATTACH 'name' AS alias, never a path"
+                    .into(),
+            );
+            return Authorization::Deny;
+        }
+        AuthAction::Detach { .. } => {
+            seen.admin = Some("DETACH".into());
+            seen.state = Some("DETACH".into());
+        }
         AuthAction::Pragma {
             pragma_name,
             pragma_value: Some(_),
-        } => seen.admin = Some(format!("setting PRAGMA {pragma_name}")),
+        } if !READ_PRAGMAS.contains(&pragma_name.to_ascii_lowercase().as_str()) => {
+            seen.admin = Some(format!("setting PRAGMA {pragma_name}"));
+            seen.state = Some(format!("PRAGMA {pragma_name}"));
+        }
+        AuthAction::CreateTempIndex { .. }
+        | AuthAction::CreateTempTable { .. }
+        | AuthAction::CreateTempTrigger { .. }
+        | AuthAction::CreateTempView { .. }
+        | AuthAction::DropTempIndex { .. }
+        | AuthAction::DropTempTable { .. }
+        | AuthAction::DropTempTrigger { .. }
+        | AuthAction::DropTempView { .. } => seen.state = Some("a TEMP object".into()),
         AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => seen.transaction = true,
         AuthAction::Function { function_name }
             if function_name.eq_ignore_ascii_case("load_extension") =>
@@ -243,6 +456,25 @@ fn authorize(seen: &Mutex<Seen>, ctx: AuthContext<'_>) -> Authorization {
     }
     Authorization::Allow
 }
+
+/// PRAGMAs whose argument says what to read, not a value to set (the
+/// `pragma_table_info(...)` functions prepare them too).
+const READ_PRAGMAS: [&str; 10] = [
+    "foreign_key_check",
+    "foreign_key_list",
+    "index_info",
+    "index_list",
+    "index_xinfo",
+    "integrity_check",
+    "quick_check",
+    "table_info",
+    "table_list",
+    "table_xinfo",
+];
+
+/// SQLite's authorizer code for ATTACH, seen with no file name when the
+/// file is not a literal.
+const ATTACH: i32 = 24;
 
 /// A poisoned lock here only guards plain data, so it is recovered.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -1,23 +1,30 @@
-//! The one writer thread of a database: group commit for autocommit writes,
-//! and the one interactive transaction that may hold it at a time.
+//! The thread that serves one writable connection: the shared writer of a
+//! database (group commit for the autocommit writes of every unpinned
+//! session), or one pinned session's own connection (its transactions, its
+//! TEMP objects and settings).
 //!
 //! Autocommit writes that are queued together share one SQLite transaction,
 //! each inside its own savepoint, so each stays atomic on its own and a
 //! failing one is rolled back alone. Nobody is answered before the shared
 //! COMMIT returns, so an acknowledged write is a durable one.
+//!
+//! A session's connection writes only while it holds a lease on the shared
+//! writer: the shared writer parks until the lease ends, so writes stay
+//! serialised on the database and no one waits on SQLite's busy handler.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backroom_api::db::{ChangeOp, QueryResult, Statement, TxMode};
 use backroom_frame::auth::Role;
-use backroom_frame::error::{Error, ErrorCode};
+use backroom_frame::error::Error;
 use rusqlite::hooks::Action;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::ctl::{Ctl, Slot};
+use crate::engine::ReadJob;
 use crate::sql::{SqlConn, sqlite_error};
 
 /// The most autocommit writes that share one commit.
@@ -32,7 +39,19 @@ pub struct Change {
 }
 
 pub type Answer<T> = oneshot::Sender<Result<T, Error>>;
-type Outcome = Result<Vec<QueryResult>, Error>;
+/// A write the server runs on a writer's connection.
+pub type Apply = Box<dyn FnOnce(&mut SqlConn) -> Result<(), Error> + Send>;
+type Outcome = Result<Ran, Error>;
+
+/// What became of statements sent to a writer.
+#[derive(Debug)]
+pub enum Ran {
+    Done(Vec<QueryResult>),
+    /// They create connection state, so they did not run on the shared
+    /// writer, which hands them back: the session must get a connection of
+    /// its own.
+    NeedsSession(Vec<Statement>),
+}
 
 /// What the writer is asked to do.
 pub enum WriteJob {
@@ -43,7 +62,28 @@ pub enum WriteJob {
         statements: Vec<Statement>,
         role: Role,
         ctl: Arc<Ctl>,
-        answer: Answer<Vec<QueryResult>>,
+        answer: Answer<Ran>,
+    },
+    /// Work on the connection itself (a cursor, `describe`, `schema`), in
+    /// the open transaction `tx` when there is one.
+    Read {
+        tx: Option<u64>,
+        job: ReadJob,
+    },
+    /// A write of the server's own (a blob from an upload), atomic like a
+    /// statement: in the open transaction `tx`, or in one of its own.
+    Apply {
+        tx: Option<u64>,
+        ctl: Arc<Ctl>,
+        work: Apply,
+        answer: Answer<()>,
+    },
+    /// A session's connection asks to write: the shared writer answers when
+    /// it is free, then parks until `release` is dropped.
+    Lease {
+        ctl: Arc<Ctl>,
+        granted: Answer<()>,
+        release: Receiver<()>,
     },
     Begin {
         tx: u64,
@@ -72,8 +112,10 @@ impl WriteJob {
     /// The transaction the job belongs to, if any.
     fn tx(&self) -> Option<u64> {
         match self {
-            WriteJob::Exec { tx, .. } => *tx,
-            WriteJob::Begin { .. } => None,
+            WriteJob::Exec { tx, .. } | WriteJob::Read { tx, .. } | WriteJob::Apply { tx, .. } => {
+                *tx
+            }
+            WriteJob::Begin { .. } | WriteJob::Lease { .. } => None,
             WriteJob::Commit { tx, .. } | WriteJob::Rollback { tx, .. } => Some(*tx),
         }
     }
@@ -89,6 +131,13 @@ pub struct WriterSettings {
 struct OpenTx {
     id: u64,
     deadline: Instant,
+    /// Held for the whole transaction on a session's connection.
+    _lease: Option<Lease>,
+}
+
+/// The shared writer stays parked while this lives.
+struct Lease {
+    _release: Sender<()>,
 }
 
 pub struct Writer {
@@ -104,14 +153,29 @@ pub struct Writer {
     /// Why transactions ended without their client asking, until it
     /// commits or rolls back.
     ended: HashMap<u64, Error>,
+    /// On a session's connection: the shared writer, to lease it before
+    /// writing. `None` on the shared writer itself.
+    shared: Option<Sender<WriteJob>>,
 }
 
 impl Writer {
-    pub fn new(conn: SqlConn, settings: WriterSettings, feed: broadcast::Sender<Change>) -> Writer {
+    /// A writer over `conn`; `shared` is the shared writer to lease when
+    /// `conn` is a session's own connection.
+    pub fn new(
+        conn: SqlConn,
+        settings: WriterSettings,
+        feed: broadcast::Sender<Change>,
+        shared: Option<Sender<WriteJob>>,
+    ) -> Writer {
         let changes = Arc::new(Mutex::new(Vec::new()));
         let sink = changes.clone();
-        conn.conn.update_hook(Some(
-            move |action: Action, _db: &str, table: &str, rowid| {
+        conn.conn
+            .update_hook(Some(move |action: Action, db: &str, table: &str, rowid| {
+                // The feed follows this database's tables, not a session's
+                // TEMP tables or attached databases.
+                if db != "main" {
+                    return;
+                }
                 let op = match action {
                     Action::SQLITE_INSERT => ChangeOp::Insert,
                     Action::SQLITE_UPDATE => ChangeOp::Update,
@@ -123,8 +187,7 @@ impl Writer {
                     op,
                     rowid,
                 });
-            },
-        ));
+            }));
         let slot = Slot::new(conn.conn.get_interrupt_handle());
         Writer {
             conn,
@@ -135,6 +198,7 @@ impl Writer {
             waiting: VecDeque::new(),
             open: None,
             ended: HashMap::new(),
+            shared,
         }
     }
 
@@ -186,7 +250,36 @@ impl Writer {
             }
         }
         match job {
+            WriteJob::Exec {
+                tx: None,
+                statements,
+                role,
+                ctl,
+                answer,
+            } if self.reads_alone(&statements, role) => {
+                let _ = answer.send(self.read_alone(&statements, role, &ctl));
+            }
             WriteJob::Exec { tx: None, .. } => self.group_commit(job, jobs),
+            WriteJob::Read { tx: None, job } => job(Ok((&mut self.conn, &self.slot))),
+            WriteJob::Read { tx: Some(tx), job } => job(Err(self.gone(tx, false))),
+            WriteJob::Apply {
+                tx: None,
+                ctl,
+                work,
+                answer,
+            } => self.apply_alone(&ctl, work, answer),
+            WriteJob::Apply {
+                tx: Some(tx),
+                answer,
+                ..
+            } => {
+                let _ = answer.send(Err(self.gone(tx, false)));
+            }
+            WriteJob::Lease {
+                ctl,
+                granted,
+                release,
+            } => self.lend(&ctl, granted, &release),
             WriteJob::Begin {
                 tx,
                 mode,
@@ -223,7 +316,72 @@ impl Writer {
         reason.unwrap_or_else(|| Error::conflict(format!("transaction {tx} is not open")))
     }
 
-    fn begin(&mut self, tx: u64, mode: TxMode, ctl: &Ctl, answer: Answer<()>) {
+    /// Whether statements run on this session's connection without the
+    /// shared writer: when none of them writes.
+    fn reads_alone(&mut self, statements: &[Statement], role: Role) -> bool {
+        self.shared.is_some()
+            && statements
+                .iter()
+                .all(|s| self.conn.policy(&s.sql, role).is_ok_and(|p| p.readonly))
+    }
+
+    /// Runs read-only statements (and ATTACH, DETACH, PRAGMA settings, which
+    /// SQLite refuses or ignores inside a transaction) one by one.
+    fn read_alone(&mut self, statements: &[Statement], role: Role, ctl: &Ctl) -> Outcome {
+        if !ctl.start(&self.slot) {
+            return Err(Error::cancelled(
+                "the statement was cancelled before it ran",
+            ));
+        }
+        let max = self.settings.max_result_bytes;
+        let results: Result<Vec<_>, Error> = statements
+            .iter()
+            .map(|s| self.conn.run(s, role, max))
+            .collect();
+        self.slot.finish();
+        results.map(Ran::Done)
+    }
+
+    /// Parks the shared writer while a session's connection writes.
+    fn lend(&mut self, ctl: &Ctl, granted: Answer<()>, release: &Receiver<()>) {
+        if !ctl.start(&self.slot) {
+            let _ = granted.send(Err(Error::cancelled("cancelled before it ran")));
+            return;
+        }
+        self.slot.finish();
+        if granted.send(Ok(())).is_ok() {
+            // Err only: the lease ends when its holder drops the sender.
+            let _ = release.recv();
+        }
+    }
+
+    /// Leases the shared writer, when this is a session's connection.
+    fn lease(&self, ctl: Arc<Ctl>) -> Result<Option<Lease>, Error> {
+        let Some(shared) = &self.shared else {
+            return Ok(None);
+        };
+        let (granted, answer) = oneshot::channel();
+        let (hold, release) = std::sync::mpsc::channel();
+        let closed = || Error::unavailable("the database stopped before answering");
+        shared
+            .send(WriteJob::Lease {
+                ctl,
+                granted,
+                release,
+            })
+            .map_err(|_| closed())?;
+        answer.blocking_recv().map_err(|_| closed())??;
+        Ok(Some(Lease { _release: hold }))
+    }
+
+    fn begin(&mut self, tx: u64, mode: TxMode, ctl: &Arc<Ctl>, answer: Answer<()>) {
+        let lease = match self.lease(ctl.clone()) {
+            Ok(lease) => lease,
+            Err(e) => {
+                let _ = answer.send(Err(e));
+                return;
+            }
+        };
         if !ctl.start(&self.slot) {
             let _ = answer.send(Err(Error::cancelled("begin was cancelled")));
             return;
@@ -238,6 +396,7 @@ impl Writer {
             self.open = Some(OpenTx {
                 id: tx,
                 deadline: Instant::now() + self.settings.tx_idle_timeout,
+                _lease: lease,
             });
         }
         if answer.send(result).is_err() {
@@ -261,16 +420,15 @@ impl Writer {
                 ..
             } => {
                 let result = self.guarded(&statements, role, &ctl);
-                if let Err(error) = &result {
-                    if self.conn.conn.is_autocommit() {
-                        // SQLite itself ended the transaction (an interrupt or
-                        // a full disk does); the client must hear of it.
-                        self.open = None;
-                        lock(&self.changes).clear();
-                        let reason = format!("transaction rolled back by SQLite after: {error}");
-                        self.ended.insert(id, Error::conflict(reason));
-                    }
-                }
+                self.note_if_ended(id, &result);
+                let _ = answer.send(result.map(Ran::Done));
+            }
+            WriteJob::Read { job, .. } => job(Ok((&mut self.conn, &self.slot))),
+            WriteJob::Apply {
+                ctl, work, answer, ..
+            } => {
+                let result = self.in_savepoint(&ctl, |conn| apply(work, conn));
+                self.note_if_ended(id, &result);
                 let _ = answer.send(result);
             }
             WriteJob::Commit { answer, .. } => {
@@ -284,8 +442,21 @@ impl Writer {
                     let _ = answer.send(Ok(()));
                 }
             }
-            WriteJob::Begin { .. } => {}
+            WriteJob::Begin { .. } | WriteJob::Lease { .. } => {}
         }
+    }
+
+    /// Notes that SQLite itself ended transaction `id` after a failure (an
+    /// interrupt or a full disk does), so that the client hears of it.
+    fn note_if_ended<T>(&mut self, id: u64, result: &Result<T, Error>) {
+        let Err(error) = result else { return };
+        if !self.conn.conn.is_autocommit() {
+            return;
+        }
+        self.open = None;
+        lock(&self.changes).clear();
+        let reason = format!("transaction rolled back by SQLite after: {error}");
+        self.ended.insert(id, Error::conflict(reason));
     }
 
     /// Commits the open transaction and publishes its changes; on failure
@@ -335,61 +506,137 @@ impl Writer {
         role: Role,
         ctl: &Ctl,
     ) -> Result<Vec<QueryResult>, Error> {
+        let max = self.settings.max_result_bytes;
+        let batch = statements.len() > 1;
+        self.in_savepoint(ctl, |conn| {
+            let mut results = Vec::with_capacity(statements.len());
+            for (i, statement) in statements.iter().enumerate() {
+                let result = conn.run(statement, role, max).map_err(|error| {
+                    if !batch {
+                        return error;
+                    }
+                    Error::new(
+                        error.code,
+                        format!("statement {} of the batch failed: {}", i + 1, error.message),
+                    )
+                })?;
+                results.push(result);
+            }
+            Ok(results)
+        })
+    }
+
+    /// Runs `work` inside a savepoint, claimed by `ctl`, so that a failure
+    /// undoes exactly its writes and their change-feed entries.
+    fn in_savepoint<T>(
+        &mut self,
+        ctl: &Ctl,
+        work: impl FnOnce(&mut SqlConn) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         if !ctl.start(&self.slot) {
             return Err(Error::cancelled(
                 "the statement was cancelled before it ran",
             ));
         }
-        let result = self.savepoint(statements, role);
+        let result = self.savepoint(work);
         self.slot.finish();
         result
     }
 
-    fn savepoint(
+    fn savepoint<T>(
         &mut self,
-        statements: &[Statement],
-        role: Role,
-    ) -> Result<Vec<QueryResult>, Error> {
+        work: impl FnOnce(&mut SqlConn) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let mark = lock(&self.changes).len();
         self.conn
             .conn
             .execute_batch("SAVEPOINT backroom_stmt")
             .map_err(sqlite_error)?;
-        let max = self.settings.max_result_bytes;
-        let mut results = Vec::with_capacity(statements.len());
-        for (i, statement) in statements.iter().enumerate() {
-            match self.conn.run(statement, role, max) {
-                Ok(result) => results.push(result),
-                Err(error) => {
-                    lock(&self.changes).truncate(mark);
-                    if !self.conn.conn.is_autocommit() {
-                        let _ = self
-                            .conn
-                            .conn
-                            .execute_batch("ROLLBACK TO backroom_stmt; RELEASE backroom_stmt");
-                    }
-                    let error = if statements.len() > 1 {
-                        Error::new(
-                            error.code,
-                            format!("statement {} of the batch failed: {}", i + 1, error.message),
-                        )
-                    } else {
-                        error
-                    };
-                    return Err(error);
+        let result = match work(&mut self.conn) {
+            Ok(result) => result,
+            Err(error) => {
+                lock(&self.changes).truncate(mark);
+                if !self.conn.conn.is_autocommit() {
+                    let _ = self
+                        .conn
+                        .conn
+                        .execute_batch("ROLLBACK TO backroom_stmt; RELEASE backroom_stmt");
                 }
+                return Err(error);
             }
-        }
+        };
         self.conn
             .conn
             .execute_batch("RELEASE backroom_stmt")
             .map_err(sqlite_error)?;
-        Ok(results)
+        Ok(result)
+    }
+
+    /// Runs a write that cannot share a group (it consumes an upload) in a
+    /// transaction of its own, holding the lease when this is a session's
+    /// connection.
+    fn apply_alone(&mut self, ctl: &Arc<Ctl>, work: Apply, answer: Answer<()>) {
+        let result = self.lease(ctl.clone()).and_then(|_lease| {
+            self.conn
+                .conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(sqlite_error)?;
+            match self.in_savepoint(ctl, |conn| apply(work, conn)) {
+                Ok(()) => self.commit(),
+                Err(error) => {
+                    self.rollback_open();
+                    Err(error)
+                }
+            }
+        });
+        let _ = answer.send(result);
     }
 
     /// Runs `first` and every autocommit write queued behind it in one
     /// transaction, then answers them all after the one COMMIT.
     fn group_commit(&mut self, first: WriteJob, jobs: &Receiver<WriteJob>) {
+        let mut group = Vec::new();
+        for job in self.gather(first, jobs) {
+            let WriteJob::Exec {
+                statements,
+                role,
+                ctl,
+                answer,
+                ..
+            } = job
+            else {
+                continue;
+            };
+            if self.shared.is_none() && self.conn.creates_state(&statements, role) {
+                let _ = answer.send(Ok(Ran::NeedsSession(statements)));
+                continue;
+            }
+            group.push(Pending {
+                statements,
+                role,
+                ctl,
+                answer,
+            });
+        }
+        if group.is_empty() {
+            return;
+        }
+        let _lease = match self.lease(Ctl::new()) {
+            Ok(lease) => lease,
+            Err(error) => {
+                for job in group {
+                    let _ = job.answer.send(Err(error.clone()));
+                }
+                return;
+            }
+        };
+        while !group.is_empty() {
+            group = self.commit_round(group);
+        }
+    }
+
+    /// `first` and the autocommit writes queued right behind it.
+    fn gather(&mut self, first: WriteJob, jobs: &Receiver<WriteJob>) -> Vec<WriteJob> {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             let next = match self.waiting.front() {
@@ -409,63 +656,59 @@ impl Writer {
                 None => break,
             }
         }
+        group
+    }
+
+    /// Runs `group` in one transaction and answers it after the COMMIT. A
+    /// write whose failure ends the shared transaction (`INSERT OR
+    /// ROLLBACK`, an interrupt) gets its error alone; the writes it undid,
+    /// and those after it, are handed back to run again in a new one.
+    fn commit_round(&mut self, group: Vec<Pending>) -> Vec<Pending> {
         if let Err(e) = self.conn.conn.execute_batch("BEGIN IMMEDIATE") {
             let error = sqlite_error(e);
             for job in group {
-                if let WriteJob::Exec { answer, .. } = job {
-                    let _ = answer.send(Err(error.clone()));
-                }
+                let _ = job.answer.send(Err(error.clone()));
             }
-            return;
+            return Vec::new();
         }
-        let mut done: Vec<(Answer<Vec<QueryResult>>, Outcome)> = Vec::with_capacity(group.len());
-        let mut lost = false;
-        for job in group {
-            let WriteJob::Exec {
-                statements,
-                role,
-                ctl,
-                answer,
-                ..
-            } = job
-            else {
-                continue;
-            };
-            let result = if lost {
-                Err(lost_error())
-            } else {
-                self.guarded(&statements, role, &ctl)
-            };
-            if result.is_err() && !lost && self.conn.conn.is_autocommit() {
-                // SQLite rolled the whole shared transaction back (an
-                // interrupted write can): the writes before this one are lost.
-                lost = true;
+        let mut done: Vec<(Pending, Result<Vec<QueryResult>, Error>)> =
+            Vec::with_capacity(group.len());
+        let mut rest = group.into_iter();
+        while let Some(job) = rest.next() {
+            let result = self.guarded(&job.statements, job.role, &job.ctl);
+            if result.is_err() && self.conn.conn.is_autocommit() {
                 lock(&self.changes).clear();
-                for (_, earlier) in &mut done {
-                    if earlier.is_ok() {
-                        *earlier = Err(lost_error());
-                    }
-                }
+                let _ = job.answer.send(result.map(Ran::Done));
+                let mut again: Vec<Pending> = done.into_iter().map(|(job, _)| job).collect();
+                again.extend(rest);
+                return again;
             }
-            done.push((answer, result));
+            done.push((job, result));
         }
-        let committed = if lost { Ok(()) } else { self.commit() };
-        for (answer, result) in done {
+        let committed = self.commit();
+        for (job, result) in done {
             let result = match (&committed, result) {
                 (Err(e), Ok(_)) => Err(e.clone()),
                 (_, result) => result,
             };
-            let _ = answer.send(result);
+            let _ = job.answer.send(result.map(Ran::Done));
         }
+        Vec::new()
     }
 }
 
-fn lost_error() -> Error {
-    Error::new(
-        ErrorCode::Unavailable,
-        "a write committed together with yours was interrupted, and SQLite rolled back \
-         the shared transaction: yours was not committed; retry it",
-    )
+/// Runs `work`; a panic in it fails it alone, not the writer's thread.
+fn apply(work: Apply, conn: &mut SqlConn) -> Result<(), Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)))
+        .unwrap_or_else(|_| Err(Error::internal("the write failed unexpectedly")))
+}
+
+/// An autocommit write waiting for its group's commit.
+struct Pending {
+    statements: Vec<Statement>,
+    role: Role,
+    ctl: Arc<Ctl>,
+    answer: Answer<Ran>,
 }
 
 /// A duration as people say it: `30 s`, or `250 ms` when not whole seconds.

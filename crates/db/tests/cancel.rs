@@ -61,3 +61,36 @@ async fn a_runaway_write_times_out_and_the_writer_keeps_serving() {
     assert_eq!(scalar(&db, "SELECT count(*) FROM t").await, 1);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_cursor_past_its_timeout_is_interrupted_with_a_clear_error() {
+    let server = start(|_| {}).await;
+    let db = admin(&server).await;
+    let rows = ExecArgs {
+        statement: stmt(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c",
+        ),
+        timeout_ms: Some(300),
+        ..ExecArgs::default()
+    };
+    let mut cursor = db.cursor(&rows).await.expect("the first rows come at once");
+    let err = loop {
+        match cursor.next_page().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("an endless statement ended"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.code, ErrorCode::Timeout, "{err}");
+    assert!(err.message.contains("300 ms timeout"), "{err}");
+    // A statement that has no first row before its deadline fails at once.
+    let count = ExecArgs {
+        statement: stmt(ENDLESS),
+        timeout_ms: Some(300),
+        ..ExecArgs::default()
+    };
+    let err = db.cursor(&count).await.err().expect("times out");
+    assert_eq!(err.code, ErrorCode::Timeout, "{err}");
+    assert_eq!(scalar(&db, "SELECT 7").await, 7);
+    server.stop().await;
+}

@@ -70,3 +70,37 @@ async fn a_cursor_walks_a_million_rows_in_bounded_memory() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_larger_than_a_frame_reads_back_through_a_cursor() {
+    let server = start(|_| {}).await;
+    let db = admin(&server).await;
+    let max_frame = db.client().welcome().limits.max_frame as i64;
+    let size = max_frame + 4 * 1024 * 1024;
+    exec(&db, "CREATE TABLE b (x BLOB)").await;
+    db.execute_main(stmt("INSERT INTO b VALUES (randomblob(?))").bind(size))
+        .await
+        .expect("stored");
+    let whole = db
+        .query_main(stmt("SELECT x FROM b"))
+        .await
+        .expect_err("too large for one reply");
+    assert_eq!(whole.code, backroom_frame::ErrorCode::TooLarge, "{whole}");
+    let mut cursor = db
+        .cursor(&ExecArgs {
+            statement: stmt("SELECT x, length(x) FROM b"),
+            ..ExecArgs::default()
+        })
+        .await
+        .expect("cursor");
+    let page = cursor.next_page().await.expect("page").expect("a row");
+    match page[0].as_slice() {
+        [Value::Blob(blob), Value::Integer(length)] => {
+            assert_eq!(blob.len() as i64, size);
+            assert_eq!(*length, size);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(cursor.next_page().await.expect("end").is_none());
+    server.stop().await;
+}

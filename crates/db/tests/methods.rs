@@ -95,6 +95,22 @@ async fn parameters_bind_by_position_number_and_name() {
 }
 
 #[tokio::test]
+async fn a_statement_that_changes_no_row_reports_none() {
+    let server = start(|_| {}).await;
+    let db = admin(&server).await;
+    exec(&db, "CREATE TABLE t (x)").await;
+    assert_eq!(exec(&db, "INSERT INTO t VALUES (1)").await.rows_affected, 1);
+    for sql in [
+        "CREATE TABLE u (y)",
+        "CREATE INDEX tx ON t (x)",
+        "DROP TABLE u",
+    ] {
+        assert_eq!(exec(&db, sql).await.rows_affected, 0, "{sql}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_syntax_error_returns_sqlites_message_and_the_connection_stays_usable() {
     let server = start(|_| {}).await;
     let db = admin(&server).await;
@@ -219,7 +235,7 @@ async fn attach_and_durability_pragmas_need_admin_and_load_extension_is_refused(
     let writer = connect(&server, WRITER).await;
     let admin = admin(&server).await;
     for sql in [
-        "ATTACH DATABASE '/tmp/x.db' AS x",
+        "ATTACH DATABASE 'main' AS x",
         "PRAGMA synchronous = OFF",
         "PRAGMA journal_mode = DELETE",
     ] {

@@ -262,3 +262,54 @@ async fn shutdown_rolls_back_open_transactions_and_keeps_commits() {
     assert_eq!(rows, [[Value::Text("committed".into())]]);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_ends_the_group_transaction_never_fails_the_others() {
+    let server = start(|_| {}).await;
+    let db = admin(&server).await;
+    exec(&db, "CREATE TABLE t (x INTEGER PRIMARY KEY)").await;
+    exec(&db, "INSERT INTO t VALUES (0)").await;
+    let mut set = JoinSet::new();
+    // One client keeps ending the shared transaction with a conflicting
+    // INSERT OR ROLLBACK, while eight others write.
+    let spoiler = Arc::new(connect(&server, WRITER).await);
+    for _ in 0..100 {
+        let spoiler = spoiler.clone();
+        set.spawn(async move {
+            let err = spoiler
+                .execute_main(stmt("INSERT OR ROLLBACK INTO t VALUES (0)"))
+                .await
+                .expect_err("conflicts");
+            assert_eq!(err.code, ErrorCode::Conflict, "{err}");
+            None
+        });
+    }
+    for c in 1..=8i64 {
+        let client = Arc::new(connect(&server, WRITER).await);
+        for i in 0..100i64 {
+            let client = client.clone();
+            set.spawn(async move {
+                let key = c * 1000 + i;
+                client
+                    .execute_main(Statement::new("INSERT INTO t VALUES (?)").bind(key))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .err()
+            });
+        }
+    }
+    let mut failed = Vec::new();
+    while let Some(done) = set.join_next().await {
+        if let Some(error) = done.expect("task") {
+            failed.push(error);
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} writes failed: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert_eq!(scalar(&db, "SELECT count(*) FROM t").await, 1 + 8 * 100);
+    server.stop().await;
+}

@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use backroom_api::db::{
-    BackupArgs, BatchArgs, BeginArgs, ChangeOp, Column, DEFAULT_DB, DatabaseInfo, DbClient,
-    ExecArgs, FeedEvent, QueryResult, Schema, SchemaArgs, Statement, TxMode, Value, WatchArgs,
+    BackupArgs, BatchArgs, BeginArgs, BlobArgs, BlobInfo, ChangeOp, Column, DEFAULT_DB,
+    DatabaseInfo, DbClient, ExecArgs, FeedEvent, QueryResult, Schema, SchemaArgs, Statement,
+    TxMode, Value, WatchArgs,
 };
 use backroom_frame::client::ClientConfig;
 use backroom_frame::error::ErrorCode;
@@ -80,6 +81,55 @@ pub enum DbCommand {
     Create { name: String },
     /// Drop a database and delete its files (admin); `main` cannot go.
     Drop { name: String },
+    /// Write one value from a file, or read one into a file, in pieces
+    /// (SQLite's incremental blob I/O), however large it is.
+    Blob {
+        #[command(subcommand)]
+        action: BlobCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BlobCommand {
+    /// Replace the value of COLUMN in row ROWID of TABLE with FILE's bytes.
+    Put {
+        table: String,
+        column: String,
+        rowid: i64,
+        file: PathBuf,
+    },
+    /// Copy the value of COLUMN in row ROWID of TABLE into the new file FILE.
+    Get {
+        table: String,
+        column: String,
+        rowid: i64,
+        file: PathBuf,
+    },
+}
+
+impl BlobCommand {
+    fn args(&self, db: &Option<String>, bytes: Option<u64>) -> BlobArgs {
+        let (BlobCommand::Put {
+            table,
+            column,
+            rowid,
+            ..
+        }
+        | BlobCommand::Get {
+            table,
+            column,
+            rowid,
+            ..
+        }) = self;
+        BlobArgs {
+            db: db.clone(),
+            table: table.clone(),
+            column: column.clone(),
+            rowid: *rowid,
+            bytes,
+            timeout_ms: None,
+        }
+    }
 }
 
 /// Runs one `backroom db` command to its end.
@@ -156,14 +206,24 @@ async fn execute(
         DbCommand::Batch { file } => Some(read_batch(file)?),
         _ => None,
     };
-    let backup_file = match &command {
-        DbCommand::Backup { out } => Some(create_backup_file(out)?),
+    // A file this command creates, removed again if the command fails.
+    let new_file = match &command {
+        DbCommand::Backup { out }
+        | DbCommand::Blob {
+            action: BlobCommand::Get { file: out, .. },
+        } => Some((create_new_file(out)?, out.clone())),
+        _ => None,
+    };
+    let put_file = match &command {
+        DbCommand::Blob {
+            action: BlobCommand::Put { file, .. },
+        } => Some(File::open(file).with_context(|| format!("cannot open {}", file.display()))?),
         _ => None,
     };
     let client = match connect(config).await {
         Ok(client) => client,
         Err(e) => {
-            if let (DbCommand::Backup { out }, Some(file)) = (&command, backup_file) {
+            if let Some((file, out)) = new_file {
                 drop(file);
                 let _ = std::fs::remove_file(out);
             }
@@ -210,12 +270,24 @@ async fn execute(
             print!("{}", mode.schema(&schema));
         }
         DbCommand::Backup { out } => {
-            let file = backup_file.ok_or_else(|| anyhow!("the backup file was not created"))?;
+            let (file, _) = new_file.ok_or_else(|| anyhow!("the backup file was not created"))?;
             if let Err(e) = backup(&client, &db, file, &out, mode).await {
                 let _ = std::fs::remove_file(&out);
                 return Err(e);
             }
         }
+        DbCommand::Blob { action } => match (&action, put_file, new_file) {
+            (BlobCommand::Put { file: path, .. }, Some(file), _) => {
+                put_blob(&client, action.args(&db, None), file, path, mode).await?;
+            }
+            (BlobCommand::Get { .. }, _, Some((file, out))) => {
+                if let Err(e) = get_blob(&client, action.args(&db, None), file, &out, mode).await {
+                    let _ = std::fs::remove_file(&out);
+                    return Err(e);
+                }
+            }
+            _ => bail!("the blob's file was not opened"),
+        },
         DbCommand::Watch { table } => watch(&client, db, table, mode).await?,
         DbCommand::Databases => {
             let databases = client.list_databases().await?;
@@ -249,6 +321,7 @@ async fn query_or_stream(client: &DbClient, args: &ExecArgs, mode: Mode) -> anyh
 /// Prints a cursor's rows page by page, so memory stays bounded however
 /// many there are. The table's widths are measured on the first page.
 async fn stream_rows(client: &DbClient, args: &ExecArgs, mode: Mode) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let mut cursor = client.cursor(args).await?;
     let mut layout: Option<Layout> = None;
     let mut count = 0u64;
@@ -280,7 +353,12 @@ async fn stream_rows(client: &DbClient, args: &ExecArgs, mode: Mode) -> anyhow::
         print!("{out}");
     }
     match mode {
-        Mode::Json => println!("],\"rows_affected\":0,\"streamed\":true}}"),
+        // A cursor runs read-only statements: nothing was inserted, and the
+        // duration is the whole stream's, as the client saw it.
+        Mode::Json => println!(
+            "],\"rows_affected\":0,\"last_insert_rowid\":0,\"duration_us\":{},\"streamed\":true}}",
+            started.elapsed().as_micros()
+        ),
         Mode::Table => {
             if layout.is_none() {
                 print!("{}", Layout::new(&cursor.columns, &[]).header());
@@ -660,6 +738,29 @@ impl Mode {
         }
     }
 
+    /// What a blob command did.
+    fn blob(self, did: &str, args: &BlobArgs, bytes: u64, file: &Path) -> String {
+        match self {
+            Mode::Json => format!(
+                "{}\n",
+                serde_json::json!({
+                    "table": args.table,
+                    "column": args.column,
+                    "rowid": args.rowid,
+                    "bytes": bytes,
+                    "file": file.display().to_string(),
+                })
+            ),
+            Mode::Table => format!(
+                "{did} {bytes} bytes: {}.{} rowid {}, {}\n",
+                args.table,
+                args.column,
+                args.rowid,
+                file.display()
+            ),
+        }
+    }
+
     fn schema(self, schema: &Schema) -> String {
         match self {
             Mode::Json => match serde_json::to_string(schema) {
@@ -672,7 +773,8 @@ impl Mode {
                     .iter()
                     .map(|t| &t.sql)
                     .chain(schema.indexes.iter().map(|i| &i.sql))
-                    .chain(schema.views.iter().map(|v| &v.sql));
+                    .chain(schema.views.iter().map(|v| &v.sql))
+                    .chain(schema.triggers.iter().map(|t| &t.sql));
                 sql.flatten().map(|s| format!("{s};\n")).collect()
             }
         }
@@ -698,6 +800,7 @@ fn value_json(value: &Value) -> serde_json::Value {
     match value {
         Value::Null => serde_json::Value::Null,
         Value::Integer(i) => serde_json::json!(i),
+        Value::Real(r) if !r.is_finite() => serde_json::json!(real_text(*r)),
         Value::Real(r) => serde_json::json!(r),
         Value::Text(t) => serde_json::json!(t),
         // JSON has no bytes: a blob is an object, so no text is mistaken
@@ -733,7 +836,7 @@ fn cell(value: &Value) -> String {
     match value {
         Value::Null => "NULL".to_owned(),
         Value::Integer(i) => i.to_string(),
-        Value::Real(r) => r.to_string(),
+        Value::Real(r) => real_text(*r),
         Value::Text(t) => t
             .escape_debug()
             .to_string()
@@ -741,6 +844,29 @@ fn cell(value: &Value) -> String {
             .replace("\\'", "'"),
         Value::Blob(b) => format!("x'{}'", to_hex(b)),
     }
+}
+
+/// A real as psql shows one: `Infinity`, `-Infinity` and `NaN` by name
+/// (JSON has no numbers for them), and very large or small magnitudes in
+/// exponent form (`1e+300`), not as hundreds of digits.
+fn real_text(r: f64) -> String {
+    if r.is_nan() {
+        return "NaN".to_owned();
+    }
+    if r.is_infinite() {
+        return if r > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
+    }
+    let magnitude = r.abs();
+    if magnitude != 0.0 && !(1e-4..1e16).contains(&magnitude) {
+        let text = format!("{r:e}");
+        return match text.split_once('e') {
+            Some((mantissa, exponent)) if !exponent.starts_with('-') => {
+                format!("{mantissa}e+{exponent}")
+            }
+            _ => text,
+        };
+    }
+    r.to_string()
 }
 
 /// A result as people read it: an aligned table and a row count, or what a
@@ -851,7 +977,8 @@ fn pad(text: &str, width: usize, right: bool) -> String {
 
 /// Creates the backup's target before connecting, refusing to overwrite a
 /// file, so a wrong path fails at once.
-fn create_backup_file(out: &Path) -> anyhow::Result<File> {
+/// Creates `out` for a download, refusing to overwrite what is there.
+fn create_new_file(out: &Path) -> anyhow::Result<File> {
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -875,29 +1002,8 @@ async fn backup(
         db: db.clone(),
         file: None,
     };
-    let (info, mut stream) = client.backup(&args).await?;
-    let bar = progress_bar(info.bytes);
-    let mut written = 0u64;
-    while let Some(chunk) = stream.chunk().await? {
-        file.write_all(&chunk)
-            .with_context(|| format!("cannot write {}", out.display()))?;
-        written += chunk.len() as u64;
-        if let Some(bar) = &bar {
-            bar.set_position(written);
-        }
-    }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    if written != info.bytes {
-        bail!(
-            "the backup stream ended after {written} of {} bytes",
-            info.bytes
-        );
-    }
-    // The copy is only a backup once it is on disk.
-    file.sync_all()
-        .with_context(|| format!("cannot sync {}", out.display()))?;
+    let (info, stream) = client.backup(&args).await?;
+    save(stream, &mut file, out, info.bytes).await?;
     match mode {
         Mode::Json => println!(
             "{}",
@@ -910,6 +1016,79 @@ async fn backup(
             out.display()
         ),
     }
+    Ok(())
+}
+
+/// Writes a download of `bytes` bytes into `file` (named `out`), with a
+/// progress bar on a terminal, checks its length and syncs it to disk.
+async fn save(
+    mut stream: backroom_frame::stream::ByteStream,
+    file: &mut File,
+    out: &Path,
+    bytes: u64,
+) -> anyhow::Result<()> {
+    let bar = progress_bar(bytes);
+    let mut written = 0u64;
+    while let Some(chunk) = stream.chunk().await? {
+        file.write_all(&chunk)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        written += chunk.len() as u64;
+        if let Some(bar) = &bar {
+            bar.set_position(written);
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if written != bytes {
+        bail!("the stream ended after {written} of {bytes} bytes");
+    }
+    // The copy is only safe once it is on disk.
+    file.sync_all()
+        .with_context(|| format!("cannot sync {}", out.display()))
+}
+
+/// `blob put`: uploads the file in pieces, announcing its length first.
+async fn put_blob(
+    client: &DbClient,
+    mut args: BlobArgs,
+    mut file: File,
+    path: &Path,
+    mode: Mode,
+) -> anyhow::Result<()> {
+    let bytes = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    args.bytes = Some(bytes);
+    let mut upload = client.blob_write(&args).await?;
+    let mut buf = vec![0u8; 128 * 1024];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        upload
+            .send(bytes::Bytes::copy_from_slice(&buf[..n]))
+            .await?;
+    }
+    let info: BlobInfo = upload.finish().await?;
+    print!("{}", mode.blob("wrote", &args, info.bytes, path));
+    Ok(())
+}
+
+/// `blob get`: streams the value into the new file.
+async fn get_blob(
+    client: &DbClient,
+    args: BlobArgs,
+    mut file: File,
+    out: &Path,
+    mode: Mode,
+) -> anyhow::Result<()> {
+    let (info, stream) = client.blob_read(&args).await?;
+    save(stream, &mut file, out, info.bytes).await?;
+    print!("{}", mode.blob("read", &args, info.bytes, out));
     Ok(())
 }
 
@@ -984,6 +1163,8 @@ enum Flow {
 /// later one are the same transaction.
 struct Session {
     client: DbClient,
+    /// How to connect again after the server went away.
+    config: ClientConfig,
     db: Option<String>,
     mode: Mode,
     buffer: String,
@@ -1036,7 +1217,34 @@ impl Session {
         Ok(())
     }
 
+    /// Connects again when the server went away since the last statement
+    /// (it restarted, say). A transaction that was open is lost with the old
+    /// connection: that is an error of its own, and the statement does not
+    /// run, since it was meant for the transaction.
+    async fn reconnect_if_lost(&mut self) -> anyhow::Result<()> {
+        // A ping has no effect, so a failed one proves the connection dead
+        // even when its end has not been noticed yet; a failed statement
+        // could not be retried, as it may have run.
+        let alive = match self.client.client().closed() {
+            Some(reason) => Err(reason),
+            None => self.client.client().ping().await.map(drop),
+        };
+        let Err(reason) = alive else {
+            return Ok(());
+        };
+        self.client = connect(&self.config).await?;
+        eprintln!("reconnected to {} ({reason})", self.config.addr);
+        if std::mem::take(&mut self.in_tx) {
+            bail!(
+                "the connection to the server was lost, and with it the open transaction, \
+                 which the server rolled back; this statement did not run"
+            );
+        }
+        Ok(())
+    }
+
     async fn statement(&mut self, sql: &str) -> anyhow::Result<()> {
+        self.reconnect_if_lost().await?;
         match classify(sql) {
             Control::Begin(mode) => {
                 self.client
@@ -1074,10 +1282,12 @@ impl Session {
         let arg = words.next().map(str::to_owned);
         match name {
             ".tables" => {
+                self.reconnect_if_lost().await?;
                 let schema = self.client.schema(&schema_args(&self.db, None)).await?;
                 print!("{}", self.mode.tables(&schema));
             }
             ".schema" => {
+                self.reconnect_if_lost().await?;
                 let schema = self.client.schema(&schema_args(&self.db, arg)).await?;
                 print!("{}", self.mode.schema(&schema));
             }
@@ -1099,6 +1309,12 @@ impl Session {
         if !self.in_tx {
             return Ok(());
         }
+        if self.client.client().closed().is_some() {
+            self.in_tx = false;
+            bail!(
+                "the connection to the server was lost, and the server rolled back the open transaction"
+            );
+        }
         self.in_tx = false;
         let _ = self.client.rollback().await;
         bail!("the input ended inside a transaction; it was rolled back")
@@ -1114,6 +1330,7 @@ fn shell(
     let client = runtime.block_on(connect(config))?;
     let mut session = Session {
         client,
+        config: config.clone(),
         db,
         mode: if json { Mode::Json } else { Mode::Table },
         buffer: String::new(),
@@ -1254,6 +1471,21 @@ mod tests {
         assert_eq!(classify("ROLLBACK TO sp"), Control::Sql);
         assert_eq!(classify("ROLLBACK TRANSACTION TO sp"), Control::Sql);
         assert_eq!(classify("SELECT 1"), Control::Sql);
+    }
+
+    #[test]
+    fn reals_print_as_psql_prints_them() {
+        assert_eq!(real_text(f64::INFINITY), "Infinity");
+        assert_eq!(real_text(f64::NEG_INFINITY), "-Infinity");
+        assert_eq!(real_text(f64::NAN), "NaN");
+        assert_eq!(real_text(1e300), "1e+300");
+        assert_eq!(real_text(-2.5e-300), "-2.5e-300");
+        assert_eq!(real_text(1.5), "1.5");
+        assert_eq!(real_text(0.0), "0");
+        assert_eq!(
+            value_json(&Value::Real(f64::INFINITY)),
+            serde_json::json!("Infinity")
+        );
     }
 
     #[test]
