@@ -545,3 +545,19 @@ async fn an_ipv6_literal_target_is_forwarded_with_a_bracketed_host() {
     assert_eq!(body, format!("[::1]:{port}"));
     proxy.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_response_with_content_length_and_chunked_is_read_by_chunked() {
+    // RFC 9112 §6.3: Transfer-Encoding wins, and the stale Content-Length
+    // must not frame the forwarded body.
+    let origin = scripted_origin(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    let proxy = start(config()).await;
+    let (ok, body, err) = curl(&["-x", &proxy.url(), &origin.url("/")]).await;
+    assert!(ok, "{err}");
+    assert_eq!(body, "hello");
+    proxy.shutdown().await;
+}

@@ -127,6 +127,36 @@ where
     Origin { addr, connections }
 }
 
+/// An origin on raw TCP that answers each request head with `answer`, byte
+/// for byte, then reads on until the proxy closes: for answers that a real
+/// server library would refuse to send.
+pub async fn scripted_origin(answer: &'static [u8]) -> Origin {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+    let addr = listener.local_addr().expect("addr");
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if tcp.write_all(answer).await.is_err() {
+                    return;
+                }
+                while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    Origin { addr, connections }
+}
+
 pub fn text(body: impl Into<Bytes>) -> Response<OriginBody> {
     Response::new(Full::new(body.into()).boxed())
 }
