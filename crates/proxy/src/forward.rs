@@ -113,7 +113,16 @@ pub async fn handle(
         bytes_out: Arc::new(AtomicU64::new(0)),
     };
     let exchange = Exchange { shared, finisher };
-    Ok(admit(exchange, peer, req).await)
+    let is_connect = req.method() == Method::CONNECT;
+    let mut response = admit(exchange, peer, req).await;
+    if is_connect && !response.status().is_success() {
+        // The client may already have sent bytes meant for the tunnel; they
+        // must never be read as a request.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(response)
 }
 
 /// The checks every request passes before it goes anywhere.

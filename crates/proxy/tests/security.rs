@@ -382,3 +382,39 @@ async fn a_client_that_stalls_mid_body_gets_408() {
     assert!(closed);
     proxy.shutdown().await;
 }
+
+#[tokio::test]
+async fn bytes_behind_a_refused_connect_are_never_read_as_a_request() {
+    let origin = hello_origin().await;
+    let mut cfg = config();
+    cfg.proxy.allow_loopback = false;
+    let proxy = start(cfg).await;
+    let smuggled = format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", origin.url("/"));
+    // A port CONNECT may not reach (403), and an allowed port on a
+    // destination the address policy refuses (403 from the dialer).
+    for target in ["127.0.0.1:25", "127.0.0.1:443"] {
+        let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n{smuggled}");
+        let (response, closed) = raw(proxy.addr, request.as_bytes(), LIMIT).await;
+        assert_eq!(status_of(&response), 403, "{response}");
+        assert!(closed, "the connection is closed after a refused CONNECT");
+        assert_eq!(response.matches("HTTP/1.1").count(), 1, "{response}");
+    }
+    // An unreachable destination (502).
+    let closed_port = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let mut cfg = config();
+    cfg.proxy.connect_ports = vec![closed_port];
+    let open = start(cfg).await;
+    let target = format!("127.0.0.1:{closed_port}");
+    let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n{smuggled}");
+    let (response, closed) = raw(open.addr, request.as_bytes(), LIMIT).await;
+    assert_eq!(status_of(&response), 502, "{response}");
+    assert!(closed, "the connection is closed after a failed CONNECT");
+    assert_eq!(response.matches("HTTP/1.1").count(), 1, "{response}");
+    assert_eq!(origin.accepted(), 0);
+    still_serves(&open, &origin).await;
+    open.shutdown().await;
+    proxy.shutdown().await;
+}
