@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 
 use crate::accesslog::{LogFormat, LogTarget};
-use crate::acl::{Acl, AclConfig};
+use crate::acl::{Acl, AclConfig, DEFAULT_SAFE_PORTS, PortRange};
 use crate::auth::{AuthConfig, ProxyAuth};
 use crate::headers::ForwardedHeaders;
 
@@ -73,6 +73,8 @@ pub struct ProxySettings {
     pub allow_loopback: bool,
     /// Ports CONNECT may reach, beside 443.
     pub connect_ports: Vec<u16>,
+    /// Ports plain `http://` requests may reach.
+    pub safe_ports: Vec<PortRange>,
     pub max_client_connections: usize,
     /// The largest request head, start line included, in bytes.
     pub max_header_bytes: usize,
@@ -97,6 +99,7 @@ impl Default for ProxySettings {
             admin: None,
             allow_loopback: false,
             connect_ports: Vec::new(),
+            safe_ports: DEFAULT_SAFE_PORTS.to_vec(),
             max_client_connections: 1024,
             max_header_bytes: 64 * 1024,
             max_headers: 100,

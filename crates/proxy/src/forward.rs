@@ -204,6 +204,15 @@ async fn forward(
     let method = req.method().clone();
     let mut ex = ex;
     ex.finisher.host = Some(host.clone());
+    let safe_ports = &ex.shared.settings.safe_ports;
+    if !safe_ports.iter().any(|range| range.contains(port)) {
+        let safe: Vec<String> = safe_ports.iter().map(ToString::to_string).collect();
+        let why = format!(
+            "port {port} is not a safe port for plain HTTP; safe ports: {}",
+            safe.join(", ")
+        );
+        return ex.reply(StatusCode::FORBIDDEN, &why);
+    }
     let policy = ex.shared.policy();
     if let Err(denied) = policy.acl.check_destination(&host, port, method.as_str()) {
         return ex.reply(StatusCode::FORBIDDEN, &denied.0);

@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accesslog::AccessLog;
+use crate::acl::PortRange;
 use crate::body::ClientBody;
 use crate::config::Config;
 use crate::config::{Policy, seconds};
@@ -59,6 +60,8 @@ pub(crate) struct Settings {
     via_name: String,
     forwarded: ForwardedHeaders,
     connect_ports: Vec<u16>,
+    /// Ports plain HTTP may reach.
+    safe_ports: Vec<PortRange>,
     response_header_timeout: Duration,
     idle_timeout: Duration,
     /// Silence allowed in the middle of a request body.
@@ -124,11 +127,18 @@ pub async fn run(
             "max_header_bytes must be at least 1024 and max_headers at least 1".into(),
         ));
     }
+    if config.proxy.safe_ports.is_empty() {
+        return Err(StartError::Config(
+            "safe_ports is empty: list the ports plain HTTP may reach, or \"1-65535\" for all"
+                .into(),
+        ));
+    }
     let shared = Arc::new(Shared {
         settings: Settings {
             via_name: config.proxy.via_name.clone(),
             forwarded: config.proxy.forwarded,
             connect_ports: config.connect_ports(),
+            safe_ports: config.proxy.safe_ports.clone(),
             response_header_timeout: t("response_header", timeouts.response_header)?,
             idle_timeout: t("idle", timeouts.idle)?,
             client_body_timeout: t("client_body", timeouts.client_body)?,

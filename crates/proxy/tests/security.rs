@@ -401,7 +401,9 @@ async fn bytes_behind_a_refused_connect_are_never_read_as_a_request() {
     }
     // An unreachable destination (502).
     let closed_port = {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         listener.local_addr().expect("addr").port()
     };
     let mut cfg = config();
@@ -416,5 +418,41 @@ async fn bytes_behind_a_refused_connect_are_never_read_as_a_request() {
     assert_eq!(origin.accepted(), 0);
     still_serves(&open, &origin).await;
     open.shutdown().await;
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn plain_http_to_a_port_outside_safe_ports_is_refused() {
+    let origin = hello_origin().await;
+    let proxy = start(config()).await;
+    // Port 25 is SMTP: by default (squid's Safe_ports) plain HTTP never goes
+    // there, while the high ports of loopback origins stay allowed.
+    let (ok, body, err) = curl(&[
+        "-x",
+        &proxy.url(),
+        "-w",
+        "%{http_code}",
+        "http://127.0.0.1:25/",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert!(body.ends_with("403"), "{body}");
+    assert!(body.contains("port 25 is not a safe port"), "{body}");
+    assert!(body.contains("1025-65535"), "{body}");
+    still_serves(&proxy, &origin).await;
+    proxy.shutdown().await;
+
+    let mut cfg = config();
+    cfg.proxy.safe_ports = vec![backroom_proxy::acl::PortRange::single(80)];
+    let proxy = start(cfg).await;
+    let (ok, body, err) = curl(&["-x", &proxy.url(), "-w", "%{http_code}", &origin.url("/")]).await;
+    assert!(ok, "{err}");
+    assert!(body.ends_with("403"), "{body}");
+    assert!(body.contains("safe ports: 80\n"), "{body}");
+    assert_eq!(
+        origin.accepted(),
+        1,
+        "only the first proxy reached the origin"
+    );
     proxy.shutdown().await;
 }
