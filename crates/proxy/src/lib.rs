@@ -118,6 +118,9 @@ pub async fn run(
         .pool_idle_timeout(t("pool_idle", timeouts.pool_idle)?)
         .pool_max_idle_per_host(config.proxy.pool_max_idle_per_host)
         .set_host(false)
+        // RFC 9112 §5.2 lets a proxy replace an origin's obs-fold with
+        // spaces, as squid does, rather than fail the response.
+        .http1_allow_obsolete_multiline_headers_in_responses(true)
         .build(Connector::new(dialer.clone()));
     let policy = Policy::new(&config.proxy.acl, &config.proxy.auth).map_err(StartError::Config)?;
     let log = AccessLog::start(&config.log_target(), config.proxy.log_format)

@@ -561,3 +561,25 @@ async fn a_response_with_content_length_and_chunked_is_read_by_chunked() {
     assert_eq!(body, "hello");
     proxy.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_obs_folded_response_header_is_unfolded_with_spaces() {
+    let origin = scripted_origin(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Folded: first\r\n  second\r\n\r\nhello",
+    )
+    .await;
+    let proxy = start(config()).await;
+    let (ok, response, err) = curl(&["-x", &proxy.url(), "-i", &origin.url("/")]).await;
+    assert!(ok, "{err}");
+    assert_eq!(status_of(&response), 200, "{response}");
+    let folded = response
+        .lines()
+        .find(|line| line.to_ascii_lowercase().starts_with("x-folded:"))
+        .unwrap_or_else(|| panic!("no X-Folded in {response:?}"));
+    assert!(
+        folded.contains("first") && folded.contains("second"),
+        "{folded:?}"
+    );
+    assert!(response.ends_with("hello"), "{response}");
+    proxy.shutdown().await;
+}
