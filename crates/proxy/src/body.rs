@@ -1,6 +1,6 @@
-//! Body wrappers: they count bytes, cut silent responses, remember a
-//! client's malformed body, and write the access-log record when a response
-//! is done.
+//! Body wrappers: they count bytes, cut silent responses, follow a
+//! client's request body upstream (its faults and its progress), and write
+//! the access-log record when a response is done.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 use tokio::time::Sleep;
+use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
 
@@ -151,22 +152,33 @@ impl Body for LoggedBody {
     }
 }
 
-/// What went wrong with a client's request body, if anything.
+/// What the proxy learns of a client's request body on its way upstream:
+/// its faults, so that the client gets 400 or 408 rather than the origin
+/// the blame, and its end, where the wait for the origin's answer starts.
 #[derive(Debug, Default)]
-pub struct ClientBodyFault {
+pub struct Upload {
     /// A framing error: a bad chunk size, a short body.
     pub malformed: AtomicBool,
     /// The client went silent mid-body.
     pub stalled: AtomicBool,
+    /// Cancelled once the whole body has gone upstream.
+    done: CancellationToken,
+}
+
+impl Upload {
+    /// Completes once the whole body has gone upstream.
+    pub async fn finished(&self) {
+        self.done.cancelled().await
+    }
 }
 
 /// A client's request body on its way to the origin: counted, cut when the
-/// client goes silent for `idle`, and any fault is remembered so the proxy
-/// answers 400 or 408 rather than blaming the origin.
+/// client goes silent for `idle`, and its faults and progress reported in
+/// its [`Upload`].
 pub struct ClientBody {
     inner: Incoming,
     counted: Arc<AtomicU64>,
-    fault: Arc<ClientBodyFault>,
+    upload: Arc<Upload>,
     idle: Duration,
     sleep: Pin<Box<Sleep>>,
 }
@@ -175,13 +187,17 @@ impl ClientBody {
     pub fn new(
         inner: Incoming,
         counted: Arc<AtomicU64>,
-        fault: Arc<ClientBodyFault>,
+        upload: Arc<Upload>,
         idle: Duration,
     ) -> ClientBody {
+        // hyper never polls a body that is over before it starts.
+        if inner.is_end_stream() {
+            upload.done.cancel();
+        }
         ClientBody {
             inner,
             counted,
-            fault,
+            upload,
             idle,
             sleep: Box::pin(tokio::time::sleep(idle)),
         }
@@ -205,16 +221,23 @@ impl Body for ClientBody {
                 this.sleep
                     .as_mut()
                     .reset(tokio::time::Instant::now() + this.idle);
+                // hyper stops polling a body of known length at its end.
+                if this.inner.is_end_stream() {
+                    this.upload.done.cancel();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
-                this.fault.malformed.store(true, Ordering::Relaxed);
+                this.upload.malformed.store(true, Ordering::Relaxed);
                 Poll::Ready(Some(Err(Box::new(e))))
             }
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.upload.done.cancel();
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 if this.sleep.as_mut().poll(cx).is_ready() {
-                    this.fault.stalled.store(true, Ordering::Relaxed);
+                    this.upload.stalled.store(true, Ordering::Relaxed);
                     let message = format!("the client sent nothing for {:?}", this.idle);
                     return Poll::Ready(Some(Err(message.into())));
                 }

@@ -23,9 +23,10 @@ pub struct Timeouts {
     pub dns: f64,
     /// One TCP connect to an origin.
     pub connect: f64,
-    /// From sending a request to the origin's response headers.
+    /// From the end of the request body to the origin's response headers.
     pub response_header: f64,
-    /// Silence on a response body or a tunnel before it is cut.
+    /// Silence on a response body or a tunnel before it is cut; also how
+    /// long an origin may take none of a request body.
     pub idle: f64,
     /// A client's time to send a request head; also closes idle keep-alive
     /// connections and slowloris clients.

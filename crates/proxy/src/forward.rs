@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::Shared;
 use crate::auth::Verdict;
-use crate::body::{BoxError, ClientBody, ClientBodyFault, Finisher, LoggedBody, ProxyBody};
+use crate::body::{BoxError, ClientBody, Finisher, LoggedBody, ProxyBody, Upload};
 use crate::headers;
 use crate::tunnels::Counters;
 use crate::upstream::{self, UpstreamAddr};
@@ -238,29 +238,26 @@ async fn forward(
         parts.headers.insert(header::HOST, value);
     }
     parts.version = http::Version::HTTP_11;
-    let fault = Arc::new(ClientBodyFault::default());
+    let upload = Arc::new(Upload::default());
     let body = ClientBody::new(
         body,
         ex.finisher.bytes_in.clone(),
-        fault.clone(),
+        upload.clone(),
         settings.client_body_timeout,
     );
     let outgoing = Request::from_parts(parts, body);
 
-    let sent = tokio::time::timeout(
-        settings.response_header_timeout,
-        ex.shared.client.request(outgoing),
-    );
+    let limit = settings.response_header_timeout;
+    let sent = await_head(ex.shared.client.request(outgoing), &upload, limit);
     let mut response = match sent.await {
-        Err(_) => {
+        None => {
             let why = format!(
-                "{host}:{port} sent no response headers within {:?}",
-                settings.response_header_timeout
+                "{host}:{port} sent no response headers within {limit:?} of the end of the request"
             );
             return ex.reply(StatusCode::GATEWAY_TIMEOUT, &why);
         }
-        Ok(Err(error)) => return upstream_failed(ex, &host, port, &error, &fault),
-        Ok(Ok(response)) => response,
+        Some(Err(error)) => return upstream_failed(ex, &host, port, &error, &upload),
+        Some(Ok(response)) => response,
     };
     if let Some(addr) = response.extensions().get::<UpstreamAddr>() {
         ex.finisher.record.upstream = addr.0.to_string();
@@ -314,23 +311,44 @@ async fn forward(
     )
 }
 
+/// Waits for the origin's response head. First the request body streams,
+/// for as long as the client keeps sending it (its silences are bounded by
+/// `timeouts.client_body`, a 408) and the origin keeps taking it (bounded by
+/// `timeouts.idle`, a 504); `timeouts.response_header` starts once all of it
+/// has gone, so a long upload is never cut for being long. `None` when the
+/// origin sent no head in time.
+async fn await_head<F: Future>(request: F, upload: &Upload, limit: Duration) -> Option<F::Output> {
+    let mut request = std::pin::pin!(request);
+    tokio::select! {
+        answer = &mut request => return Some(answer),
+        () = upload.finished() => {}
+    }
+    tokio::time::timeout(limit, request).await.ok()
+}
+
 /// Maps a failed exchange with the origin to a status and a reason.
 fn upstream_failed(
     ex: Exchange,
     host: &str,
     port: u16,
     error: &hyper_util::client::legacy::Error,
-    fault: &ClientBodyFault,
+    upload: &Upload,
 ) -> Response<ProxyBody> {
-    if fault.malformed.load(Ordering::Relaxed) {
+    if upload.malformed.load(Ordering::Relaxed) {
         return ex.reply_and_close(StatusCode::BAD_REQUEST, "the request body is malformed");
     }
-    if fault.stalled.load(Ordering::Relaxed) {
+    if upload.stalled.load(Ordering::Relaxed) {
         let why = "the request body stopped arriving before it was complete";
         return ex.reply_and_close(StatusCode::REQUEST_TIMEOUT, why);
     }
     if let Some(connect) = upstream::find_connect_error(error) {
         return ex.reply(connect.status(), &connect.to_string());
+    }
+    if let Some(stalled) = upstream::find_origin_stalled(error) {
+        // The rest of the client's body may still be on its way: the
+        // connection cannot carry another request.
+        let why = format!("{host}:{port} {stalled}");
+        return ex.reply_and_close(StatusCode::GATEWAY_TIMEOUT, &why);
     }
     let mut cause = error.to_string();
     let mut source = std::error::Error::source(error);

@@ -121,7 +121,7 @@ pub async fn run(
         // RFC 9112 §5.2 lets a proxy replace an origin's obs-fold with
         // spaces, as squid does, rather than fail the response.
         .http1_allow_obsolete_multiline_headers_in_responses(true)
-        .build(Connector::new(dialer.clone()));
+        .build(Connector::new(dialer.clone(), t("idle", timeouts.idle)?));
     let policy = Policy::new(&config.proxy.acl, &config.proxy.auth).map_err(StartError::Config)?;
     let log = AccessLog::start(&config.log_target(), config.proxy.log_format)
         .map_err(StartError::AccessLog)?;

@@ -583,3 +583,119 @@ async fn an_obs_folded_response_header_is_unfolded_with_spaces() {
     assert!(response.ends_with("hello"), "{response}");
     proxy.shutdown().await;
 }
+
+/// An origin that reads the whole request body and answers its length.
+async fn body_length_origin() -> Origin {
+    origin(|req| async move {
+        let body = req.into_body().collect().await.expect("body").to_bytes();
+        text(format!("{} bytes", body.len()))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_upload_longer_than_the_response_header_timeout_gets_through() {
+    let origin = body_length_origin().await;
+    let mut cfg = config();
+    cfg.proxy.timeouts.response_header = 0.3;
+    cfg.proxy.timeouts.client_body = 10.0;
+    let proxy = start(cfg).await;
+    let mut tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nContent-Length: 8192\r\nConnection: close\r\n\r\n",
+        origin.url("/upload")
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    // A slow client: the upload lasts at least 1.2 s, four times the
+    // response_header timeout, while the client never goes silent for long.
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        tcp.write_all(&[b'x'; 1024]).await.expect("chunk");
+    }
+    let (response, _) = read_until_close(&mut tcp, LIMIT).await;
+    assert_eq!(status_of(&response), 200, "{response}");
+    assert!(response.ends_with("8192 bytes"), "{response}");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_response_header_timeout_starts_when_the_body_is_sent() {
+    // Reads the whole request, never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (got_body, mut body_arrived) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let got_body = got_body.clone();
+            tokio::spawn(async move {
+                read_until(&mut tcp, "the-end").await;
+                let _ = got_body.send(());
+                let mut buf = [0u8; 64];
+                while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let mut cfg = config();
+    cfg.proxy.timeouts.response_header = 0.3;
+    let proxy = start(cfg).await;
+    let mut tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+    let head = format!(
+        "POST http://{addr}/ HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nConnection: close\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    tcp.write_all(b"the-end").await.expect("body");
+    let sent = tokio::time::Instant::now();
+    let (response, _) = read_until_close(&mut tcp, LIMIT).await;
+    assert_eq!(status_of(&response), 504, "{response}");
+    assert!(response.contains("of the end of the request"), "{response}");
+    assert!(
+        sent.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        sent.elapsed()
+    );
+    let arrived = tokio::time::timeout(LIMIT, body_arrived.recv()).await;
+    assert!(
+        matches!(arrived, Ok(Some(()))),
+        "the origin got the whole body"
+    );
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_origin_that_stops_taking_the_body_is_a_504() {
+    // Reads the request head, then nothing more.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = tcp.read(&mut buf).await;
+            held.push(tcp);
+        }
+    });
+    let mut cfg = config();
+    cfg.proxy.timeouts.idle = 0.5;
+    let proxy = start(cfg).await;
+    let tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (mut read, mut write) = tcp.into_split();
+    let head = format!(
+        "POST http://{addr}/ HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        1u64 << 30
+    );
+    write.write_all(head.as_bytes()).await.expect("head");
+    // Sends until every buffer between here and the origin is full.
+    let sender = tokio::spawn(async move {
+        let chunk = vec![0u8; 64 * 1024];
+        while write.write_all(&chunk).await.is_ok() {}
+    });
+    let mut out = Vec::new();
+    let ended = tokio::time::timeout(LIMIT, read.read_to_end(&mut out)).await;
+    let response = String::from_utf8_lossy(&out);
+    assert!(ended.is_ok(), "the proxy closes the connection: {response}");
+    assert_eq!(status_of(&response), 504, "{response}");
+    assert!(response.contains("took no request body"), "{response}");
+    sender.abort();
+    proxy.shutdown().await;
+}
