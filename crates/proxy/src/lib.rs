@@ -182,6 +182,9 @@ pub async fn run(
         );
     }
 
+    // Said before the admin port answers, so that whoever sees the admin
+    // port up also finds this line in the log.
+    tracing::info!(%addr, "proxy serving");
     let stop = CancellationToken::new();
     let admin_service = admin::Admin {
         shared: shared.clone(),
@@ -218,7 +221,6 @@ pub async fn run(
         }
     });
 
-    tracing::info!(%addr, "proxy serving");
     let connections = TaskTracker::new();
     let force = CancellationToken::new();
     let slots = Arc::new(Semaphore::new(config.proxy.max_client_connections.max(1)));
