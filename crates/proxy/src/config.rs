@@ -77,6 +77,8 @@ pub struct ProxySettings {
     /// Ports plain `http://` requests may reach.
     pub safe_ports: Vec<PortRange>,
     pub max_client_connections: usize,
+    /// Connections one client address may hold open at once.
+    pub max_connections_per_client: usize,
     /// The largest request head, start line included, in bytes.
     pub max_header_bytes: usize,
     /// The most header fields in one request.
@@ -102,6 +104,7 @@ impl Default for ProxySettings {
             connect_ports: Vec::new(),
             safe_ports: DEFAULT_SAFE_PORTS.to_vec(),
             max_client_connections: 1024,
+            max_connections_per_client: 256,
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             via_name: "backroom-proxy".into(),

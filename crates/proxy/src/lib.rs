@@ -9,6 +9,7 @@ pub mod acl;
 mod admin;
 pub mod auth;
 mod body;
+mod clients;
 pub mod config;
 mod forward;
 pub mod headers;
@@ -35,6 +36,7 @@ use tokio_util::task::TaskTracker;
 use crate::accesslog::AccessLog;
 use crate::acl::PortRange;
 use crate::body::ClientBody;
+use crate::clients::ClientCap;
 use crate::config::Config;
 use crate::config::{Policy, seconds};
 use crate::headers::ForwardedHeaders;
@@ -128,6 +130,11 @@ pub async fn run(
     if config.proxy.max_header_bytes < 1024 || config.proxy.max_headers == 0 {
         return Err(StartError::Config(
             "max_header_bytes must be at least 1024 and max_headers at least 1".into(),
+        ));
+    }
+    if config.proxy.max_connections_per_client == 0 {
+        return Err(StartError::Config(
+            "max_connections_per_client must be at least 1".into(),
         ));
     }
     if config.proxy.safe_ports.is_empty() {
@@ -224,11 +231,13 @@ pub async fn run(
     let connections = TaskTracker::new();
     let force = CancellationToken::new();
     let slots = Arc::new(Semaphore::new(config.proxy.max_client_connections.max(1)));
+    let per_client = ClientCap::new(config.proxy.max_connections_per_client);
     accept_loop(
         &proxy,
         &shared,
         &http,
         &slots,
+        &per_client,
         &connections,
         &stop,
         &force,
@@ -267,6 +276,7 @@ async fn accept_loop(
     shared: &Arc<Shared>,
     http: &http1::Builder,
     slots: &Arc<Semaphore>,
+    per_client: &Arc<ClientCap>,
     connections: &TaskTracker,
     stop: &CancellationToken,
     force: &CancellationToken,
@@ -292,12 +302,19 @@ async fn accept_loop(
                 continue;
             }
         };
+        let Some(client_slot) = per_client.admit(peer.ip()) else {
+            drop(permit);
+            tracing::debug!(%peer, "refused: the address holds max_connections_per_client");
+            connections.spawn(clients::refuse(tcp, per_client.limit()));
+            continue;
+        };
         let shared = shared.clone();
         let http = http.clone();
         let stop = stop.clone();
         let force = force.clone();
         connections.spawn(async move {
             let _permit = permit;
+            let _client_slot = client_slot;
             shared
                 .stats
                 .active_connections

@@ -480,3 +480,45 @@ async fn a_client_silent_mid_body_gets_408_even_with_a_short_response_header_tim
     assert!(closed);
     proxy.shutdown().await;
 }
+
+/// A connection from `local` (a loopback address of its own) to the proxy.
+async fn connect_from(local: &str, proxy: &Proxy) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{local}:0").parse().expect("addr"))
+        .expect("bind");
+    socket.connect(proxy.addr).await.expect("connect")
+}
+
+#[tokio::test]
+async fn one_address_over_its_connection_cap_gets_429_while_others_are_served() {
+    let origin = hello_origin().await;
+    let mut cfg = config();
+    cfg.proxy.max_connections_per_client = 2;
+    let proxy = start(cfg).await;
+    let request = format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", origin.url("/"));
+    // Two kept-alive connections from 127.0.0.1, each served once, so both
+    // are surely counted.
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut tcp = connect_from("127.0.0.1", &proxy).await;
+        tcp.write_all(request.as_bytes()).await.expect("write");
+        read_until(&mut tcp, "hello").await;
+        holders.push(tcp);
+    }
+    let mut third = connect_from("127.0.0.1", &proxy).await;
+    third.write_all(request.as_bytes()).await.expect("write");
+    let (response, closed) = read_until_close(&mut third, LIMIT).await;
+    assert_eq!(status_of(&response), 429, "{response}");
+    assert!(
+        response.contains("max_connections_per_client"),
+        "{response}"
+    );
+    assert!(closed);
+    // Another address is served while 127.0.0.1 holds its cap.
+    let mut other = connect_from("127.0.0.2", &proxy).await;
+    other.write_all(request.as_bytes()).await.expect("write");
+    read_until(&mut other, "hello").await;
+    drop(holders);
+    proxy.shutdown().await;
+}
