@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 use tokio::time::Sleep;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard, WaitForCancellationFutureOwned};
 
 use crate::Shared;
 
@@ -76,6 +76,8 @@ pub struct LoggedBody {
     counted: Arc<AtomicU64>,
     idle: Option<(Duration, Pin<Box<Sleep>>)>,
     finisher: Option<Finisher>,
+    /// Cancels its token when this body ends or is dropped.
+    on_end: Option<DropGuard>,
 }
 
 impl LoggedBody {
@@ -89,6 +91,7 @@ impl LoggedBody {
             counted,
             idle: None,
             finisher,
+            on_end: None,
         }
     }
 
@@ -97,6 +100,12 @@ impl LoggedBody {
             .map_err(|never| match never {})
             .boxed();
         LoggedBody::new(body, finisher)
+    }
+
+    /// Cancels `token` once this body has ended or is dropped.
+    pub fn cancel_on_end(mut self, token: CancellationToken) -> LoggedBody {
+        self.on_end = Some(token.drop_guard());
+        self
     }
 
     /// Cuts the body when the origin sends nothing for `idle`.
@@ -128,6 +137,7 @@ impl Body for LoggedBody {
             Poll::Ready(None) => {
                 // Log now: hyper may keep the body a while after its end.
                 this.finisher.take();
+                this.on_end.take();
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
@@ -163,12 +173,59 @@ pub struct Upload {
     pub stalled: AtomicBool,
     /// Cancelled once the whole body has gone upstream.
     done: CancellationToken,
+    /// Cancelled when the origin answers `100 Continue`.
+    pub continued: CancellationToken,
+    /// Cancelled when the origin's final answer has been relayed: a body
+    /// still held back for `100 Continue` is then never sent.
+    pub answered: CancellationToken,
 }
 
 impl Upload {
     /// Completes once the whole body has gone upstream.
     pub async fn finished(&self) {
         self.done.cancelled().await
+    }
+}
+
+/// Holds a request body that carries `Expect: 100-continue` back until the
+/// origin answers `100 Continue`, or lets `wait` pass without a word (an
+/// origin that ignores the expectation). Until then the client is not told
+/// to send its body either: hyper answers it `100 Continue` only when the
+/// body is first read.
+struct ContinueGate {
+    continued: Pin<Box<WaitForCancellationFutureOwned>>,
+    answered: Pin<Box<WaitForCancellationFutureOwned>>,
+    waited: Pin<Box<Sleep>>,
+}
+
+/// What a closed gate says when polled.
+enum GateState {
+    Closed,
+    Open,
+    /// The origin answered without asking for the body.
+    Abandoned,
+}
+
+impl ContinueGate {
+    fn new(upload: &Upload, wait: Duration) -> ContinueGate {
+        ContinueGate {
+            continued: Box::pin(upload.continued.clone().cancelled_owned()),
+            answered: Box::pin(upload.answered.clone().cancelled_owned()),
+            waited: Box::pin(tokio::time::sleep(wait)),
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> GateState {
+        if self.continued.as_mut().poll(cx).is_ready() {
+            return GateState::Open;
+        }
+        if self.answered.as_mut().poll(cx).is_ready() {
+            return GateState::Abandoned;
+        }
+        if self.waited.as_mut().poll(cx).is_ready() {
+            return GateState::Open;
+        }
+        GateState::Closed
     }
 }
 
@@ -181,25 +238,34 @@ pub struct ClientBody {
     upload: Arc<Upload>,
     idle: Duration,
     sleep: Pin<Box<Sleep>>,
+    gate: Option<ContinueGate>,
 }
 
 impl ClientBody {
+    /// With `continue_wait`, the body waits for the origin's `100 Continue`
+    /// for at most that long.
     pub fn new(
         inner: Incoming,
         counted: Arc<AtomicU64>,
         upload: Arc<Upload>,
         idle: Duration,
+        continue_wait: Option<Duration>,
     ) -> ClientBody {
         // hyper never polls a body that is over before it starts.
-        if inner.is_end_stream() {
+        let empty = inner.is_end_stream();
+        if empty {
             upload.done.cancel();
         }
+        let gate = continue_wait
+            .filter(|_| !empty)
+            .map(|wait| ContinueGate::new(&upload, wait));
         ClientBody {
             inner,
             counted,
             upload,
             idle,
             sleep: Box::pin(tokio::time::sleep(idle)),
+            gate,
         }
     }
 }
@@ -213,6 +279,21 @@ impl Body for ClientBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
+        if let Some(gate) = &mut this.gate {
+            match gate.poll(cx) {
+                GateState::Closed => return Poll::Pending,
+                GateState::Abandoned => {
+                    return Poll::Ready(Some(Err("the origin answered before the body".into())));
+                }
+                GateState::Open => {
+                    this.gate = None;
+                    // The client's silence is counted from now on.
+                    this.sleep
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + this.idle);
+                }
+            }
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {

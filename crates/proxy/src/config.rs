@@ -33,6 +33,10 @@ pub struct Timeouts {
     pub client_header: f64,
     /// Silence allowed in the middle of a request body.
     pub client_body: f64,
+    /// How long a request with `Expect: 100-continue` waits for the
+    /// origin's `100 Continue` (or final answer) before its body is sent
+    /// anyway, for origins that ignore the expectation.
+    pub expect_continue: f64,
     /// How long an unused upstream connection is kept in the pool.
     pub pool_idle: f64,
     /// How long shutdown waits for requests and tunnels before cutting them.
@@ -48,6 +52,7 @@ impl Default for Timeouts {
             idle: 300.0,
             client_header: 30.0,
             client_body: 60.0,
+            expect_continue: 1.0,
             pool_idle: 90.0,
             drain: 10.0,
         }

@@ -239,13 +239,26 @@ async fn forward(
     }
     parts.version = http::Version::HTTP_11;
     let upload = Arc::new(Upload::default());
+    // The expectation goes on to the origin, whose answer the client gets:
+    // a 100 lets the body go, a final answer (a 413, say) goes back before
+    // the client sends a byte of it.
+    let expects_continue = headers::expects_continue(&parts.headers);
     let body = ClientBody::new(
         body,
         ex.finisher.bytes_in.clone(),
         upload.clone(),
         settings.client_body_timeout,
+        expects_continue.then_some(settings.continue_timeout),
     );
-    let outgoing = Request::from_parts(parts, body);
+    let mut outgoing = Request::from_parts(parts, body);
+    if expects_continue {
+        let continued = upload.continued.clone();
+        hyper::ext::on_informational(&mut outgoing, move |interim| {
+            if interim.status() == StatusCode::CONTINUE {
+                continued.cancel();
+            }
+        });
+    }
 
     let limit = settings.response_header_timeout;
     let sent = await_head(ex.shared.client.request(outgoing), &upload, limit);
@@ -305,10 +318,10 @@ async fn forward(
     );
     let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
     let idle = ex.shared.settings.idle_timeout;
-    Response::from_parts(
-        parts,
-        LoggedBody::new(body, Some(ex.finisher)).with_idle_timeout(idle),
-    )
+    let body = LoggedBody::new(body, Some(ex.finisher))
+        .with_idle_timeout(idle)
+        .cancel_on_end(upload.answered.clone());
+    Response::from_parts(parts, body)
 }
 
 /// Waits for the origin's response head. First the request body streams,

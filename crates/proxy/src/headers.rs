@@ -51,6 +51,15 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
         .filter(|t| !t.is_empty())
 }
 
+/// Whether the request carries `Expect: 100-continue` (RFC 9110 §10.1.1).
+pub fn expects_continue(headers: &HeaderMap) -> bool {
+    headers.get_all(header::EXPECT).iter().any(|v| {
+        v.as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"100-continue")
+    })
+}
+
 /// Removes every hop-by-hop header: the fixed list and whatever `Connection`
 /// names. With `keep_upgrade`, `Upgrade` survives and `Connection: upgrade`
 /// is set again, so the next hop sees the upgrade request or acceptance.

@@ -68,6 +68,9 @@ pub(crate) struct Settings {
     idle_timeout: Duration,
     /// Silence allowed in the middle of a request body.
     client_body_timeout: Duration,
+    /// How long a body with `Expect: 100-continue` waits for the origin's
+    /// `100 Continue` before it is sent anyway.
+    continue_timeout: Duration,
 }
 
 /// What every connection, request and admin call shares.
@@ -152,6 +155,7 @@ pub async fn run(
             response_header_timeout: t("response_header", timeouts.response_header)?,
             idle_timeout: t("idle", timeouts.idle)?,
             client_body_timeout: t("client_body", timeouts.client_body)?,
+            continue_timeout: t("expect_continue", timeouts.expect_continue)?,
         },
         policy: RwLock::new(Arc::new(policy)),
         client,

@@ -699,3 +699,95 @@ async fn an_origin_that_stops_taking_the_body_is_a_504() {
     sender.abort();
     proxy.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_origin_refusing_an_expect_100_continue_upload_answers_before_the_body() {
+    let origin = origin(|req| async move {
+        let declared = req.headers().get("content-length").cloned();
+        let expect = req.headers().get("expect").cloned();
+        let mut response = text(format!("too large: {declared:?}, expect {expect:?}"));
+        *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+        response
+    })
+    .await;
+    let mut cfg = config();
+    // Long enough that the answer cannot come from the proxy giving up.
+    cfg.proxy.timeouts.expect_continue = 30.0;
+    let proxy = start(cfg).await;
+    let mut tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+    let head = format!(
+        "PUT {} HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n",
+        origin.url("/big")
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    // The client sends nothing more: the origin's 413 must come first, with
+    // no 100 Continue before it.
+    let response = read_until(&mut tcp, "too large").await;
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(
+        response.contains("expect Some(\"100-continue\")"),
+        "{response}"
+    );
+    // The body it never sent cannot be told apart from a next request.
+    let (_, closed) = read_until_close(&mut tcp, LIMIT).await;
+    assert!(closed, "the proxy closes the connection after the answer");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_expect_100_continue_upload_goes_through_when_the_origin_continues() {
+    let origin = body_length_origin().await;
+    let mut cfg = config();
+    cfg.proxy.timeouts.expect_continue = 30.0;
+    let proxy = start(cfg).await;
+    let mut tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        origin.url("/")
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    // hyper's origin answers 100 when it starts reading the body.
+    let interim = read_until(&mut tcp, "\r\n\r\n").await;
+    assert!(interim.starts_with("HTTP/1.1 100 Continue"), "{interim}");
+    tcp.write_all(b"hello").await.expect("body");
+    let response = read_until(&mut tcp, "5 bytes").await;
+    assert!(response.contains("200 OK"), "{response}");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_origin_that_ignores_expect_100_continue_still_gets_the_body() {
+    // Reads the head and the body, never says 100 Continue.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                read_until(&mut tcp, "the-body").await;
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ngot")
+                    .await;
+                let mut buf = [0u8; 64];
+                while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let mut cfg = config();
+    cfg.proxy.timeouts.expect_continue = 0.2;
+    let proxy = start(cfg).await;
+    let (ok, body, err) = curl(&[
+        "-x",
+        &proxy.url(),
+        "-H",
+        "Expect: 100-continue",
+        "--expect100-timeout",
+        "30",
+        "--data-binary",
+        "the-body",
+        &format!("http://{addr}/"),
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(body, "got");
+    proxy.shutdown().await;
+}
