@@ -18,6 +18,7 @@ use crate::Shared;
 use crate::auth::Verdict;
 use crate::body::{BoxError, ClientBody, Finisher, LoggedBody, ProxyBody, Upload};
 use crate::headers;
+use crate::interim::InterimSender;
 use crate::tunnels::Counters;
 use crate::upstream::{self, UpstreamAddr};
 
@@ -78,9 +79,12 @@ fn header_text(req: &Request<Incoming>, name: header::HeaderName) -> String {
 }
 
 /// Serves one request from `peer`. Never fails: every problem is an answer.
+/// `interim` relays the origin's 1xx responses to the client until the
+/// final response is handed back.
 pub async fn handle(
     shared: Arc<Shared>,
     peer: SocketAddr,
+    interim: InterimSender,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, std::convert::Infallible> {
     let target = match req.method() {
@@ -114,7 +118,8 @@ pub async fn handle(
     };
     let exchange = Exchange { shared, finisher };
     let is_connect = req.method() == Method::CONNECT;
-    let mut response = admit(exchange, peer, req).await;
+    let mut response = admit(exchange, peer, &interim, req).await;
+    interim.seal();
     if is_connect && !response.status().is_success() {
         // The client may already have sent bytes meant for the tunnel; they
         // must never be read as a request.
@@ -126,7 +131,12 @@ pub async fn handle(
 }
 
 /// The checks every request passes before it goes anywhere.
-async fn admit(mut ex: Exchange, peer: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
+async fn admit(
+    mut ex: Exchange,
+    peer: SocketAddr,
+    interim: &InterimSender,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let policy = ex.shared.policy();
     if let Err(denied) = policy.acl.check_client(peer.ip()) {
         return ex.reply(StatusCode::FORBIDDEN, &denied.0);
@@ -166,13 +176,14 @@ async fn admit(mut ex: Exchange, peer: SocketAddr, req: Request<Incoming>) -> Re
     if req.method() == Method::CONNECT {
         return connect(ex, req).await;
     }
-    forward(ex, peer, req).await
+    forward(ex, peer, interim, req).await
 }
 
 /// Forwards an absolute-form request to its origin and streams the answer.
 async fn forward(
     ex: Exchange,
     peer: SocketAddr,
+    interim: &InterimSender,
     mut req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let uri = req.uri().clone();
@@ -229,6 +240,8 @@ async fn forward(
     }
     let upgrade = headers::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    // A 1xx must never reach an HTTP/1.0 client (RFC 9110 §15.2).
+    let relay = (req.version() >= http::Version::HTTP_11).then(|| interim.clone());
     let (mut parts, body) = req.into_parts();
     let settings = &ex.shared.settings;
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
@@ -251,14 +264,16 @@ async fn forward(
         expects_continue.then_some(settings.continue_timeout),
     );
     let mut outgoing = Request::from_parts(parts, body);
-    if expects_continue {
-        let continued = upload.continued.clone();
-        hyper::ext::on_informational(&mut outgoing, move |interim| {
-            if interim.status() == StatusCode::CONTINUE {
-                continued.cancel();
+    let continued = upload.continued.clone();
+    hyper::ext::on_informational(&mut outgoing, move |interim| match interim.status() {
+        // The client's own 100 comes from hyper when the body is first read.
+        StatusCode::CONTINUE => continued.cancel(),
+        status => {
+            if let Some(relay) = &relay {
+                relay.send(status, interim.headers());
             }
-        });
-    }
+        }
+    });
 
     let limit = settings.response_header_timeout;
     let sent = await_head(ex.shared.client.request(outgoing), &upload, limit);

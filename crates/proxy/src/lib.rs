@@ -13,6 +13,7 @@ mod clients;
 pub mod config;
 mod forward;
 pub mod headers;
+mod interim;
 pub mod stats;
 pub mod tunnels;
 pub mod upstream;
@@ -40,6 +41,7 @@ use crate::clients::ClientCap;
 use crate::config::Config;
 use crate::config::{Policy, seconds};
 use crate::headers::ForwardedHeaders;
+use crate::interim::{ClientIo, Interim};
 use crate::stats::Stats;
 use crate::tunnels::Tunnels;
 use crate::upstream::{Connector, Dialer};
@@ -344,9 +346,12 @@ async fn serve_connection(
 ) {
     let _ = tcp.set_nodelay(true);
     let service_shared = shared.clone();
-    let service = service_fn(move |req| forward::handle(service_shared.clone(), peer, req));
+    let interim = Arc::new(Interim::default());
+    let io = ClientIo::new(tcp, interim.clone());
+    let service =
+        service_fn(move |req| forward::handle(service_shared.clone(), peer, interim.begin(), req));
     let connection = http
-        .serve_connection(TokioIo::new(tcp), service)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     let mut connection = std::pin::pin!(connection);
     let result = tokio::select! {

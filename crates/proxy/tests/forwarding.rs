@@ -791,3 +791,50 @@ async fn an_origin_that_ignores_expect_100_continue_still_gets_the_body() {
     assert_eq!(body, "got");
     proxy.shutdown().await;
 }
+
+const EARLY_HINTS: &[u8] = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n\
+    HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+
+#[tokio::test]
+async fn early_hints_reach_the_client_before_the_response() {
+    let hinting = scripted_origin(EARLY_HINTS).await;
+    let plain = origin(|_req| async { text("plain") }).await;
+    let proxy = start(config()).await;
+    let mut tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+    let request = format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", hinting.url("/"));
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let response = read_until(&mut tcp, "hello").await;
+    assert!(
+        response.starts_with("HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n"),
+        "{response}"
+    );
+    assert!(
+        response.contains("\r\n\r\nHTTP/1.1 200 OK\r\n"),
+        "{response}"
+    );
+    // The next request on the same connection gets only its own answer.
+    let request = format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", plain.url("/"));
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let next = read_until(&mut tcp, "plain").await;
+    assert!(next.starts_with("HTTP/1.1 200 OK\r\n"), "{next}");
+    assert!(!next.contains("103"), "{next}");
+    // A 1xx never goes to an HTTP/1.0 client (RFC 9110 §15.2).
+    let old = format!("GET {} HTTP/1.0\r\nHost: x\r\n\r\n", hinting.url("/"));
+    let (response, _) = raw(proxy.addr, old.as_bytes(), LIMIT).await;
+    assert!(response.starts_with("HTTP/1.0 200 OK\r\n"), "{response}");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn curl_sees_early_hints_through_the_proxy() {
+    let hinting = scripted_origin(EARLY_HINTS).await;
+    let proxy = start(config()).await;
+    let (ok, response, err) = curl(&["-x", &proxy.url(), "-i", &hinting.url("/")]).await;
+    assert!(ok, "{err}");
+    assert!(
+        response.starts_with("HTTP/1.1 103 Early Hints"),
+        "{response}"
+    );
+    assert!(response.ends_with("hello"), "{response}");
+    proxy.shutdown().await;
+}
