@@ -700,6 +700,25 @@ async fn an_origin_that_stops_taking_the_body_is_a_504() {
     proxy.shutdown().await;
 }
 
+/// A config whose proxy waits long for an origin's 100 Continue, so that an
+/// answer cannot come from the proxy giving up.
+fn patient_config() -> backroom_proxy::config::Config {
+    let mut cfg = config();
+    cfg.proxy.timeouts.expect_continue = 30.0;
+    cfg
+}
+
+/// Sends the head of a PUT of `length` bytes with `Expect: 100-continue`,
+/// and no body.
+async fn send_expecting_head(proxy: &Proxy, url: &str, length: usize) -> TcpStream {
+    let mut tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+    let head = format!(
+        "PUT {url} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    tcp
+}
+
 #[tokio::test]
 async fn an_origin_refusing_an_expect_100_continue_upload_answers_before_the_body() {
     let origin = origin(|req| async move {
@@ -710,16 +729,8 @@ async fn an_origin_refusing_an_expect_100_continue_upload_answers_before_the_bod
         response
     })
     .await;
-    let mut cfg = config();
-    // Long enough that the answer cannot come from the proxy giving up.
-    cfg.proxy.timeouts.expect_continue = 30.0;
-    let proxy = start(cfg).await;
-    let mut tcp = TcpStream::connect(proxy.addr).await.expect("connect");
-    let head = format!(
-        "PUT {} HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n",
-        origin.url("/big")
-    );
-    tcp.write_all(head.as_bytes()).await.expect("head");
+    let proxy = start(patient_config()).await;
+    let mut tcp = send_expecting_head(&proxy, &origin.url("/big"), 5_000_000).await;
     // The client sends nothing more: the origin's 413 must come first, with
     // no 100 Continue before it.
     let response = read_until(&mut tcp, "too large").await;
@@ -737,15 +748,8 @@ async fn an_origin_refusing_an_expect_100_continue_upload_answers_before_the_bod
 #[tokio::test]
 async fn an_expect_100_continue_upload_goes_through_when_the_origin_continues() {
     let origin = body_length_origin().await;
-    let mut cfg = config();
-    cfg.proxy.timeouts.expect_continue = 30.0;
-    let proxy = start(cfg).await;
-    let mut tcp = TcpStream::connect(proxy.addr).await.expect("connect");
-    let head = format!(
-        "POST {} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
-        origin.url("/")
-    );
-    tcp.write_all(head.as_bytes()).await.expect("head");
+    let proxy = start(patient_config()).await;
+    let mut tcp = send_expecting_head(&proxy, &origin.url("/"), 5).await;
     // hyper's origin answers 100 when it starts reading the body.
     let interim = read_until(&mut tcp, "\r\n\r\n").await;
     assert!(interim.starts_with("HTTP/1.1 100 Continue"), "{interim}");

@@ -369,7 +369,10 @@ async fn a_client_that_stalls_mid_body_gets_408() {
     })
     .await;
     let mut cfg = config();
-    cfg.proxy.timeouts.client_body = 0.3;
+    cfg.proxy.timeouts.client_body = 0.6;
+    // Shorter than client_body: it starts only once the body is complete,
+    // so it never turns the client's silence into a 504.
+    cfg.proxy.timeouts.response_header = 0.2;
     let proxy = start(cfg).await;
     let mut tcp = TcpStream::connect(proxy.addr).await.expect("connect");
     let head = format!(
@@ -454,30 +457,6 @@ async fn plain_http_to_a_port_outside_safe_ports_is_refused() {
         1,
         "only the first proxy reached the origin"
     );
-    proxy.shutdown().await;
-}
-
-#[tokio::test]
-async fn a_client_silent_mid_body_gets_408_even_with_a_short_response_header_timeout() {
-    let origin = origin(|req| async move {
-        use http_body_util::BodyExt;
-        let _ = req.into_body().collect().await;
-        text("done")
-    })
-    .await;
-    let mut cfg = config();
-    cfg.proxy.timeouts.response_header = 0.2;
-    cfg.proxy.timeouts.client_body = 0.6;
-    let proxy = start(cfg).await;
-    let mut tcp = TcpStream::connect(proxy.addr).await.expect("connect");
-    let head = format!(
-        "POST {} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part",
-        origin.url("/")
-    );
-    tcp.write_all(head.as_bytes()).await.expect("write");
-    let (response, closed) = read_until_close(&mut tcp, LIMIT).await;
-    assert_eq!(status_of(&response), 408, "{response}");
-    assert!(closed);
     proxy.shutdown().await;
 }
 
