@@ -1,6 +1,6 @@
 //! Body wrappers: they count bytes, cut silent responses, follow a
-//! client's request body upstream (its faults and its progress), and write
-//! the access-log record when a response is done.
+//! client's request body upstream (its faults, its end, and its wait for
+//! `100 Continue`), and write the access-log record when a response is done.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
+use tokio::sync::Notify;
 use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, DropGuard, WaitForCancellationFutureOwned};
 
@@ -171,19 +172,47 @@ pub struct Upload {
     pub malformed: AtomicBool,
     /// The client went silent mid-body.
     pub stalled: AtomicBool,
-    /// Cancelled once the whole body has gone upstream.
-    done: CancellationToken,
+    /// Set once the whole body has gone upstream; `ended` tells waiters.
+    done: AtomicBool,
+    ended: Notify,
+    /// Present when the body waits for the origin's `100 Continue`.
+    pub expectation: Option<Expectation>,
+}
+
+/// The two events a body held back for `100 Continue` waits on.
+#[derive(Debug, Default)]
+pub struct Expectation {
     /// Cancelled when the origin answers `100 Continue`.
     pub continued: CancellationToken,
     /// Cancelled when the origin's final answer has been relayed: a body
-    /// still held back for `100 Continue` is then never sent.
+    /// still held back is then never sent.
     pub answered: CancellationToken,
 }
 
 impl Upload {
+    /// With `expects_continue`, the body will wait for the origin's
+    /// `100 Continue`.
+    pub fn new(expects_continue: bool) -> Upload {
+        Upload {
+            expectation: expects_continue.then(Expectation::default),
+            ..Upload::default()
+        }
+    }
+
     /// Completes once the whole body has gone upstream.
     pub async fn finished(&self) {
-        self.done.cancelled().await
+        let ended = self.ended.notified();
+        let mut ended = std::pin::pin!(ended);
+        ended.as_mut().enable();
+        if self.done.load(Ordering::Acquire) {
+            return;
+        }
+        ended.await
+    }
+
+    fn finish(&self) {
+        self.done.store(true, Ordering::Release);
+        self.ended.notify_waiters();
     }
 }
 
@@ -207,10 +236,10 @@ enum GateState {
 }
 
 impl ContinueGate {
-    fn new(upload: &Upload, wait: Duration) -> ContinueGate {
+    fn new(expectation: &Expectation, wait: Duration) -> ContinueGate {
         ContinueGate {
-            continued: Box::pin(upload.continued.clone().cancelled_owned()),
-            answered: Box::pin(upload.answered.clone().cancelled_owned()),
+            continued: Box::pin(expectation.continued.clone().cancelled_owned()),
+            answered: Box::pin(expectation.answered.clone().cancelled_owned()),
             waited: Box::pin(tokio::time::sleep(wait)),
         }
     }
@@ -230,8 +259,8 @@ impl ContinueGate {
 }
 
 /// A client's request body on its way to the origin: counted, cut when the
-/// client goes silent for `idle`, and its faults and progress reported in
-/// its [`Upload`].
+/// client goes silent for `idle`, held back for `100 Continue` when asked,
+/// and its faults and end reported in its [`Upload`].
 pub struct ClientBody {
     inner: Incoming,
     counted: Arc<AtomicU64>,
@@ -242,23 +271,25 @@ pub struct ClientBody {
 }
 
 impl ClientBody {
-    /// With `continue_wait`, the body waits for the origin's `100 Continue`
-    /// for at most that long.
+    /// A body whose upload has an [`Expectation`] waits for the origin's
+    /// `100 Continue` for at most `continue_wait`.
     pub fn new(
         inner: Incoming,
         counted: Arc<AtomicU64>,
         upload: Arc<Upload>,
         idle: Duration,
-        continue_wait: Option<Duration>,
+        continue_wait: Duration,
     ) -> ClientBody {
         // hyper never polls a body that is over before it starts.
         let empty = inner.is_end_stream();
         if empty {
-            upload.done.cancel();
+            upload.finish();
         }
-        let gate = continue_wait
+        let gate = upload
+            .expectation
+            .as_ref()
             .filter(|_| !empty)
-            .map(|wait| ContinueGate::new(&upload, wait));
+            .map(|expectation| ContinueGate::new(expectation, continue_wait));
         ClientBody {
             inner,
             counted,
@@ -304,7 +335,7 @@ impl Body for ClientBody {
                     .reset(tokio::time::Instant::now() + this.idle);
                 // hyper stops polling a body of known length at its end.
                 if this.inner.is_end_stream() {
-                    this.upload.done.cancel();
+                    this.upload.finish();
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -313,7 +344,7 @@ impl Body for ClientBody {
                 Poll::Ready(Some(Err(Box::new(e))))
             }
             Poll::Ready(None) => {
-                this.upload.done.cancel();
+                this.upload.finish();
                 Poll::Ready(None)
             }
             Poll::Pending => {

@@ -251,29 +251,34 @@ async fn forward(
         parts.headers.insert(header::HOST, value);
     }
     parts.version = http::Version::HTTP_11;
-    let upload = Arc::new(Upload::default());
     // The expectation goes on to the origin, whose answer the client gets:
     // a 100 lets the body go, a final answer (a 413, say) goes back before
     // the client sends a byte of it.
-    let expects_continue = headers::expects_continue(&parts.headers);
+    let upload = Arc::new(Upload::new(headers::expects_continue(&parts.headers)));
     let body = ClientBody::new(
         body,
         ex.finisher.bytes_in.clone(),
         upload.clone(),
         settings.client_body_timeout,
-        expects_continue.then_some(settings.continue_timeout),
+        settings.continue_timeout,
     );
     let mut outgoing = Request::from_parts(parts, body);
-    let continued = upload.continued.clone();
-    hyper::ext::on_informational(&mut outgoing, move |interim| match interim.status() {
-        // The client's own 100 comes from hyper when the body is first read.
-        StatusCode::CONTINUE => continued.cancel(),
-        status => {
-            if let Some(relay) = &relay {
-                relay.send(status, interim.headers());
+    let continued = upload.expectation.as_ref().map(|e| e.continued.clone());
+    if relay.is_some() || continued.is_some() {
+        hyper::ext::on_informational(&mut outgoing, move |interim| match interim.status() {
+            // The client's own 100 comes from hyper when the body is first read.
+            StatusCode::CONTINUE => {
+                if let Some(continued) = &continued {
+                    continued.cancel();
+                }
             }
-        }
-    });
+            status => {
+                if let Some(relay) = &relay {
+                    relay.send(status, interim.headers());
+                }
+            }
+        });
+    }
 
     let limit = settings.response_header_timeout;
     let sent = await_head(ex.shared.client.request(outgoing), &upload, limit);
@@ -333,9 +338,10 @@ async fn forward(
     );
     let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
     let idle = ex.shared.settings.idle_timeout;
-    let body = LoggedBody::new(body, Some(ex.finisher))
-        .with_idle_timeout(idle)
-        .cancel_on_end(upload.answered.clone());
+    let mut body = LoggedBody::new(body, Some(ex.finisher)).with_idle_timeout(idle);
+    if let Some(expectation) = &upload.expectation {
+        body = body.cancel_on_end(expectation.answered.clone());
+    }
     Response::from_parts(parts, body)
 }
 
