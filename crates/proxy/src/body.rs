@@ -199,12 +199,17 @@ impl Upload {
         }
     }
 
+    /// Whether the whole body has gone upstream.
+    pub fn is_finished(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
     /// Completes once the whole body has gone upstream.
     pub async fn finished(&self) {
         let ended = self.ended.notified();
         let mut ended = std::pin::pin!(ended);
         ended.as_mut().enable();
-        if self.done.load(Ordering::Acquire) {
+        if self.is_finished() {
             return;
         }
         ended.await

@@ -353,9 +353,12 @@ async fn forward(
 /// origin sent no head in time.
 async fn await_head<F: Future>(request: F, upload: &Upload, limit: Duration) -> Option<F::Output> {
     let mut request = std::pin::pin!(request);
-    tokio::select! {
-        answer = &mut request => return Some(answer),
-        () = upload.finished() => {}
+    // A request without a body, the common case, skips the race.
+    if !upload.is_finished() {
+        tokio::select! {
+            answer = &mut request => return Some(answer),
+            () = upload.finished() => {}
+        }
     }
     tokio::time::timeout(limit, request).await.ok()
 }
