@@ -79,6 +79,91 @@ impl fmt::Display for Cidr {
     }
 }
 
+/// A port or an inclusive range of ports, written `80` or `"1025-65535"` in
+/// the config file, as squid writes its `Safe_ports`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "PortSpec")]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+/// How the file may write a [`PortRange`].
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PortSpec {
+    Port(u16),
+    Text(String),
+}
+
+impl TryFrom<PortSpec> for PortRange {
+    type Error = String;
+
+    fn try_from(spec: PortSpec) -> Result<PortRange, String> {
+        match spec {
+            PortSpec::Port(port) => Ok(PortRange::single(port)),
+            PortSpec::Text(text) => text.parse(),
+        }
+    }
+}
+
+impl PortRange {
+    pub const fn single(port: u16) -> PortRange {
+        PortRange {
+            first: port,
+            last: port,
+        }
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PortRange, String> {
+        let bad = || format!("{s:?} is not a port or a range of ports such as \"1025-65535\"");
+        let (first, last) = s.split_once('-').unwrap_or((s, s));
+        let first: u16 = first.trim().parse().map_err(|_| bad())?;
+        let last: u16 = last.trim().parse().map_err(|_| bad())?;
+        if first > last {
+            return Err(bad());
+        }
+        Ok(PortRange { first, last })
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.first == self.last {
+            write!(f, "{}", self.first)
+        } else {
+            write!(f, "{}-{}", self.first, self.last)
+        }
+    }
+}
+
+/// The ports plain HTTP may reach unless `safe_ports` says otherwise:
+/// squid's `Safe_ports`, so that the proxy never speaks HTTP to a mail or
+/// other service port below 1025.
+pub const DEFAULT_SAFE_PORTS: [PortRange; 10] = [
+    PortRange::single(21),
+    PortRange::single(70),
+    PortRange::single(80),
+    PortRange::single(210),
+    PortRange::single(280),
+    PortRange::single(443),
+    PortRange::single(488),
+    PortRange::single(591),
+    PortRange::single(777),
+    PortRange {
+        first: 1025,
+        last: 65535,
+    },
+];
+
 /// A destination host pattern: an exact host, `*.suffix` (the suffix and
 /// any name below it), or `*` for every host. Compared case-insensitively.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -324,6 +409,35 @@ pub fn check_address(ip: IpAddr, allow_loopback: bool) -> Result<(), Denied> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_ranges_parse_from_numbers_and_text() {
+        #[derive(Deserialize)]
+        struct File {
+            ports: Vec<PortRange>,
+        }
+        let file: File = toml::from_str(r#"ports = [80, "1025-65535", " 8080 "]"#).expect("parses");
+        assert_eq!(
+            file.ports,
+            [
+                PortRange::single(80),
+                PortRange {
+                    first: 1025,
+                    last: 65535
+                },
+                PortRange::single(8080)
+            ]
+        );
+        assert!(file.ports[1].contains(3128) && !file.ports[1].contains(25));
+        assert_eq!(file.ports[1].to_string(), "1025-65535");
+        for bad in [
+            r#"ports = ["90-80"]"#,
+            r#"ports = ["http"]"#,
+            "ports = [70000]",
+        ] {
+            assert!(toml::from_str::<File>(bad).is_err(), "{bad}");
+        }
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 
 use crate::accesslog::{LogFormat, LogTarget};
-use crate::acl::{Acl, AclConfig};
+use crate::acl::{Acl, AclConfig, DEFAULT_SAFE_PORTS, PortRange};
 use crate::auth::{AuthConfig, ProxyAuth};
 use crate::headers::ForwardedHeaders;
 
@@ -23,15 +23,20 @@ pub struct Timeouts {
     pub dns: f64,
     /// One TCP connect to an origin.
     pub connect: f64,
-    /// From sending a request to the origin's response headers.
+    /// From the end of the request body to the origin's response headers.
     pub response_header: f64,
-    /// Silence on a response body or a tunnel before it is cut.
+    /// Silence on a response body or a tunnel before it is cut; also how
+    /// long an origin may take none of a request body.
     pub idle: f64,
     /// A client's time to send a request head; also closes idle keep-alive
     /// connections and slowloris clients.
     pub client_header: f64,
     /// Silence allowed in the middle of a request body.
     pub client_body: f64,
+    /// How long a request with `Expect: 100-continue` waits for the
+    /// origin's `100 Continue` (or final answer) before its body is sent
+    /// anyway, for origins that ignore the expectation.
+    pub expect_continue: f64,
     /// How long an unused upstream connection is kept in the pool.
     pub pool_idle: f64,
     /// How long shutdown waits for requests and tunnels before cutting them.
@@ -47,6 +52,7 @@ impl Default for Timeouts {
             idle: 300.0,
             client_header: 30.0,
             client_body: 60.0,
+            expect_continue: 1.0,
             pool_idle: 90.0,
             drain: 10.0,
         }
@@ -73,7 +79,11 @@ pub struct ProxySettings {
     pub allow_loopback: bool,
     /// Ports CONNECT may reach, beside 443.
     pub connect_ports: Vec<u16>,
+    /// Ports plain `http://` requests may reach.
+    pub safe_ports: Vec<PortRange>,
     pub max_client_connections: usize,
+    /// Connections one client address may hold open at once.
+    pub max_connections_per_client: usize,
     /// The largest request head, start line included, in bytes.
     pub max_header_bytes: usize,
     /// The most header fields in one request.
@@ -97,7 +107,9 @@ impl Default for ProxySettings {
             admin: None,
             allow_loopback: false,
             connect_ports: Vec::new(),
+            safe_ports: DEFAULT_SAFE_PORTS.to_vec(),
             max_client_connections: 1024,
+            max_connections_per_client: 256,
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             via_name: "backroom-proxy".into(),

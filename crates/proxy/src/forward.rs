@@ -16,8 +16,9 @@ use hyper_util::rt::TokioIo;
 
 use crate::Shared;
 use crate::auth::Verdict;
-use crate::body::{BoxError, ClientBody, ClientBodyFault, Finisher, LoggedBody, ProxyBody};
+use crate::body::{BoxError, ClientBody, Finisher, LoggedBody, ProxyBody, Upload};
 use crate::headers;
+use crate::interim::InterimSender;
 use crate::tunnels::Counters;
 use crate::upstream::{self, UpstreamAddr};
 
@@ -78,9 +79,12 @@ fn header_text(req: &Request<Incoming>, name: header::HeaderName) -> String {
 }
 
 /// Serves one request from `peer`. Never fails: every problem is an answer.
+/// `interim` relays the origin's 1xx responses to the client until the
+/// final response is handed back.
 pub async fn handle(
     shared: Arc<Shared>,
     peer: SocketAddr,
+    interim: InterimSender,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, std::convert::Infallible> {
     let target = match req.method() {
@@ -113,11 +117,26 @@ pub async fn handle(
         bytes_out: Arc::new(AtomicU64::new(0)),
     };
     let exchange = Exchange { shared, finisher };
-    Ok(admit(exchange, peer, req).await)
+    let is_connect = req.method() == Method::CONNECT;
+    let mut response = admit(exchange, peer, &interim, req).await;
+    interim.seal();
+    if is_connect && !response.status().is_success() {
+        // The client may already have sent bytes meant for the tunnel; they
+        // must never be read as a request.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(response)
 }
 
 /// The checks every request passes before it goes anywhere.
-async fn admit(mut ex: Exchange, peer: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
+async fn admit(
+    mut ex: Exchange,
+    peer: SocketAddr,
+    interim: &InterimSender,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let policy = ex.shared.policy();
     if let Err(denied) = policy.acl.check_client(peer.ip()) {
         return ex.reply(StatusCode::FORBIDDEN, &denied.0);
@@ -157,13 +176,14 @@ async fn admit(mut ex: Exchange, peer: SocketAddr, req: Request<Incoming>) -> Re
     if req.method() == Method::CONNECT {
         return connect(ex, req).await;
     }
-    forward(ex, peer, req).await
+    forward(ex, peer, interim, req).await
 }
 
 /// Forwards an absolute-form request to its origin and streams the answer.
 async fn forward(
     ex: Exchange,
     peer: SocketAddr,
+    interim: &InterimSender,
     mut req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let uri = req.uri().clone();
@@ -195,6 +215,15 @@ async fn forward(
     let method = req.method().clone();
     let mut ex = ex;
     ex.finisher.host = Some(host.clone());
+    let safe_ports = &ex.shared.settings.safe_ports;
+    if !safe_ports.iter().any(|range| range.contains(port)) {
+        let safe: Vec<String> = safe_ports.iter().map(ToString::to_string).collect();
+        let why = format!(
+            "port {port} is not a safe port for plain HTTP; safe ports: {}",
+            safe.join(", ")
+        );
+        return ex.reply(StatusCode::FORBIDDEN, &why);
+    }
     let policy = ex.shared.policy();
     if let Err(denied) = policy.acl.check_destination(&host, port, method.as_str()) {
         return ex.reply(StatusCode::FORBIDDEN, &denied.0);
@@ -211,6 +240,8 @@ async fn forward(
     }
     let upgrade = headers::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    // A 1xx must never reach an HTTP/1.0 client (RFC 9110 §15.2).
+    let relay = (req.version() >= http::Version::HTTP_11).then(|| interim.clone());
     let (mut parts, body) = req.into_parts();
     let settings = &ex.shared.settings;
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
@@ -220,29 +251,46 @@ async fn forward(
         parts.headers.insert(header::HOST, value);
     }
     parts.version = http::Version::HTTP_11;
-    let fault = Arc::new(ClientBodyFault::default());
+    // The expectation goes on to the origin, whose answer the client gets:
+    // a 100 lets the body go, a final answer (a 413, say) goes back before
+    // the client sends a byte of it.
+    let upload = Arc::new(Upload::new(headers::expects_continue(&parts.headers)));
     let body = ClientBody::new(
         body,
         ex.finisher.bytes_in.clone(),
-        fault.clone(),
+        upload.clone(),
         settings.client_body_timeout,
+        settings.continue_timeout,
     );
-    let outgoing = Request::from_parts(parts, body);
+    let mut outgoing = Request::from_parts(parts, body);
+    let continued = upload.expectation.as_ref().map(|e| e.continued.clone());
+    if relay.is_some() || continued.is_some() {
+        hyper::ext::on_informational(&mut outgoing, move |interim| match interim.status() {
+            // The client's own 100 comes from hyper when the body is first read.
+            StatusCode::CONTINUE => {
+                if let Some(continued) = &continued {
+                    continued.cancel();
+                }
+            }
+            status => {
+                if let Some(relay) = &relay {
+                    relay.send(status, interim.headers());
+                }
+            }
+        });
+    }
 
-    let sent = tokio::time::timeout(
-        settings.response_header_timeout,
-        ex.shared.client.request(outgoing),
-    );
+    let limit = settings.response_header_timeout;
+    let sent = await_head(ex.shared.client.request(outgoing), &upload, limit);
     let mut response = match sent.await {
-        Err(_) => {
+        None => {
             let why = format!(
-                "{host}:{port} sent no response headers within {:?}",
-                settings.response_header_timeout
+                "{host}:{port} sent no response headers within {limit:?} of the end of the request"
             );
             return ex.reply(StatusCode::GATEWAY_TIMEOUT, &why);
         }
-        Ok(Err(error)) => return upstream_failed(ex, &host, port, &error, &fault),
-        Ok(Ok(response)) => response,
+        Some(Err(error)) => return upstream_failed(ex, &host, port, &error, &upload),
+        Some(Ok(response)) => response,
     };
     if let Some(addr) = response.extensions().get::<UpstreamAddr>() {
         ex.finisher.record.upstream = addr.0.to_string();
@@ -290,10 +338,29 @@ async fn forward(
     );
     let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
     let idle = ex.shared.settings.idle_timeout;
-    Response::from_parts(
-        parts,
-        LoggedBody::new(body, Some(ex.finisher)).with_idle_timeout(idle),
-    )
+    let mut body = LoggedBody::new(body, Some(ex.finisher)).with_idle_timeout(idle);
+    if let Some(expectation) = &upload.expectation {
+        body = body.cancel_on_end(expectation.answered.clone());
+    }
+    Response::from_parts(parts, body)
+}
+
+/// Waits for the origin's response head. First the request body streams,
+/// for as long as the client keeps sending it (its silences are bounded by
+/// `timeouts.client_body`, a 408) and the origin keeps taking it (bounded by
+/// `timeouts.idle`, a 504); `timeouts.response_header` starts once all of it
+/// has gone, so a long upload is never cut for being long. `None` when the
+/// origin sent no head in time.
+async fn await_head<F: Future>(request: F, upload: &Upload, limit: Duration) -> Option<F::Output> {
+    let mut request = std::pin::pin!(request);
+    // A request without a body, the common case, skips the race.
+    if !upload.is_finished() {
+        tokio::select! {
+            answer = &mut request => return Some(answer),
+            () = upload.finished() => {}
+        }
+    }
+    tokio::time::timeout(limit, request).await.ok()
 }
 
 /// Maps a failed exchange with the origin to a status and a reason.
@@ -302,17 +369,23 @@ fn upstream_failed(
     host: &str,
     port: u16,
     error: &hyper_util::client::legacy::Error,
-    fault: &ClientBodyFault,
+    upload: &Upload,
 ) -> Response<ProxyBody> {
-    if fault.malformed.load(Ordering::Relaxed) {
+    if upload.malformed.load(Ordering::Relaxed) {
         return ex.reply_and_close(StatusCode::BAD_REQUEST, "the request body is malformed");
     }
-    if fault.stalled.load(Ordering::Relaxed) {
+    if upload.stalled.load(Ordering::Relaxed) {
         let why = "the request body stopped arriving before it was complete";
         return ex.reply_and_close(StatusCode::REQUEST_TIMEOUT, why);
     }
     if let Some(connect) = upstream::find_connect_error(error) {
         return ex.reply(connect.status(), &connect.to_string());
+    }
+    if let Some(stalled) = upstream::find_origin_stalled(error) {
+        // The rest of the client's body may still be on its way: the
+        // connection cannot carry another request.
+        let why = format!("{host}:{port} {stalled}");
+        return ex.reply_and_close(StatusCode::GATEWAY_TIMEOUT, &why);
     }
     let mut cause = error.to_string();
     let mut source = std::error::Error::source(error);

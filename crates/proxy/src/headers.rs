@@ -51,10 +51,26 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
         .filter(|t| !t.is_empty())
 }
 
+/// Whether the request carries `Expect: 100-continue` (RFC 9110 §10.1.1).
+pub fn expects_continue(headers: &HeaderMap) -> bool {
+    headers.get_all(header::EXPECT).iter().any(|v| {
+        v.as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"100-continue")
+    })
+}
+
 /// Removes every hop-by-hop header: the fixed list and whatever `Connection`
 /// names. With `keep_upgrade`, `Upgrade` survives and `Connection: upgrade`
 /// is set again, so the next hop sees the upgrade request or acceptance.
+///
+/// A message that carried `Transfer-Encoding` was read by it, so any
+/// `Content-Length` beside it is stale and goes too (RFC 9112 §6.3): kept,
+/// it would frame the re-framed body and cut it.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
+    }
     let named: Vec<String> = connection_tokens(headers).collect();
     for name in named {
         if keep_upgrade && name == "upgrade" {
@@ -167,6 +183,16 @@ mod tests {
         strip_hop_by_hop(&mut map, false);
         assert_eq!(map.len(), 1, "{map:?}");
         assert!(map.contains_key("accept"));
+    }
+
+    #[test]
+    fn content_length_goes_with_transfer_encoding_and_stays_without_it() {
+        let mut both = headers(&[("content-length", "3"), ("transfer-encoding", "chunked")]);
+        strip_hop_by_hop(&mut both, false);
+        assert!(both.is_empty(), "{both:?}");
+        let mut length = headers(&[("content-length", "3")]);
+        strip_hop_by_hop(&mut length, false);
+        assert_eq!(length.get("content-length").expect("kept"), "3");
     }
 
     #[test]

@@ -9,9 +9,11 @@ pub mod acl;
 mod admin;
 pub mod auth;
 mod body;
+mod clients;
 pub mod config;
 mod forward;
 pub mod headers;
+mod interim;
 pub mod stats;
 pub mod tunnels;
 pub mod upstream;
@@ -33,10 +35,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accesslog::AccessLog;
+use crate::acl::PortRange;
 use crate::body::ClientBody;
+use crate::clients::ClientCap;
 use crate::config::Config;
 use crate::config::{Policy, seconds};
 use crate::headers::ForwardedHeaders;
+use crate::interim::{ClientIo, Interim};
 use crate::stats::Stats;
 use crate::tunnels::Tunnels;
 use crate::upstream::{Connector, Dialer};
@@ -59,10 +64,15 @@ pub(crate) struct Settings {
     via_name: String,
     forwarded: ForwardedHeaders,
     connect_ports: Vec<u16>,
+    /// Ports plain HTTP may reach.
+    safe_ports: Vec<PortRange>,
     response_header_timeout: Duration,
     idle_timeout: Duration,
     /// Silence allowed in the middle of a request body.
     client_body_timeout: Duration,
+    /// How long a body with `Expect: 100-continue` waits for the origin's
+    /// `100 Continue` before it is sent anyway.
+    continue_timeout: Duration,
 }
 
 /// What every connection, request and admin call shares.
@@ -115,7 +125,10 @@ pub async fn run(
         .pool_idle_timeout(t("pool_idle", timeouts.pool_idle)?)
         .pool_max_idle_per_host(config.proxy.pool_max_idle_per_host)
         .set_host(false)
-        .build(Connector::new(dialer.clone()));
+        // RFC 9112 §5.2 lets a proxy replace an origin's obs-fold with
+        // spaces, as squid does, rather than fail the response.
+        .http1_allow_obsolete_multiline_headers_in_responses(true)
+        .build(Connector::new(dialer.clone(), t("idle", timeouts.idle)?));
     let policy = Policy::new(&config.proxy.acl, &config.proxy.auth).map_err(StartError::Config)?;
     let log = AccessLog::start(&config.log_target(), config.proxy.log_format)
         .map_err(StartError::AccessLog)?;
@@ -124,14 +137,27 @@ pub async fn run(
             "max_header_bytes must be at least 1024 and max_headers at least 1".into(),
         ));
     }
+    if config.proxy.max_connections_per_client == 0 {
+        return Err(StartError::Config(
+            "max_connections_per_client must be at least 1".into(),
+        ));
+    }
+    if config.proxy.safe_ports.is_empty() {
+        return Err(StartError::Config(
+            "safe_ports is empty: list the ports plain HTTP may reach, or \"1-65535\" for all"
+                .into(),
+        ));
+    }
     let shared = Arc::new(Shared {
         settings: Settings {
             via_name: config.proxy.via_name.clone(),
             forwarded: config.proxy.forwarded,
             connect_ports: config.connect_ports(),
+            safe_ports: config.proxy.safe_ports.clone(),
             response_header_timeout: t("response_header", timeouts.response_header)?,
             idle_timeout: t("idle", timeouts.idle)?,
             client_body_timeout: t("client_body", timeouts.client_body)?,
+            continue_timeout: t("expect_continue", timeouts.expect_continue)?,
         },
         policy: RwLock::new(Arc::new(policy)),
         client,
@@ -169,6 +195,9 @@ pub async fn run(
         );
     }
 
+    // Said before the admin port answers, so that whoever sees the admin
+    // port up also finds this line in the log.
+    tracing::info!(%addr, "proxy serving");
     let stop = CancellationToken::new();
     let admin_service = admin::Admin {
         shared: shared.clone(),
@@ -205,15 +234,16 @@ pub async fn run(
         }
     });
 
-    tracing::info!(%addr, "proxy serving");
     let connections = TaskTracker::new();
     let force = CancellationToken::new();
     let slots = Arc::new(Semaphore::new(config.proxy.max_client_connections.max(1)));
+    let per_client = ClientCap::new(config.proxy.max_connections_per_client);
     accept_loop(
         &proxy,
         &shared,
         &http,
         &slots,
+        &per_client,
         &connections,
         &stop,
         &force,
@@ -252,6 +282,7 @@ async fn accept_loop(
     shared: &Arc<Shared>,
     http: &http1::Builder,
     slots: &Arc<Semaphore>,
+    per_client: &Arc<ClientCap>,
     connections: &TaskTracker,
     stop: &CancellationToken,
     force: &CancellationToken,
@@ -277,12 +308,19 @@ async fn accept_loop(
                 continue;
             }
         };
+        let Some(client_slot) = per_client.admit(peer.ip()) else {
+            drop(permit);
+            tracing::debug!(%peer, "refused: the address holds max_connections_per_client");
+            connections.spawn(clients::refuse(tcp, per_client.limit()));
+            continue;
+        };
         let shared = shared.clone();
         let http = http.clone();
         let stop = stop.clone();
         let force = force.clone();
         connections.spawn(async move {
             let _permit = permit;
+            let _client_slot = client_slot;
             shared
                 .stats
                 .active_connections
@@ -308,9 +346,12 @@ async fn serve_connection(
 ) {
     let _ = tcp.set_nodelay(true);
     let service_shared = shared.clone();
-    let service = service_fn(move |req| forward::handle(service_shared.clone(), peer, req));
+    let interim = Arc::new(Interim::default());
+    let io = ClientIo::new(tcp, interim.clone());
+    let service =
+        service_fn(move |req| forward::handle(service_shared.clone(), peer, interim.begin(), req));
     let connection = http
-        .serve_connection(TokioIo::new(tcp), service)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     let mut connection = std::pin::pin!(connection);
     let result = tokio::select! {

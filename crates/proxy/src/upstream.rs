@@ -14,6 +14,7 @@ use http::{StatusCode, Uri};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 use crate::acl::{self, Denied};
 
@@ -142,13 +143,26 @@ pub fn bare_host(uri: &Uri) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct Connector {
     dialer: Arc<Dialer>,
+    /// How long an origin may take none of the bytes sent to it.
+    write_stall: Duration,
 }
 
 impl Connector {
-    pub fn new(dialer: Arc<Dialer>) -> Connector {
-        Connector { dialer }
+    pub fn new(dialer: Arc<Dialer>, write_stall: Duration) -> Connector {
+        Connector {
+            dialer,
+            write_stall,
+        }
     }
 }
+
+/// An origin took none of the bytes sent to it (a request body, mostly) for
+/// too long. Without this bound, a request abandoned while its body is stuck
+/// would keep its connection, and the client's, forever: hyper flushes what
+/// it holds before it closes.
+#[derive(Debug, thiserror::Error)]
+#[error("took no request body for {0:?}")]
+pub struct OriginStalled(pub Duration);
 
 impl tower_service::Service<Uri> for Connector {
     type Response = UpstreamIo;
@@ -161,6 +175,7 @@ impl tower_service::Service<Uri> for Connector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let dialer = self.dialer.clone();
+        let write_stall = self.write_stall;
         Box::pin(async move {
             let host = bare_host(&uri).ok_or_else(|| ConnectError::NoHost(uri.to_string()))?;
             let port = uri.port_u16().unwrap_or(80);
@@ -168,16 +183,46 @@ impl tower_service::Service<Uri> for Connector {
             Ok(UpstreamIo {
                 io: TokioIo::new(tcp),
                 addr,
+                write_stall,
+                stalled_since: None,
             })
         })
     }
 }
 
-/// A connection to an origin that remembers its address.
+/// A connection to an origin that remembers its address, and fails a write
+/// that the origin leaves waiting for `write_stall`.
 #[derive(Debug)]
 pub struct UpstreamIo {
     io: TokioIo<TcpStream>,
     addr: SocketAddr,
+    write_stall: Duration,
+    /// Armed while a write waits for the origin to take bytes.
+    stalled_since: Option<Pin<Box<Sleep>>>,
+}
+
+impl UpstreamIo {
+    /// Passes a write's outcome on, unless the origin has taken nothing for
+    /// `write_stall`.
+    fn watch_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        outcome: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if outcome.is_ready() {
+            self.stalled_since = None;
+            return outcome;
+        }
+        let stall = self.write_stall;
+        let timer = self
+            .stalled_since
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+        if timer.as_mut().poll(cx).is_ready() {
+            let stalled = OriginStalled(stall);
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, stalled)));
+        }
+        Poll::Pending
+    }
 }
 
 impl Connection for UpstreamIo {
@@ -202,7 +247,9 @@ impl hyper::rt::Write for UpstreamIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let outcome = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.watch_write(cx, outcome)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -222,8 +269,26 @@ impl hyper::rt::Write for UpstreamIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let outcome = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.watch_write(cx, outcome)
     }
+}
+
+/// Finds an [`OriginStalled`] inside an error from hyper-util's client,
+/// where it travels as the payload of an `io::Error`.
+pub fn find_origin_stalled<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a OriginStalled> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        let payload = e.downcast_ref::<io::Error>().and_then(|io| io.get_ref());
+        if let Some(stalled) = payload.and_then(|p| p.downcast_ref::<OriginStalled>()) {
+            return Some(stalled);
+        }
+        current = e.source();
+    }
+    None
 }
 
 /// Finds our own connect error inside an error from hyper-util's client.

@@ -545,3 +545,300 @@ async fn an_ipv6_literal_target_is_forwarded_with_a_bracketed_host() {
     assert_eq!(body, format!("[::1]:{port}"));
     proxy.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_response_with_content_length_and_chunked_is_read_by_chunked() {
+    // RFC 9112 §6.3: Transfer-Encoding wins, and the stale Content-Length
+    // must not frame the forwarded body.
+    let origin = scripted_origin(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    let proxy = start(config()).await;
+    let (ok, body, err) = curl(&["-x", &proxy.url(), &origin.url("/")]).await;
+    assert!(ok, "{err}");
+    assert_eq!(body, "hello");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_obs_folded_response_header_is_unfolded_with_spaces() {
+    let origin = scripted_origin(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Folded: first\r\n  second\r\n\r\nhello",
+    )
+    .await;
+    let proxy = start(config()).await;
+    let (ok, response, err) = curl(&["-x", &proxy.url(), "-i", &origin.url("/")]).await;
+    assert!(ok, "{err}");
+    assert_eq!(status_of(&response), 200, "{response}");
+    let folded = response
+        .lines()
+        .find(|line| line.to_ascii_lowercase().starts_with("x-folded:"))
+        .unwrap_or_else(|| panic!("no X-Folded in {response:?}"));
+    assert!(
+        folded.contains("first") && folded.contains("second"),
+        "{folded:?}"
+    );
+    assert!(response.ends_with("hello"), "{response}");
+    proxy.shutdown().await;
+}
+
+/// An origin that reads the whole request body and answers its length.
+async fn body_length_origin() -> Origin {
+    origin(|req| async move {
+        let body = req.into_body().collect().await.expect("body").to_bytes();
+        text(format!("{} bytes", body.len()))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_upload_longer_than_the_response_header_timeout_gets_through() {
+    let origin = body_length_origin().await;
+    let mut cfg = config();
+    cfg.proxy.timeouts.response_header = 0.3;
+    cfg.proxy.timeouts.client_body = 10.0;
+    let proxy = start(cfg).await;
+    let mut tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nContent-Length: 8192\r\nConnection: close\r\n\r\n",
+        origin.url("/upload")
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    // A slow client: the upload lasts at least 1.2 s, four times the
+    // response_header timeout, while the client never goes silent for long.
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        tcp.write_all(&[b'x'; 1024]).await.expect("chunk");
+    }
+    let (response, _) = read_until_close(&mut tcp, LIMIT).await;
+    assert_eq!(status_of(&response), 200, "{response}");
+    assert!(response.ends_with("8192 bytes"), "{response}");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_response_header_timeout_starts_when_the_body_is_sent() {
+    // Reads the whole request, never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (got_body, mut body_arrived) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let got_body = got_body.clone();
+            tokio::spawn(async move {
+                read_until(&mut tcp, "the-end").await;
+                let _ = got_body.send(());
+                let mut buf = [0u8; 64];
+                while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let mut cfg = config();
+    cfg.proxy.timeouts.response_header = 0.3;
+    let proxy = start(cfg).await;
+    let mut tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+    let head = format!(
+        "POST http://{addr}/ HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nConnection: close\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    tcp.write_all(b"the-end").await.expect("body");
+    let sent = tokio::time::Instant::now();
+    let (response, _) = read_until_close(&mut tcp, LIMIT).await;
+    assert_eq!(status_of(&response), 504, "{response}");
+    assert!(response.contains("of the end of the request"), "{response}");
+    assert!(
+        sent.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        sent.elapsed()
+    );
+    let arrived = tokio::time::timeout(LIMIT, body_arrived.recv()).await;
+    assert!(
+        matches!(arrived, Ok(Some(()))),
+        "the origin got the whole body"
+    );
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_origin_that_stops_taking_the_body_is_a_504() {
+    // Reads the request head, then nothing more.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = tcp.read(&mut buf).await;
+            held.push(tcp);
+        }
+    });
+    let mut cfg = config();
+    cfg.proxy.timeouts.idle = 0.5;
+    let proxy = start(cfg).await;
+    let tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (mut read, mut write) = tcp.into_split();
+    let head = format!(
+        "POST http://{addr}/ HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        1u64 << 30
+    );
+    write.write_all(head.as_bytes()).await.expect("head");
+    // Sends until every buffer between here and the origin is full.
+    let sender = tokio::spawn(async move {
+        let chunk = vec![0u8; 64 * 1024];
+        while write.write_all(&chunk).await.is_ok() {}
+    });
+    let mut out = Vec::new();
+    let ended = tokio::time::timeout(LIMIT, read.read_to_end(&mut out)).await;
+    let response = String::from_utf8_lossy(&out);
+    assert!(ended.is_ok(), "the proxy closes the connection: {response}");
+    assert_eq!(status_of(&response), 504, "{response}");
+    assert!(response.contains("took no request body"), "{response}");
+    sender.abort();
+    proxy.shutdown().await;
+}
+
+/// A config whose proxy waits long for an origin's 100 Continue, so that an
+/// answer cannot come from the proxy giving up.
+fn patient_config() -> backroom_proxy::config::Config {
+    let mut cfg = config();
+    cfg.proxy.timeouts.expect_continue = 30.0;
+    cfg
+}
+
+/// Sends the head of a PUT of `length` bytes with `Expect: 100-continue`,
+/// and no body.
+async fn send_expecting_head(proxy: &Proxy, url: &str, length: usize) -> TcpStream {
+    let mut tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+    let head = format!(
+        "PUT {url} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    tcp
+}
+
+#[tokio::test]
+async fn an_origin_refusing_an_expect_100_continue_upload_answers_before_the_body() {
+    let origin = origin(|req| async move {
+        let declared = req.headers().get("content-length").cloned();
+        let expect = req.headers().get("expect").cloned();
+        let mut response = text(format!("too large: {declared:?}, expect {expect:?}"));
+        *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+        response
+    })
+    .await;
+    let proxy = start(patient_config()).await;
+    let mut tcp = send_expecting_head(&proxy, &origin.url("/big"), 5_000_000).await;
+    // The client sends nothing more: the origin's 413 must come first, with
+    // no 100 Continue before it.
+    let response = read_until(&mut tcp, "too large").await;
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(
+        response.contains("expect Some(\"100-continue\")"),
+        "{response}"
+    );
+    // The body it never sent cannot be told apart from a next request.
+    let (_, closed) = read_until_close(&mut tcp, LIMIT).await;
+    assert!(closed, "the proxy closes the connection after the answer");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_expect_100_continue_upload_goes_through_when_the_origin_continues() {
+    let origin = body_length_origin().await;
+    let proxy = start(patient_config()).await;
+    let mut tcp = send_expecting_head(&proxy, &origin.url("/"), 5).await;
+    // hyper's origin answers 100 when it starts reading the body.
+    let interim = read_until(&mut tcp, "\r\n\r\n").await;
+    assert!(interim.starts_with("HTTP/1.1 100 Continue"), "{interim}");
+    tcp.write_all(b"hello").await.expect("body");
+    let response = read_until(&mut tcp, "5 bytes").await;
+    assert!(response.contains("200 OK"), "{response}");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_origin_that_ignores_expect_100_continue_still_gets_the_body() {
+    // Reads the head and the body, never says 100 Continue.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                read_until(&mut tcp, "the-body").await;
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ngot")
+                    .await;
+                let mut buf = [0u8; 64];
+                while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let mut cfg = config();
+    cfg.proxy.timeouts.expect_continue = 0.2;
+    let proxy = start(cfg).await;
+    let (ok, body, err) = curl(&[
+        "-x",
+        &proxy.url(),
+        "-H",
+        "Expect: 100-continue",
+        "--expect100-timeout",
+        "30",
+        "--data-binary",
+        "the-body",
+        &format!("http://{addr}/"),
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(body, "got");
+    proxy.shutdown().await;
+}
+
+const EARLY_HINTS: &[u8] = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n\
+    HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+
+#[tokio::test]
+async fn early_hints_reach_the_client_before_the_response() {
+    let hinting = scripted_origin(EARLY_HINTS).await;
+    let plain = origin(|_req| async { text("plain") }).await;
+    let proxy = start(config()).await;
+    let mut tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+    let request = format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", hinting.url("/"));
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let response = read_until(&mut tcp, "hello").await;
+    assert!(
+        response.starts_with("HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n"),
+        "{response}"
+    );
+    assert!(
+        response.contains("\r\n\r\nHTTP/1.1 200 OK\r\n"),
+        "{response}"
+    );
+    // The next request on the same connection gets only its own answer.
+    let request = format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", plain.url("/"));
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let next = read_until(&mut tcp, "plain").await;
+    assert!(next.starts_with("HTTP/1.1 200 OK\r\n"), "{next}");
+    assert!(!next.contains("103"), "{next}");
+    // A 1xx never goes to an HTTP/1.0 client (RFC 9110 §15.2).
+    let old = format!("GET {} HTTP/1.0\r\nHost: x\r\n\r\n", hinting.url("/"));
+    let (response, _) = raw(proxy.addr, old.as_bytes(), LIMIT).await;
+    assert!(response.starts_with("HTTP/1.0 200 OK\r\n"), "{response}");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn curl_sees_early_hints_through_the_proxy() {
+    let hinting = scripted_origin(EARLY_HINTS).await;
+    let proxy = start(config()).await;
+    let (ok, response, err) = curl(&["-x", &proxy.url(), "-i", &hinting.url("/")]).await;
+    assert!(ok, "{err}");
+    assert!(
+        response.starts_with("HTTP/1.1 103 Early Hints"),
+        "{response}"
+    );
+    assert!(response.ends_with("hello"), "{response}");
+    proxy.shutdown().await;
+}

@@ -369,7 +369,10 @@ async fn a_client_that_stalls_mid_body_gets_408() {
     })
     .await;
     let mut cfg = config();
-    cfg.proxy.timeouts.client_body = 0.3;
+    cfg.proxy.timeouts.client_body = 0.6;
+    // Shorter than client_body: it starts only once the body is complete,
+    // so it never turns the client's silence into a 504.
+    cfg.proxy.timeouts.response_header = 0.2;
     let proxy = start(cfg).await;
     let mut tcp = TcpStream::connect(proxy.addr).await.expect("connect");
     let head = format!(
@@ -380,5 +383,121 @@ async fn a_client_that_stalls_mid_body_gets_408() {
     let (response, closed) = read_until_close(&mut tcp, LIMIT).await;
     assert_eq!(status_of(&response), 408, "{response}");
     assert!(closed);
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn bytes_behind_a_refused_connect_are_never_read_as_a_request() {
+    let origin = hello_origin().await;
+    let mut cfg = config();
+    cfg.proxy.allow_loopback = false;
+    let proxy = start(cfg).await;
+    let smuggled = format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", origin.url("/"));
+    // A port CONNECT may not reach (403), and an allowed port on a
+    // destination the address policy refuses (403 from the dialer).
+    for target in ["127.0.0.1:25", "127.0.0.1:443"] {
+        let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n{smuggled}");
+        let (response, closed) = raw(proxy.addr, request.as_bytes(), LIMIT).await;
+        assert_eq!(status_of(&response), 403, "{response}");
+        assert!(closed, "the connection is closed after a refused CONNECT");
+        assert_eq!(response.matches("HTTP/1.1").count(), 1, "{response}");
+    }
+    // An unreachable destination (502).
+    let closed_port = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let mut cfg = config();
+    cfg.proxy.connect_ports = vec![closed_port];
+    let open = start(cfg).await;
+    let target = format!("127.0.0.1:{closed_port}");
+    let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n{smuggled}");
+    let (response, closed) = raw(open.addr, request.as_bytes(), LIMIT).await;
+    assert_eq!(status_of(&response), 502, "{response}");
+    assert!(closed, "the connection is closed after a failed CONNECT");
+    assert_eq!(response.matches("HTTP/1.1").count(), 1, "{response}");
+    assert_eq!(origin.accepted(), 0);
+    still_serves(&open, &origin).await;
+    open.shutdown().await;
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn plain_http_to_a_port_outside_safe_ports_is_refused() {
+    let origin = hello_origin().await;
+    let proxy = start(config()).await;
+    // Port 25 is SMTP: by default (squid's Safe_ports) plain HTTP never goes
+    // there, while the high ports of loopback origins stay allowed.
+    let (ok, body, err) = curl(&[
+        "-x",
+        &proxy.url(),
+        "-w",
+        "%{http_code}",
+        "http://127.0.0.1:25/",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert!(body.ends_with("403"), "{body}");
+    assert!(body.contains("port 25 is not a safe port"), "{body}");
+    assert!(body.contains("1025-65535"), "{body}");
+    still_serves(&proxy, &origin).await;
+    proxy.shutdown().await;
+
+    let mut cfg = config();
+    cfg.proxy.safe_ports = vec![backroom_proxy::acl::PortRange::single(80)];
+    let proxy = start(cfg).await;
+    let (ok, body, err) = curl(&["-x", &proxy.url(), "-w", "%{http_code}", &origin.url("/")]).await;
+    assert!(ok, "{err}");
+    assert!(body.ends_with("403"), "{body}");
+    assert!(body.contains("safe ports: 80\n"), "{body}");
+    assert_eq!(
+        origin.accepted(),
+        1,
+        "only the first proxy reached the origin"
+    );
+    proxy.shutdown().await;
+}
+
+/// A connection from `local` (a loopback address of its own) to the proxy.
+async fn connect_from(local: &str, proxy: &Proxy) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{local}:0").parse().expect("addr"))
+        .expect("bind");
+    socket.connect(proxy.addr).await.expect("connect")
+}
+
+#[tokio::test]
+async fn one_address_over_its_connection_cap_gets_429_while_others_are_served() {
+    let origin = hello_origin().await;
+    let mut cfg = config();
+    cfg.proxy.max_connections_per_client = 2;
+    let proxy = start(cfg).await;
+    let request = format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", origin.url("/"));
+    // Two kept-alive connections from 127.0.0.1, each served once, so both
+    // are surely counted.
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut tcp = connect_from("127.0.0.1", &proxy).await;
+        tcp.write_all(request.as_bytes()).await.expect("write");
+        read_until(&mut tcp, "hello").await;
+        holders.push(tcp);
+    }
+    let mut third = connect_from("127.0.0.1", &proxy).await;
+    third.write_all(request.as_bytes()).await.expect("write");
+    let (response, closed) = read_until_close(&mut third, LIMIT).await;
+    assert_eq!(status_of(&response), 429, "{response}");
+    assert!(
+        response.contains("max_connections_per_client"),
+        "{response}"
+    );
+    assert!(closed);
+    // Another address is served while 127.0.0.1 holds its cap.
+    let mut other = connect_from("127.0.0.2", &proxy).await;
+    other.write_all(request.as_bytes()).await.expect("write");
+    read_until(&mut other, "hello").await;
+    drop(holders);
     proxy.shutdown().await;
 }

@@ -127,6 +127,38 @@ where
     Origin { addr, connections }
 }
 
+/// An origin on raw TCP that answers each request head (bodies are not
+/// read) with `answer`, byte for byte: for answers that a real server
+/// library would refuse to send.
+pub async fn scripted_origin(answer: &'static [u8]) -> Origin {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+    let addr = listener.local_addr().expect("addr");
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut received = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    while let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+                        received.drain(..end + 4);
+                        if tcp.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => received.extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+        }
+    });
+    Origin { addr, connections }
+}
+
 pub fn text(body: impl Into<Bytes>) -> Response<OriginBody> {
     Response::new(Full::new(body.into()).boxed())
 }
