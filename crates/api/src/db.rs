@@ -20,6 +20,8 @@ pub const SERVICE: &str = "db";
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7703";
 /// The database used when a request names none.
 pub const DEFAULT_DB: &str = "main";
+/// The name of backroom-db's PostgreSQL face in its readiness line.
+pub const PG_FACE: &str = "pg";
 
 /// One SQLite value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

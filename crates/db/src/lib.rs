@@ -7,6 +7,7 @@
 
 mod ctl;
 mod engine;
+mod pg;
 mod service;
 mod sessions;
 mod sql;
@@ -97,6 +98,8 @@ pub struct FileConfig {
     pub max_statement_timeout_secs: Option<u64>,
     pub max_result_bytes: Option<usize>,
     pub max_cursors: Option<usize>,
+    /// The address of the PostgreSQL face; off when absent.
+    pub pg_listen: Option<String>,
 }
 
 impl FileConfig {
@@ -173,6 +176,17 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    run_with_pg(listener, None, config, shutdown).await
+}
+
+/// [`run`], with the PostgreSQL face on `pg` when given: it serves the same
+/// databases and stops with the server.
+pub async fn run_with_pg(
+    listener: TcpListener,
+    pg: Option<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
     std::fs::create_dir_all(&config.data).map_err(|source| RunError::Data {
         path: config.data.clone(),
         source,
@@ -182,7 +196,13 @@ pub async fn run(
         .await
         .map_err(RunError::Open)?;
     let cleanup = service.clone();
+    let stop_pg = tokio_util::sync::CancellationToken::new();
+    let pg = pg.map(|listener| tokio::spawn(pg::serve(listener, service.clone(), stop_pg.clone())));
     let served = backroom_frame::server::run(listener, frame, service, shutdown).await;
+    stop_pg.cancel();
+    if let Some(pg) = pg {
+        let _ = pg.await;
+    }
     cleanup.stop().await;
     served?;
     Ok(())

@@ -14,6 +14,10 @@ struct Args {
     /// The directory of the database files (`<name>.db`); created if missing.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Also speak the PostgreSQL protocol on this address (psql, drivers,
+    /// pgbench); off unless given here or as `pg_listen` in the config.
+    #[arg(long, value_name = "ADDR")]
+    pg: Option<String>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -40,11 +44,25 @@ async fn main() -> anyhow::Result<()> {
     let reload = Reload::new::<FileConfig>(logs, &args.common, &config.frame);
     backroom_daemon::on_hangup(move || reload.run());
     let listener = backroom_daemon::bind(&settings.listen).await?;
-    // The readiness line goes out once the default database is open: `run`
+    let pg = match args.pg.or_else(|| file.own.pg_listen.clone()) {
+        Some(addr) => {
+            let pg = backroom_daemon::bind(&addr).await?;
+            let auth = config.frame.auth.current();
+            auth.check_bind(pg.local_addr()?, config.frame.insecure)
+                .map_err(anyhow::Error::msg)?;
+            Some(pg)
+        }
+        None => None,
+    };
+    // The readiness lines go out once the default database is open: `run`
     // opens it before it polls this future.
-    let ready = [(backroom_api::db::SERVICE, listener.local_addr()?)];
-    backroom_db::run(
+    let mut ready = vec![(backroom_api::db::SERVICE, listener.local_addr()?)];
+    if let Some(pg) = &pg {
+        ready.push((backroom_api::db::PG_FACE, pg.local_addr()?));
+    }
+    backroom_db::run_with_pg(
         listener,
+        pg,
         config,
         backroom_daemon::ready_until_signal(&ready),
     )

@@ -106,6 +106,16 @@ impl DbService {
         Ok(DbService(inner))
     }
 
+    /// The database named `name` (`None`: the default), opened on first
+    /// use; for the server's other faces, which share its engines.
+    pub async fn engine(&self, name: Option<&str>) -> Result<Arc<Engine>, Error> {
+        self.0.engine(name).await
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
     /// Stops the reaper and every database, rolling back open transactions.
     pub async fn stop(&self) {
         self.0.reaper.cancel();

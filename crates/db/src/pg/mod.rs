@@ -1,0 +1,137 @@
+//! The PostgreSQL face of the database server: psql, every PostgreSQL
+//! driver and pgbench speak to the same engines as the frame protocol.
+//!
+//! `pgwire` does the wire format; this module translates. Each PostgreSQL
+//! connection is one session of the engine: its reads go to the reader pool
+//! and its autocommit writes to the shared writer (group commit), until it
+//! begins a transaction or sets connection state; then it gets a connection
+//! of its own, as a frame session does. See docs/db.md, "PostgreSQL".
+
+mod rewrite;
+mod session;
+mod types;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use pgwire::api::auth::StartupHandler;
+use pgwire::api::cancel::CancelHandler;
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::{NoopHandler, PgWireServerHandlers};
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::startup::SecretKey;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::service::DbService;
+use session::PgSession;
+
+/// The statements running on the face, by backend pid, for CancelRequest.
+#[derive(Default)]
+struct Running {
+    // A std lock: held only to look up or swap an entry.
+    by_pid: Mutex<HashMap<i32, (i32, CancellationToken)>>,
+}
+
+impl Running {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i32, (i32, CancellationToken)>> {
+        self.by_pid.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What every connection of the face shares.
+struct Face {
+    service: DbService,
+    running: Running,
+    next_pid: AtomicI32,
+}
+
+/// Serves the PostgreSQL protocol on `listener` until `stop` is cancelled;
+/// then closes every PostgreSQL session, which rolls back what it had open.
+pub async fn serve(listener: TcpListener, service: DbService, stop: CancellationToken) {
+    let tls = service
+        .config()
+        .frame
+        .tls
+        .clone()
+        .map(pgwire::tokio::TlsAcceptor::from);
+    let face = Arc::new(Face {
+        service,
+        running: Running::default(),
+        next_pid: AtomicI32::new(1),
+    });
+    let mut sessions = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
+        };
+        let (socket, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                tracing::warn!(%error, "pg: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let pid = face.next_pid.fetch_add(1, Ordering::Relaxed);
+        let session = Arc::new(PgSession::new(face.clone(), pid));
+        let tls = tls.clone();
+        sessions.spawn(async move {
+            if let Err(error) = pgwire::tokio::process_socket(socket, tls, Handlers(session)).await
+            {
+                tracing::debug!(%error, %peer, "pg: connection ended");
+            }
+        });
+    }
+    sessions.shutdown().await;
+}
+
+/// The handlers of one connection: all of them are its session.
+struct Handlers(Arc<PgSession>);
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.0.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.0.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.0.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        Arc::new(CancelByKey(self.0.face()))
+    }
+
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+        Arc::new(NoopHandler)
+    }
+}
+
+/// Cancels the statement a (pid, secret key) pair names, through the
+/// engine's interrupt: the statement's future is dropped, which interrupts
+/// SQLite.
+struct CancelByKey(Arc<Face>);
+
+#[async_trait::async_trait]
+impl CancelHandler for CancelByKey {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let SecretKey::I32(secret) = request.secret_key else {
+            return;
+        };
+        let running = self.0.running.lock();
+        if let Some((key, token)) = running.get(&request.pid) {
+            if *key == secret {
+                token.cancel();
+            }
+        }
+    }
+}

@@ -1,0 +1,874 @@
+//! One PostgreSQL connection as a session of the engine: its start-up and
+//! authentication, its transaction and settings, and each statement run
+//! through the engine and answered in PostgreSQL's terms.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backroom_api::db::{DEFAULT_DB, QueryResult, Statement, TxMode, Value};
+use backroom_frame::auth::{Identity, Role};
+use backroom_frame::error::Error;
+use futures_util::{Sink, SinkExt};
+use pgwire::api::auth::{
+    ServerParameterProvider, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::auth::StartupHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
+};
+use pgwire::api::stmt::{NoopQueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, METADATA_DATABASE, METADATA_USER, PgWireConnectionState, Type,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::startup::{Authentication, SecretKey};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::messages::response::TransactionStatus;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::Face;
+use super::rewrite::{self, Rewritten};
+use super::types::{self, error_info, fatal, refuse};
+use crate::ctl::Ctl;
+use crate::engine::{self, Engine, Lane, SessionId};
+use crate::sql;
+use crate::writer::{Ran, WriteJob};
+
+/// Transaction ids of the face: from the top half of the range, so they
+/// never meet the frame protocol's, which count up from 1.
+static NEXT_TX: AtomicU64 = AtomicU64::new(1 << 62);
+
+/// The PostgreSQL version the face says it is, for drivers that check.
+const PG_VERSION: &str = "15.0";
+
+/// Who the session is, once it has started.
+struct Started {
+    identity: Identity,
+    engine: Arc<Engine>,
+}
+
+#[derive(Default)]
+struct State {
+    started: Option<Arc<Started>>,
+    tx: Option<u64>,
+    /// The session has a connection of its own on its database.
+    pinned: bool,
+    settings: HashMap<String, String>,
+}
+
+pub struct PgSession {
+    face: Arc<Face>,
+    pid: i32,
+    secret: i32,
+    // A std lock: never held across an await.
+    state: Mutex<State>,
+    parser: Arc<NoopQueryParser>,
+}
+
+/// What one statement did.
+enum Outcome {
+    Rows(QueryResult, String),
+    Done(Tag),
+    Began,
+    Ended(&'static str),
+}
+
+impl PgSession {
+    pub fn new(face: Arc<Face>, pid: i32) -> PgSession {
+        let secret = i32::from_ne_bytes(rand_bytes());
+        PgSession {
+            face,
+            pid,
+            secret,
+            state: Mutex::new(State::default()),
+            parser: Arc::new(NoopQueryParser::new()),
+        }
+    }
+
+    pub fn face(&self) -> Arc<Face> {
+        self.face.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The session's id in the engine: its own address, unique while it
+    /// lives, and it unpins before it goes.
+    fn id(&self) -> SessionId {
+        std::ptr::from_ref(self) as SessionId
+    }
+
+    fn started(&self) -> PgWireResult<Arc<Started>> {
+        self.lock()
+            .started
+            .clone()
+            .ok_or_else(|| fatal("08P01", "the session has not started"))
+    }
+
+    fn timeout(&self) -> Duration {
+        let config = self.face.service.config();
+        let asked = self
+            .lock()
+            .settings
+            .get("statement_timeout")
+            .and_then(|v| v.trim_end_matches("ms").parse::<u64>().ok())
+            .filter(|ms| *ms > 0);
+        asked.map_or(config.statement_timeout, |ms| {
+            Duration::from_millis(ms).min(config.max_statement_timeout)
+        })
+    }
+
+    /// Runs `work`, unless a CancelRequest for this session comes first:
+    /// then the work is dropped, which interrupts its statement.
+    async fn cancellable<T>(
+        &self,
+        work: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let token = CancellationToken::new();
+        self.face
+            .running
+            .lock()
+            .insert(self.pid, (self.secret, token.clone()));
+        let result = tokio::select! {
+            result = work => result,
+            () = token.cancelled() => Err(Error::cancelled("canceling statement due to user request")),
+        };
+        self.face.running.lock().remove(&self.pid);
+        result
+    }
+
+    /// Runs one statement (already rewritten) with its parameters.
+    async fn run(&self, sql: &str, params: Vec<Value>, failed: bool) -> PgWireResult<Outcome> {
+        let words = keywords(sql);
+        let first = words.first().map(String::as_str).unwrap_or("");
+        let second = words.get(1).map(String::as_str).unwrap_or("");
+        let ends_tx = matches!(first, "commit" | "end" | "rollback" | "abort")
+            && second != "to"
+            && !(first == "rollback" && words.iter().any(|w| w == "to"));
+        if failed && !ends_tx {
+            return Err(refuse(
+                "25P02",
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        match first {
+            "begin" | "start" => return self.begin().await,
+            "commit" | "end" if !failed => return self.commit().await,
+            "commit" | "end" | "rollback" | "abort" if ends_tx => return self.rollback().await,
+            "savepoint" | "release" | "rollback" => {
+                return Err(refuse("0A000", "savepoints are not supported on the PostgreSQL face yet"));
+            }
+            "set" => return Ok(self.set(sql, &words)),
+            "reset" => {
+                if let Some(name) = words.get(1) {
+                    self.lock().settings.remove(name);
+                }
+                return Ok(Outcome::Done(Tag::new("RESET")));
+            }
+            "show" => return Ok(self.show(&words)),
+            "discard" | "deallocate" | "listen" | "unlisten" => {
+                return Ok(Outcome::Done(Tag::new(&first.to_ascii_uppercase())));
+            }
+            _ => {}
+        }
+        let mut statement = Statement::new(sql);
+        statement.params = params;
+        let result = self
+            .cancellable(self.statement(statement))
+            .await
+            .map_err(|e| PgWireError::UserError(Box::new(error_info(&e))))?;
+        let tag = command_tag(&words, &result);
+        Ok(Outcome::Rows(result, tag))
+    }
+
+    /// Reads on the reader pool when the session has no connection of its
+    /// own, and writes on the shared writer (or the session's connection);
+    /// statements that set connection state move the session onto a
+    /// connection of its own, as on the frame protocol.
+    async fn statement(&self, statement: Statement) -> Result<QueryResult, Error> {
+        let started = self.started().map_err(|_| Error::bad_request("not started"))?;
+        let role = started.identity.role;
+        let engine = started.engine.clone();
+        let timeout = self.timeout();
+        let (tx, pinned) = {
+            let state = self.lock();
+            (state.tx, state.pinned)
+        };
+        let lane = if pinned {
+            Lane::Pinned(self.id())
+        } else {
+            Lane::Shared
+        };
+        if lane == Lane::Shared {
+            let read = statement.clone();
+            let max = self.face.service.config().max_result_bytes;
+            let answer = engine
+                .read(Lane::Shared, None, timeout, move |conn| {
+                    let policy = conn.policy(&read.sql, role)?;
+                    if !policy.readonly || policy.creates_state() {
+                        return Ok(None);
+                    }
+                    conn.run(&read, role, max).map(Some)
+                })
+                .await?;
+            if let Some(result) = answer {
+                return Ok(result);
+            }
+        }
+        let ran = write(&engine, lane, tx, vec![statement], role, timeout).await?;
+        let statements = match ran {
+            Ran::Done(mut results) => return results.pop().ok_or_else(no_result),
+            Ran::NeedsSession(statements) if lane == Lane::Shared => statements,
+            Ran::NeedsSession(_) => return Err(no_result()),
+        };
+        let pinned = self.pin(&engine).await?;
+        match write(&engine, pinned, tx, statements, role, timeout).await? {
+            Ran::Done(mut results) => results.pop().ok_or_else(no_result),
+            Ran::NeedsSession(_) => Err(no_result()),
+        }
+    }
+
+    async fn pin(&self, engine: &Arc<Engine>) -> Result<Lane, Error> {
+        let session = self.id();
+        let opening = engine.clone();
+        tokio::task::spawn_blocking(move || opening.pin(session))
+            .await
+            .map_err(|e| Error::internal(format!("a blocking task failed: {e}")))??;
+        self.lock().pinned = true;
+        Ok(Lane::Pinned(session))
+    }
+
+    async fn begin(&self) -> PgWireResult<Outcome> {
+        if self.lock().tx.is_some() {
+            return Ok(Outcome::Began);
+        }
+        let started = self.started()?;
+        let engine = started.engine.clone();
+        let result = async {
+            started.identity.require(Role::ReadWrite)?;
+            let lane = self.pin(&engine).await?;
+            let tx = NEXT_TX.fetch_add(1, Ordering::Relaxed);
+            let ctl = Ctl::new();
+            let (answer, rx) = oneshot::channel();
+            engine.send_write(
+                lane,
+                WriteJob::Begin {
+                    tx,
+                    mode: TxMode::Deferred,
+                    ctl: ctl.clone(),
+                    answer,
+                },
+            )?;
+            engine::wait(ctl, rx, self.timeout()).await?;
+            self.lock().tx = Some(tx);
+            Ok::<_, Error>(())
+        };
+        self.cancellable(result)
+            .await
+            .map_err(|e| PgWireError::UserError(Box::new(error_info(&e))))?;
+        Ok(Outcome::Began)
+    }
+
+    async fn commit(&self) -> PgWireResult<Outcome> {
+        self.finish(true).await
+    }
+
+    async fn rollback(&self) -> PgWireResult<Outcome> {
+        self.finish(false).await
+    }
+
+    async fn finish(&self, commit: bool) -> PgWireResult<Outcome> {
+        let Some(tx) = self.lock().tx.take() else {
+            return Ok(Outcome::Ended(if commit { "COMMIT" } else { "ROLLBACK" }));
+        };
+        let engine = self.started()?.engine.clone();
+        let lane = Lane::Pinned(self.id());
+        let (answer, rx) = oneshot::channel();
+        let job = if commit {
+            WriteJob::Commit { tx, answer }
+        } else {
+            WriteJob::Rollback {
+                tx,
+                answer: Some(answer),
+            }
+        };
+        let done = match engine.send_write(lane, job) {
+            Ok(()) => rx
+                .await
+                .unwrap_or_else(|_| Err(Error::unavailable("the database stopped"))),
+            Err(e) => Err(e),
+        };
+        done.map_err(|e| PgWireError::UserError(Box::new(error_info(&e))))?;
+        Ok(Outcome::Ended(if commit { "COMMIT" } else { "ROLLBACK" }))
+    }
+
+    /// `SET [SESSION | LOCAL] name { = | TO } value`, kept per session.
+    fn set(&self, sql: &str, words: &[String]) -> Outcome {
+        let rest: Vec<&String> = words[1..]
+            .iter()
+            .skip_while(|w| *w == "session" || *w == "local")
+            .collect();
+        if let Some(name) = rest.first() {
+            let text = sql.splitn(2, |c: char| c == '=').nth(1).map(str::to_owned);
+            let value = text.unwrap_or_else(|| {
+                let lower = sql.to_ascii_lowercase();
+                lower
+                    .find(" to ")
+                    .map(|at| sql[at + 4..].to_owned())
+                    .unwrap_or_default()
+            });
+            let value = value.trim().trim_matches('\'').to_owned();
+            self.lock().settings.insert((*name).clone(), value);
+        }
+        Outcome::Done(Tag::new("SET"))
+    }
+
+    fn show(&self, words: &[String]) -> Outcome {
+        let name = words.get(1).cloned().unwrap_or_default();
+        let value = self.setting(&name).unwrap_or_default();
+        let result = QueryResult {
+            columns: vec![backroom_api::db::Column {
+                name: name.clone(),
+                decl_type: Some("TEXT".into()),
+            }],
+            rows: vec![vec![Value::Text(value)]],
+            rows_affected: 0,
+            last_insert_rowid: 0,
+            duration_us: 0,
+        };
+        Outcome::Rows(result, "SHOW".into())
+    }
+
+    /// A setting as `SHOW` and `current_setting` answer it.
+    fn setting(&self, name: &str) -> Option<String> {
+        if let Some(v) = self.lock().settings.get(name) {
+            return Some(v.clone());
+        }
+        let fixed = server_parameters(self.lock().started.as_deref());
+        fixed
+            .into_iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .or_else(|| match name {
+                "transaction_isolation" | "default_transaction_isolation" => {
+                    Some("serializable".into())
+                }
+                "statement_timeout" => Some("0".into()),
+                "max_identifier_length" => Some("63".into()),
+                _ => None,
+            })
+    }
+
+    /// Runs each statement of a simple query until one fails, as
+    /// PostgreSQL does.
+    async fn simple(&self, status: TransactionStatus, query: &str) -> PgWireResult<Vec<Response>> {
+        let failed = status == TransactionStatus::Error;
+        let mut out = Vec::new();
+        for statement in rewrite::split(query) {
+            let rewritten = rewrite::rewrite(&statement, &Literals(self));
+            match self.run(&rewritten.sql, Vec::new(), failed).await {
+                Ok(outcome) => out.push(respond(outcome, None, &Format::UnifiedText)?),
+                Err(PgWireError::UserError(info)) => {
+                    out.push(Response::Error(info));
+                    break;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        if out.is_empty() {
+            out.push(Response::EmptyQuery);
+        }
+        Ok(out)
+    }
+
+    /// Parameter and column types of a statement, without running it.
+    async fn describe(&self, stored: &StoredStatement<String>) -> PgWireResult<(Vec<Type>, Vec<backroom_api::db::Column>)> {
+        let rewritten = rewrite::rewrite(&stored.statement, &Literals(self));
+        let started = self.started()?;
+        let engine = started.engine.clone();
+        let lane = engine.lane(self.id());
+        let tx = self.lock().tx;
+        let sql = rewritten.sql.clone();
+        let described = engine
+            .read(lane, tx, self.timeout(), move |conn| {
+                let stmt = conn.conn.prepare(&sql).map_err(sql::sqlite_error)?;
+                Ok((stmt.parameter_count(), sql::columns(&stmt)))
+            })
+            .await;
+        let (count, columns) = match described {
+            Ok(d) => d,
+            // A statement the face answers itself (SET, BEGIN ...) or one
+            // SQLite cannot prepare yet describes as no data.
+            Err(_) => (stored.parameter_types.len(), Vec::new()),
+        };
+        let params = (1..=count)
+            .map(|n| types::param_type(&stored.parameter_types, &rewritten.param_types, n))
+            .collect();
+        Ok((params, columns))
+    }
+}
+
+impl Drop for PgSession {
+    fn drop(&mut self) {
+        // Closing the session's connection rolls back what it had open.
+        let state = self.lock();
+        if let (true, Some(started)) = (state.pinned, &state.started) {
+            started.engine.unpin(self.id());
+        }
+    }
+}
+
+fn no_result() -> Error {
+    Error::internal("the writer returned no result")
+}
+
+async fn write(
+    engine: &Engine,
+    lane: Lane,
+    tx: Option<u64>,
+    statements: Vec<Statement>,
+    role: Role,
+    timeout: Duration,
+) -> Result<Ran, Error> {
+    let ctl = Ctl::new();
+    let (answer, rx) = oneshot::channel();
+    engine.send_write(
+        lane,
+        WriteJob::Exec {
+            tx,
+            statements,
+            role,
+            ctl: ctl.clone(),
+            answer,
+        },
+    )?;
+    engine::wait(ctl, rx, timeout).await
+}
+
+/// The session functions, answered from the session.
+struct Literals<'s>(&'s PgSession);
+
+impl rewrite::Session for Literals<'_> {
+    fn version(&self) -> String {
+        format!(
+            "PostgreSQL {PG_VERSION} (backroom {}, SQLite {})",
+            env!("CARGO_PKG_VERSION"),
+            rusqlite::version()
+        )
+    }
+
+    fn database(&self) -> String {
+        self.0
+            .lock()
+            .started
+            .as_ref()
+            .map(|s| s.engine.name.clone())
+            .unwrap_or_default()
+    }
+
+    fn user(&self) -> String {
+        self.0
+            .lock()
+            .started
+            .as_ref()
+            .map(|s| s.identity.user.clone())
+            .unwrap_or_default()
+    }
+
+    fn setting(&self, name: &str) -> Option<String> {
+        self.0.setting(name)
+    }
+}
+
+/// The first words of a statement, lower case, comments skipped.
+fn keywords(sql: &str) -> Vec<String> {
+    let mut text = sql.trim_start();
+    loop {
+        if let Some(rest) = text.strip_prefix("--") {
+            text = rest.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(rest) = text.strip_prefix("/*") {
+            text = rest.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else {
+            break;
+        }
+    }
+    text.split(|c: char| c.is_whitespace() || c == '(' || c == ';')
+        .filter(|w| !w.is_empty())
+        .take(4)
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
+/// The command tag PostgreSQL gives a statement; drivers read row counts
+/// from it.
+fn command_tag(words: &[String], result: &QueryResult) -> String {
+    let first = words.first().map(String::as_str).unwrap_or("");
+    match first {
+        "insert" => "INSERT 0".into(),
+        "update" | "delete" => first.to_ascii_uppercase(),
+        "create" | "drop" | "alter" => {
+            let object = words[1..]
+                .iter()
+                .find(|w| {
+                    !matches!(
+                        w.as_str(),
+                        "temp" | "temporary" | "unique" | "virtual" | "if" | "or" | "replace"
+                    )
+                })
+                .cloned()
+                .unwrap_or_default();
+            format!("{} {}", first, object).to_ascii_uppercase()
+        }
+        _ if !result.columns.is_empty() => "SELECT".into(),
+        other => other.to_ascii_uppercase(),
+    }
+}
+
+/// A statement's outcome as pgwire's response.
+fn respond(outcome: Outcome, described: Option<Vec<FieldInfo>>, format: &Format) -> PgWireResult<Response> {
+    Ok(match outcome {
+        Outcome::Began => Response::TransactionStart(Tag::new("BEGIN")),
+        Outcome::Ended(tag) => Response::TransactionEnd(Tag::new(tag)),
+        Outcome::Done(tag) => Response::Execution(tag),
+        Outcome::Rows(result, tag) if result.columns.is_empty() => {
+            Response::Execution(tag_of(&tag, &result))
+        }
+        Outcome::Rows(result, tag) => {
+            let fields = Arc::new(described.unwrap_or_else(|| {
+                types::fields(&result.columns, Some(&result.rows), format)
+            }));
+            let rows: Vec<PgWireResult<_>> = result
+                .rows
+                .iter()
+                .map(|row| types::encode_row(&fields, row))
+                .collect();
+            let mut response = QueryResponse::new(fields, futures_util::stream::iter(rows));
+            if tag != "SHOW" {
+                response.set_command_tag(&tag);
+            } else {
+                response.set_command_tag("SHOW");
+            }
+            Response::Query(response)
+        }
+    })
+}
+
+fn tag_of(tag: &str, result: &QueryResult) -> Tag {
+    let rows = usize::try_from(result.rows_affected).unwrap_or(0);
+    match tag {
+        "INSERT 0" => Tag::new("INSERT").with_oid(0).with_rows(rows),
+        "UPDATE" | "DELETE" => Tag::new(tag).with_rows(rows),
+        "SELECT" => Tag::new(tag).with_rows(result.rows.len()),
+        other => Tag::new(other),
+    }
+}
+
+/// The ParameterStatus values sent at start-up.
+fn server_parameters(started: Option<&Started>) -> Vec<(String, String)> {
+    let version = format!(
+        "{PG_VERSION} (backroom {}, SQLite {})",
+        env!("CARGO_PKG_VERSION"),
+        rusqlite::version()
+    );
+    let user = started.map(|s| s.identity.user.clone()).unwrap_or_default();
+    let superuser = started.is_some_and(|s| s.identity.role == Role::Admin);
+    [
+        ("server_version", version),
+        ("server_encoding", "UTF8".into()),
+        ("client_encoding", "UTF8".into()),
+        ("DateStyle", "ISO, MDY".into()),
+        ("IntervalStyle", "postgres".into()),
+        ("TimeZone", "UTC".into()),
+        ("integer_datetimes", "on".into()),
+        ("standard_conforming_strings", "on".into()),
+        ("is_superuser", if superuser { "on" } else { "off" }.into()),
+        ("session_authorization", user),
+        ("application_name", String::new()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+struct Parameters(Option<Arc<Started>>);
+
+impl ServerParameterProvider for Parameters {
+    fn server_parameters<C: ClientInfo>(&self, _client: &C) -> Option<HashMap<String, String>> {
+        Some(server_parameters(self.0.as_deref()).into_iter().collect())
+    }
+}
+
+fn rand_bytes() -> [u8; 4] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    (hasher.finish() as u32).to_ne_bytes()
+}
+
+#[async_trait]
+impl StartupHandler for PgSession {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                let name = client
+                    .metadata()
+                    .get(METADATA_DATABASE)
+                    .cloned()
+                    .unwrap_or_else(|| DEFAULT_DB.to_owned());
+                if !sql::is_database_name(&name) {
+                    return Err(fatal("3D000", format!("database \"{name}\" does not exist")));
+                }
+                let engine = self
+                    .face
+                    .service
+                    .engine(Some(&name))
+                    .await
+                    .map_err(|_| fatal("3D000", format!("database \"{name}\" does not exist")))?;
+                let config = self.face.service.config();
+                let auth = config.frame.auth.current();
+                let loopback = client.socket_addr().ip().is_loopback();
+                let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_default();
+                if auth.is_open() {
+                    if !loopback && !config.frame.insecure {
+                        return Err(fatal(
+                            "28000",
+                            "this server has no users and takes connections from loopback only",
+                        ));
+                    }
+                    let identity = Identity {
+                        user: if user.is_empty() { "anonymous".into() } else { user },
+                        role: Role::Admin,
+                    };
+                    return self.finish_startup(client, identity, engine).await;
+                }
+                if !loopback && !client.is_secure() {
+                    return Err(fatal(
+                        "28000",
+                        "the password (a backroom token) is accepted over TLS or loopback only: \
+                         connect with sslmode=require",
+                    ));
+                }
+                self.lock().started = Some(Arc::new(Started {
+                    identity: Identity {
+                        user,
+                        role: Role::ReadOnly,
+                    },
+                    engine,
+                }));
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                client
+                    .send(PgWireBackendMessage::Authentication(
+                        Authentication::CleartextPassword,
+                    ))
+                    .await?;
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(password) => {
+                let password = password.into_password()?;
+                let pending = self.started()?;
+                let auth = self.face.service.config().frame.auth.current();
+                let wrong = || {
+                    fatal(
+                        "28P01",
+                        format!(
+                            "password authentication failed for user \"{}\"",
+                            pending.identity.user
+                        ),
+                    )
+                };
+                let identity = auth
+                    .authenticate(Some(&password.password))
+                    .map_err(|_| wrong())?;
+                if identity.user != pending.identity.user {
+                    return Err(wrong());
+                }
+                self.finish_startup(client, identity, pending.engine.clone())
+                    .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl PgSession {
+    async fn finish_startup<C>(
+        &self,
+        client: &mut C,
+        identity: Identity,
+        engine: Arc<Engine>,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let started = Arc::new(Started { identity, engine });
+        self.lock().started = Some(started.clone());
+        client.set_pid_and_secret_key(self.pid, SecretKey::I32(self.secret));
+        finish_authentication(client, &Parameters(Some(started))).await
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for PgSession {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.simple(client.transaction_status(), query).await
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for PgSession {
+    type Statement = String;
+    type QueryParser = NoopQueryParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let failed = client.transaction_status() == TransactionStatus::Error;
+        let rewritten = rewrite::rewrite(&portal.statement.statement, &Literals(self));
+        let (param_types, columns) = self.describe(&portal.statement).await?;
+        if portal.parameter_len() != param_types.len() {
+            return Err(refuse(
+                "08P01",
+                format!(
+                    "bind message supplies {} parameters, but prepared statement requires {}",
+                    portal.parameter_len(),
+                    param_types.len()
+                ),
+            ));
+        }
+        let params = param_types
+            .iter()
+            .enumerate()
+            .map(|(i, ty)| types::param(portal, i, ty))
+            .collect::<PgWireResult<Vec<_>>>()?;
+        let Rewritten { sql, .. } = rewritten;
+        match self.run(&sql, params, failed).await {
+            Ok(outcome) => {
+                let described = (!columns.is_empty())
+                    .then(|| types::fields(&columns, None, &portal.result_column_format));
+                respond(outcome, described, &portal.result_column_format)
+            }
+            Err(error) => {
+                if self.lock().tx.is_some() {
+                    client.set_transaction_status(TransactionStatus::Error);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        stmt: &StoredStatement<Self::Statement>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (params, columns) = self.describe(stmt).await?;
+        let fields = types::fields(&columns, None, &Format::UnifiedBinary);
+        Ok(DescribeStatementResponse::new(params, fields))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Self::Statement>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (_, columns) = self.describe(&portal.statement).await?;
+        Ok(DescribePortalResponse::new(types::fields(
+            &columns,
+            None,
+            &portal.result_column_format,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(columns: usize, rows: usize, affected: u64) -> QueryResult {
+        QueryResult {
+            columns: (0..columns)
+                .map(|i| backroom_api::db::Column {
+                    name: format!("c{i}"),
+                    decl_type: None,
+                })
+                .collect(),
+            rows: vec![vec![]; rows],
+            rows_affected: affected,
+            last_insert_rowid: 0,
+            duration_us: 0,
+        }
+    }
+
+    fn tag(sql: &str, r: &QueryResult) -> String {
+        let cc: pgwire::messages::response::CommandComplete =
+            tag_of(&command_tag(&keywords(sql), r), r).into();
+        cc.tag
+    }
+
+    #[test]
+    fn command_tags_are_postgresqls() {
+        assert_eq!(tag("INSERT INTO t VALUES (1)", &result(0, 0, 1)), "INSERT 0 1");
+        assert_eq!(tag("update t set a = 1", &result(0, 0, 3)), "UPDATE 3");
+        assert_eq!(tag("DELETE FROM t", &result(0, 0, 2)), "DELETE 2");
+        assert_eq!(tag("SELECT 1", &result(1, 5, 0)), "SELECT 5");
+        assert_eq!(tag("CREATE TABLE t (a)", &result(0, 0, 0)), "CREATE TABLE");
+        assert_eq!(
+            tag("create unique index if not exists i on t(a)", &result(0, 0, 0)),
+            "CREATE INDEX"
+        );
+        assert_eq!(tag("-- hi\nDROP TABLE t", &result(0, 0, 0)), "DROP TABLE");
+    }
+}
