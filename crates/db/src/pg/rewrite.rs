@@ -111,7 +111,8 @@ fn lex(sql: &str) -> Vec<Tok> {
                 take(&mut out, i, Tok::Number);
             }
             c if c.is_alphanumeric() || c == '_' => {
-                while i < chars.len() && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '$'))
+                while i < chars.len()
+                    && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '$'))
                 {
                     i += 1;
                 }
@@ -188,8 +189,7 @@ fn is_trigger(toks: &[Tok]) -> bool {
         })
         .take(3)
         .collect();
-    words.first().is_some_and(|w| w == "create")
-        && words[1..].iter().any(|w| w == "trigger")
+    words.first().is_some_and(|w| w == "create") && words[1..].iter().any(|w| w == "trigger")
 }
 
 /// Rewrites one statement for SQLite.
@@ -461,9 +461,8 @@ mod tests {
 
     #[test]
     fn a_trigger_body_stays_one_statement() {
-        let parts = split(
-            "CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE b SET n = n + 1; END; SELECT 1",
-        );
+        let parts =
+            split("CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE b SET n = n + 1; END; SELECT 1");
         assert_eq!(parts.len(), 2, "{parts:?}");
         assert!(parts[0].ends_with("END"));
     }
@@ -490,7 +489,10 @@ mod tests {
 
     #[test]
     fn numeric_casts_keep_their_affinity() {
-        assert_eq!(sql("SELECT '5'::int8 + 1"), "SELECT CAST('5' AS INTEGER) + 1");
+        assert_eq!(
+            sql("SELECT '5'::int8 + 1"),
+            "SELECT CAST('5' AS INTEGER) + 1"
+        );
         assert_eq!(sql("SELECT (a + b)::float"), "SELECT CAST((a + b) AS REAL)");
         let r = rewrite("SELECT $1::bigint", &Fixed);
         assert_eq!(r.sql, "SELECT CAST(?1 AS INTEGER)");
@@ -507,11 +509,17 @@ mod tests {
             sql("select pg_catalog.current_setting('DateStyle'), current_setting('nope')"),
             "select 'ISO, MDY', NULL"
         );
-        assert_eq!(sql("SELECT t.version() FROM t"), "SELECT t.version() FROM t");
+        assert_eq!(
+            sql("SELECT t.version() FROM t"),
+            "SELECT t.version() FROM t"
+        );
     }
 
     #[test]
     fn strings_are_never_rewritten() {
-        assert_eq!(sql("SELECT 'a::int', 'it''s $1'"), "SELECT 'a::int', 'it''s $1'");
+        assert_eq!(
+            sql("SELECT 'a::int', 'it''s $1'"),
+            "SELECT 'a::int', 'it''s $1'"
+        );
     }
 }

@@ -13,11 +13,11 @@ use backroom_api::db::{DEFAULT_DB, QueryResult, Statement, TxMode, Value};
 use backroom_frame::auth::{Identity, Role};
 use backroom_frame::error::Error;
 use futures_util::{Sink, SinkExt};
+use pgwire::api::auth::StartupHandler;
 use pgwire::api::auth::{
     ServerParameterProvider, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
-use pgwire::api::auth::StartupHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
@@ -29,9 +29,9 @@ use pgwire::api::{
     ClientInfo, ClientPortalStore, METADATA_DATABASE, METADATA_USER, PgWireConnectionState, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::response::TransactionStatus;
 use pgwire::messages::startup::{Authentication, SecretKey};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use pgwire::messages::response::TransactionStatus;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -166,7 +166,10 @@ impl PgSession {
             "commit" | "end" if !failed => return self.commit().await,
             "commit" | "end" | "rollback" | "abort" if ends_tx => return self.rollback().await,
             "savepoint" | "release" | "rollback" => {
-                return Err(refuse("0A000", "savepoints are not supported on the PostgreSQL face yet"));
+                return Err(refuse(
+                    "0A000",
+                    "savepoints are not supported on the PostgreSQL face yet",
+                ));
             }
             "set" => return Ok(self.set(sql, &words)),
             "reset" => {
@@ -196,7 +199,9 @@ impl PgSession {
     /// statements that set connection state move the session onto a
     /// connection of its own, as on the frame protocol.
     async fn statement(&self, statement: Statement) -> Result<QueryResult, Error> {
-        let started = self.started().map_err(|_| Error::bad_request("not started"))?;
+        let started = self
+            .started()
+            .map_err(|_| Error::bad_request("not started"))?;
         let role = started.identity.role;
         let engine = started.engine.clone();
         let timeout = self.timeout();
@@ -392,7 +397,10 @@ impl PgSession {
     }
 
     /// Parameter and column types of a statement, without running it.
-    async fn describe(&self, stored: &StoredStatement<String>) -> PgWireResult<(Vec<Type>, Vec<backroom_api::db::Column>)> {
+    async fn describe(
+        &self,
+        stored: &StoredStatement<String>,
+    ) -> PgWireResult<(Vec<Type>, Vec<backroom_api::db::Column>)> {
         let rewritten = rewrite::rewrite(&stored.statement, &Literals(self));
         let started = self.started()?;
         let engine = started.engine.clone();
@@ -535,7 +543,11 @@ fn command_tag(words: &[String], result: &QueryResult) -> String {
 }
 
 /// A statement's outcome as pgwire's response.
-fn respond(outcome: Outcome, described: Option<Vec<FieldInfo>>, format: &Format) -> PgWireResult<Response> {
+fn respond(
+    outcome: Outcome,
+    described: Option<Vec<FieldInfo>>,
+    format: &Format,
+) -> PgWireResult<Response> {
     Ok(match outcome {
         Outcome::Began => Response::TransactionStart(Tag::new("BEGIN")),
         Outcome::Ended(tag) => Response::TransactionEnd(Tag::new(tag)),
@@ -544,9 +556,10 @@ fn respond(outcome: Outcome, described: Option<Vec<FieldInfo>>, format: &Format)
             Response::Execution(tag_of(&tag, &result))
         }
         Outcome::Rows(result, tag) => {
-            let fields = Arc::new(described.unwrap_or_else(|| {
-                types::fields(&result.columns, Some(&result.rows), format)
-            }));
+            let fields = Arc::new(
+                described
+                    .unwrap_or_else(|| types::fields(&result.columns, Some(&result.rows), format)),
+            );
             let rows: Vec<PgWireResult<_>> = result
                 .rows
                 .iter()
@@ -621,7 +634,11 @@ fn rand_bytes() -> [u8; 4] {
 
 #[async_trait]
 impl StartupHandler for PgSession {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -637,18 +654,23 @@ impl StartupHandler for PgSession {
                     .cloned()
                     .unwrap_or_else(|| DEFAULT_DB.to_owned());
                 if !sql::is_database_name(&name) {
-                    return Err(fatal("3D000", format!("database \"{name}\" does not exist")));
+                    return Err(fatal(
+                        "3D000",
+                        format!("database \"{name}\" does not exist"),
+                    ));
                 }
-                let engine = self
-                    .face
-                    .service
-                    .engine(Some(&name))
-                    .await
-                    .map_err(|_| fatal("3D000", format!("database \"{name}\" does not exist")))?;
+                let engine =
+                    self.face.service.engine(Some(&name)).await.map_err(|_| {
+                        fatal("3D000", format!("database \"{name}\" does not exist"))
+                    })?;
                 let config = self.face.service.config();
                 let auth = config.frame.auth.current();
                 let loopback = client.socket_addr().ip().is_loopback();
-                let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_default();
+                let user = client
+                    .metadata()
+                    .get(METADATA_USER)
+                    .cloned()
+                    .unwrap_or_default();
                 if auth.is_open() {
                     if !loopback && !config.frame.insecure {
                         return Err(fatal(
@@ -657,7 +679,11 @@ impl StartupHandler for PgSession {
                         ));
                     }
                     let identity = Identity {
-                        user: if user.is_empty() { "anonymous".into() } else { user },
+                        user: if user.is_empty() {
+                            "anonymous".into()
+                        } else {
+                            user
+                        },
                         role: Role::Admin,
                     };
                     return self.finish_startup(client, identity, engine).await;
@@ -860,13 +886,19 @@ mod tests {
 
     #[test]
     fn command_tags_are_postgresqls() {
-        assert_eq!(tag("INSERT INTO t VALUES (1)", &result(0, 0, 1)), "INSERT 0 1");
+        assert_eq!(
+            tag("INSERT INTO t VALUES (1)", &result(0, 0, 1)),
+            "INSERT 0 1"
+        );
         assert_eq!(tag("update t set a = 1", &result(0, 0, 3)), "UPDATE 3");
         assert_eq!(tag("DELETE FROM t", &result(0, 0, 2)), "DELETE 2");
         assert_eq!(tag("SELECT 1", &result(1, 5, 0)), "SELECT 5");
         assert_eq!(tag("CREATE TABLE t (a)", &result(0, 0, 0)), "CREATE TABLE");
         assert_eq!(
-            tag("create unique index if not exists i on t(a)", &result(0, 0, 0)),
+            tag(
+                "create unique index if not exists i on t(a)",
+                &result(0, 0, 0)
+            ),
             "CREATE INDEX"
         );
         assert_eq!(tag("-- hi\nDROP TABLE t", &result(0, 0, 0)), "DROP TABLE");

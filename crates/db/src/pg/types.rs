@@ -96,7 +96,11 @@ fn encode_value(encoder: &mut DataRowEncoder, value: &Value, ty: &Type) -> PgWir
 /// The type of parameter `n` (from 1): as the client gave it in Parse, else
 /// as a cast in the SQL says, else text (SQLite converts by the column's
 /// affinity).
-pub fn param_type(given: &[Option<Type>], casts: &std::collections::HashMap<usize, Type>, n: usize) -> Type {
+pub fn param_type(
+    given: &[Option<Type>],
+    casts: &std::collections::HashMap<usize, Type>,
+    n: usize,
+) -> Type {
     given
         .get(n - 1)
         .cloned()
@@ -109,11 +113,19 @@ pub fn param_type(given: &[Option<Type>], casts: &std::collections::HashMap<usiz
 /// Parameter `i` (from 0) of a portal as a SQLite value.
 pub fn param<S: Clone>(portal: &Portal<S>, i: usize, ty: &Type) -> PgWireResult<Value> {
     Ok(match *ty {
-        Type::BOOL => portal.parameter::<bool>(i, ty)?.map(|b| Value::Integer(b.into())),
-        Type::INT2 => portal.parameter::<i16>(i, ty)?.map(|v| Value::Integer(v.into())),
-        Type::INT4 => portal.parameter::<i32>(i, ty)?.map(|v| Value::Integer(v.into())),
+        Type::BOOL => portal
+            .parameter::<bool>(i, ty)?
+            .map(|b| Value::Integer(b.into())),
+        Type::INT2 => portal
+            .parameter::<i16>(i, ty)?
+            .map(|v| Value::Integer(v.into())),
+        Type::INT4 => portal
+            .parameter::<i32>(i, ty)?
+            .map(|v| Value::Integer(v.into())),
         Type::INT8 => portal.parameter::<i64>(i, ty)?.map(Value::Integer),
-        Type::FLOAT4 => portal.parameter::<f32>(i, ty)?.map(|v| Value::Real(v.into())),
+        Type::FLOAT4 => portal
+            .parameter::<f32>(i, ty)?
+            .map(|v| Value::Real(v.into())),
         Type::FLOAT8 => portal.parameter::<f64>(i, ty)?.map(Value::Real),
         Type::BYTEA => portal.parameter::<Vec<u8>>(i, ty)?.map(Value::Blob),
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
@@ -138,7 +150,9 @@ fn raw_text<S: Clone>(portal: &Portal<S>, i: usize, ty: &Type) -> PgWireResult<O
             ),
         ));
     }
-    Ok(Some(Value::Text(String::from_utf8_lossy(&bytes).into_owned())))
+    Ok(Some(Value::Text(
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )))
 }
 
 /// An error with a SQLSTATE, as the client sees it.
@@ -161,7 +175,11 @@ pub fn fatal(code: &str, message: impl Into<String>) -> PgWireError {
 
 /// The engine's error as PostgreSQL would report it.
 pub fn error_info(error: &Error) -> ErrorInfo {
-    ErrorInfo::new("ERROR".into(), sqlstate(error).into(), error.message.clone())
+    ErrorInfo::new(
+        "ERROR".into(),
+        sqlstate(error).into(),
+        error.message.clone(),
+    )
 }
 
 /// The SQLSTATE of an engine error: from SQLite's extended code where the
@@ -221,21 +239,39 @@ mod tests {
     fn sqlite_constraint_codes_become_sqlstates() {
         let e = |m: &str| Error::new(ErrorCode::Conflict, m);
         assert_eq!(
-            sqlstate(&e("UNIQUE constraint failed: t.a (SQLITE_CONSTRAINT, extended code 2067)")),
+            sqlstate(&e(
+                "UNIQUE constraint failed: t.a (SQLITE_CONSTRAINT, extended code 2067)"
+            )),
             "23505"
         );
-        assert_eq!(sqlstate(&e("x (SQLITE_CONSTRAINT, extended code 1299)")), "23502");
-        assert_eq!(sqlstate(&e("x (SQLITE_CONSTRAINT, extended code 787)")), "23503");
-        assert_eq!(sqlstate(&e("x (SQLITE_CONSTRAINT, extended code 275)")), "23514");
         assert_eq!(
-            sqlstate(&Error::bad_request("near \"SELEC\": syntax error at offset 0")),
+            sqlstate(&e("x (SQLITE_CONSTRAINT, extended code 1299)")),
+            "23502"
+        );
+        assert_eq!(
+            sqlstate(&e("x (SQLITE_CONSTRAINT, extended code 787)")),
+            "23503"
+        );
+        assert_eq!(
+            sqlstate(&e("x (SQLITE_CONSTRAINT, extended code 275)")),
+            "23514"
+        );
+        assert_eq!(
+            sqlstate(&Error::bad_request(
+                "near \"SELEC\": syntax error at offset 0"
+            )),
             "42601"
         );
-        assert_eq!(sqlstate(&Error::bad_request("no such table: nope")), "42P01");
+        assert_eq!(
+            sqlstate(&Error::bad_request("no such table: nope")),
+            "42P01"
+        );
         assert_eq!(sqlstate(&Error::cancelled("interrupted")), "57014");
         assert_eq!(sqlstate(&Error::busy("queued")), "40001");
         assert_eq!(
-            sqlstate(&Error::forbidden("this user is read-only and the statement writes")),
+            sqlstate(&Error::forbidden(
+                "this user is read-only and the statement writes"
+            )),
             "25006"
         );
     }

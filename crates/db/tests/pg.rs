@@ -1,0 +1,329 @@
+//! The PostgreSQL face against real clients: tokio-postgres, psql, and
+//! bytes a client should never send, all on the real binary.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use backroom_api::db::PG_FACE;
+use backroom_daemon::testing::Daemon;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::Command;
+use tokio_postgres::NoTls;
+use tokio_postgres::types::Type;
+
+struct Face {
+    daemon: Daemon,
+    _dir: tempfile::TempDir,
+}
+
+impl Face {
+    fn port(&self) -> String {
+        let addr = self.daemon.addr(PG_FACE);
+        addr.rsplit_once(':').expect("host:port").1.to_owned()
+    }
+
+    async fn connect(&self) -> tokio_postgres::Client {
+        self.connect_as("postgres", None).await.expect("connects")
+    }
+
+    async fn connect_as(
+        &self,
+        user: &str,
+        password: Option<&str>,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let mut config = format!(
+            "host=127.0.0.1 port={} user={user} dbname=main",
+            self.port()
+        );
+        if let Some(password) = password {
+            config.push_str(&format!(" password={password}"));
+        }
+        let (client, connection) = tokio_postgres::connect(&config, NoTls).await?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    /// Runs psql with `args` and returns its stdout and stderr.
+    async fn psql(&self, args: &[&str]) -> (String, String) {
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port(),
+                "-d",
+                "main",
+                "-U",
+                "ann",
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("psql runs");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+async fn start(config: &str) -> Face {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("db.toml");
+    std::fs::write(&file, config).expect("config written");
+    let mut db = Command::new(env!("CARGO_BIN_EXE_backroom-db"));
+    db.arg("--data")
+        .arg(dir.path().join("data"))
+        .args(["--listen", "127.0.0.1:0", "--pg", "127.0.0.1:0", "--config"])
+        .arg(&file);
+    let daemon = Daemon::start(db, &["db", PG_FACE]).await;
+    Face { daemon, _dir: dir }
+}
+
+async fn open() -> Face {
+    start("").await
+}
+
+#[tokio::test]
+async fn the_extended_protocol_carries_typed_values_both_ways() {
+    let face = open().await;
+    let client = face.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE v (i INTEGER, f REAL, t TEXT, b BLOB); \
+             CREATE TABLE n (i INTEGER)",
+        )
+        .await
+        .expect("tables");
+    let insert = client
+        .prepare_typed(
+            "INSERT INTO v VALUES ($1, $2, $3, $4)",
+            &[Type::INT8, Type::FLOAT8, Type::TEXT, Type::BYTEA],
+        )
+        .await
+        .expect("prepared");
+    let blob: &[u8] = &[0, 255, 1];
+    for i in [i64::MIN, i64::MAX] {
+        let n = client
+            .execute(&insert, &[&i, &1.5f64, &"héllo", &blob])
+            .await
+            .expect("inserted");
+        assert_eq!(n, 1);
+    }
+    let none: Option<i64> = None;
+    client
+        .execute(
+            &insert,
+            &[&none, &None::<f64>, &None::<&str>, &None::<&[u8]>],
+        )
+        .await
+        .expect("nulls");
+    let rows = client
+        .query("SELECT i, f, t, b FROM v ORDER BY rowid", &[])
+        .await
+        .expect("selected");
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].get::<_, i64>(0), i64::MIN);
+    assert_eq!(rows[1].get::<_, i64>(0), i64::MAX);
+    assert_eq!(rows[0].get::<_, f64>(1), 1.5);
+    assert_eq!(rows[0].get::<_, &str>(2), "héllo");
+    assert_eq!(rows[0].get::<_, &[u8]>(3), blob);
+    assert_eq!(rows[2].get::<_, Option<i64>>(0), None);
+    assert_eq!(rows[2].get::<_, Option<&[u8]>>(3), None);
+    let described = client
+        .prepare("SELECT i, f, t, b FROM v WHERE i = $1")
+        .await
+        .expect("described");
+    let types: Vec<Type> = described
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect();
+    assert_eq!(types, [Type::INT8, Type::FLOAT8, Type::TEXT, Type::BYTEA]);
+}
+
+#[tokio::test]
+async fn an_error_in_a_transaction_refuses_statements_until_rollback() {
+    let face = open().await;
+    let client = face.connect().await;
+    client
+        .batch_execute("CREATE TABLE t (a INTEGER PRIMARY KEY)")
+        .await
+        .expect("table");
+    client.batch_execute("BEGIN").await.expect("begin");
+    client
+        .batch_execute("INSERT INTO t VALUES (1)")
+        .await
+        .expect("insert");
+    let error = client
+        .batch_execute("INSERT INTO t VALUES (1)")
+        .await
+        .expect_err("duplicate");
+    assert_eq!(error.code().map(|c| c.code()), Some("23505"));
+    let refused = client.batch_execute("SELECT 1").await.expect_err("refused");
+    assert_eq!(refused.code().map(|c| c.code()), Some("25P02"));
+    client.batch_execute("ROLLBACK").await.expect("rollback");
+    // A computed column has no declared type, so it is described as text.
+    let count: String = client
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(count, "0", "the rollback undid the first insert");
+}
+
+#[tokio::test]
+async fn a_cancel_request_interrupts_the_running_statement() {
+    let face = open().await;
+    let client = face.connect().await;
+    let cancel = client.cancel_token();
+    let running = tokio::spawn(async move {
+        client
+            .batch_execute(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                 SELECT count(*) FROM c",
+            )
+            .await
+    });
+    // A cancel that arrives before the statement starts cancels nothing, as
+    // in PostgreSQL, so it is sent again until the statement has ended.
+    let error = loop {
+        cancel.cancel_query(NoTls).await.expect("cancel sent");
+        tokio::task::yield_now().await;
+        if running.is_finished() {
+            break running.await.expect("joined").expect_err("cancelled");
+        }
+    };
+    assert_eq!(error.code().map(|c| c.code()), Some("57014"));
+}
+
+#[tokio::test]
+async fn psql_runs_several_statements_and_shows_sqlstates() {
+    let face = open().await;
+    let (out, err) = face
+        .psql(&[
+            "-c",
+            "CREATE TABLE t (a INTEGER NOT NULL); INSERT INTO t VALUES (1), (2); \
+             UPDATE t SET a = a + 1; SELECT count(*) AS n FROM t",
+        ])
+        .await;
+    assert!(err.is_empty(), "{err}");
+    assert!(out.contains(" n \n"), "{out}");
+    assert!(out.contains(" 2\n(1 row)"), "{out}");
+    let (_, err) = face
+        .psql(&[
+            "-v",
+            "VERBOSITY=verbose",
+            "-c",
+            "INSERT INTO t VALUES (NULL)",
+        ])
+        .await;
+    assert!(err.contains("ERROR:  23502"), "{err}");
+    let (_, err) = face
+        .psql(&["-v", "VERBOSITY=verbose", "-c", "SELEC 1"])
+        .await;
+    assert!(err.contains("ERROR:  42601"), "{err}");
+}
+
+#[tokio::test]
+async fn fifty_psql_sessions_race_for_ten_seats_and_ten_are_sold() {
+    let face = open().await;
+    face.psql(&["-c", "CREATE TABLE booking (who TEXT)"]).await;
+    let book = "BEGIN; \
+        INSERT INTO booking (who) SELECT 'x' WHERE (SELECT count(*) FROM booking) < 10; \
+        COMMIT;";
+    let args = ["-c", book];
+    let runs: Vec<_> = (0..50).map(|_| face.psql(&args)).collect();
+    let answers = futures_util::future::join_all(runs).await;
+    let sold = answers
+        .iter()
+        .filter(|(out, _)| out.contains("INSERT 0 1"))
+        .count();
+    let sold_out = answers
+        .iter()
+        .filter(|(out, _)| out.contains("INSERT 0 0"))
+        .count();
+    assert_eq!((sold, sold_out), (10, 40), "{answers:?}");
+    let (out, _) = face
+        .psql(&["-t", "-c", "SELECT count(*) FROM booking"])
+        .await;
+    assert_eq!(out.trim(), "10");
+}
+
+/// Sends `bytes` on a fresh connection and returns what the server answers
+/// before it closes (or within a second).
+async fn exchange(face: &Face, bytes: &[u8]) -> Vec<u8> {
+    let mut socket = TcpStream::connect(face.daemon.addr(PG_FACE))
+        .await
+        .expect("connects");
+    socket.write_all(bytes).await.expect("sent");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.read_to_end(&mut answer)).await;
+    answer
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_answer_and_the_server_keeps_serving() {
+    let face = open().await;
+    // SSLRequest without TLS configured: the answer is N.
+    let answer = exchange(&face, &[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await;
+    assert_eq!(answer.first(), Some(&b'N'));
+    // An unknown protocol version is refused with an error.
+    let answer = exchange(&face, &[0, 0, 0, 8, 0, 9, 0, 0]).await;
+    assert!(answer.is_empty() || answer[0] == b'E', "{answer:?}");
+    // Garbage, and a 1 GB length, end the connection without a crash.
+    exchange(&face, b"GET / HTTP/1.1\r\n\r\n").await;
+    exchange(&face, &[0x40, 0, 0, 0, 0, 3, 0, 0]).await;
+    let client = face.connect().await;
+    // A Bind with the wrong number of parameters is a clear error.
+    let error = client
+        .query("SELECT $1::int8 + $2::int8", &[&1i64])
+        .await
+        .expect_err("refused");
+    assert!(error.to_string().contains("2"), "{error}");
+    let one: String = client
+        .query_one("SELECT 1", &[])
+        .await
+        .expect("still serving")
+        .get(0);
+    assert_eq!(one, "1");
+}
+
+#[tokio::test]
+async fn the_token_is_the_password_and_a_wrong_one_is_refused() {
+    let hash = backroom_frame::auth::hash_token("ann-secret");
+    let face = start(&format!(
+        "[[users]]\nname = \"ann\"\ntoken_sha256 = \"{hash}\"\nrole = \"admin\"\n"
+    ))
+    .await;
+    let error = face
+        .connect_as("ann", Some("wrong"))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(error.code().map(|c| c.code()), Some("28P01"));
+    let client = face
+        .connect_as("ann", Some("ann-secret"))
+        .await
+        .expect("connects");
+    let user: String = client
+        .query_one("SELECT current_user", &[])
+        .await
+        .expect("asked")
+        .get(0);
+    assert_eq!(user, "ann");
+}
+
+#[tokio::test]
+async fn an_unknown_database_is_3d000() {
+    let face = open().await;
+    let config = format!("host=127.0.0.1 port={} user=x dbname=nope", face.port());
+    let error = tokio_postgres::connect(&config, NoTls)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(error.code().map(|c| c.code()), Some("3D000"));
+}
