@@ -299,11 +299,9 @@ async fn the_token_is_the_password_and_a_wrong_one_is_refused() {
         "[[users]]\nname = \"ann\"\ntoken_sha256 = \"{hash}\"\nrole = \"admin\"\n"
     ))
     .await;
-    let error = face
-        .connect_as("ann", Some("wrong"))
-        .await
-        .err()
-        .expect("refused");
+    let Err(error) = face.connect_as("ann", Some("wrong")).await else {
+        panic!("a wrong password is refused");
+    };
     assert_eq!(error.code().map(|c| c.code()), Some("28P01"));
     let client = face
         .connect_as("ann", Some("ann-secret"))
@@ -321,9 +319,8 @@ async fn the_token_is_the_password_and_a_wrong_one_is_refused() {
 async fn an_unknown_database_is_3d000() {
     let face = open().await;
     let config = format!("host=127.0.0.1 port={} user=x dbname=nope", face.port());
-    let error = tokio_postgres::connect(&config, NoTls)
-        .await
-        .err()
-        .expect("refused");
+    let Err(error) = tokio_postgres::connect(&config, NoTls).await else {
+        panic!("an unknown database is refused");
+    };
     assert_eq!(error.code().map(|c| c.code()), Some("3D000"));
 }

@@ -324,7 +324,7 @@ impl PgSession {
             .skip_while(|w| *w == "session" || *w == "local")
             .collect();
         if let Some(name) = rest.first() {
-            let text = sql.splitn(2, |c: char| c == '=').nth(1).map(str::to_owned);
+            let text = sql.split_once('=').map(|(_, v)| v.to_owned());
             let value = text.unwrap_or_else(|| {
                 let lower = sql.to_ascii_lowercase();
                 lower
@@ -566,11 +566,7 @@ fn respond(
                 .map(|row| types::encode_row(&fields, row))
                 .collect();
             let mut response = QueryResponse::new(fields, futures_util::stream::iter(rows));
-            if tag != "SHOW" {
-                response.set_command_tag(&tag);
-            } else {
-                response.set_command_tag("SHOW");
-            }
+            response.set_command_tag(&tag);
             Response::Query(response)
         }
     })
