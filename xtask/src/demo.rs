@@ -218,6 +218,8 @@ pub struct Suite {
     /// The print server's IPP face, for `lp -h` and desktops.
     pub ipp: SocketAddr,
     pub db: SocketAddr,
+    /// The database server's PostgreSQL face, for psql and drivers.
+    pub pg: SocketAddr,
     pub proxy: SocketAddr,
     pub admin: SocketAddr,
     /// In start order; stopped in reverse.
@@ -281,7 +283,12 @@ impl Suite {
             ],
             &["print", "ipp"],
         )?;
-        let db = start("db", &bins.db, &["--data", &dir("db")], &["db"])?;
+        let db = start(
+            "db",
+            &bins.db,
+            &["--data", &dir("db"), "--pg", "127.0.0.1:0"],
+            &["db", "pg"],
+        )?;
         let proxy = start(
             "proxy",
             &bins.proxy,
@@ -316,6 +323,7 @@ impl Suite {
             print: print[0],
             ipp: print[1],
             db: db[0],
+            pg: db[1],
             proxy: proxy[0],
             admin: proxy[1],
             servers,
@@ -466,6 +474,8 @@ impl Suite {
              ipp     {}   (try: lp -h {} -U admin -d office FILE; the password is\n          \
              the token in {})\n  \
              db      {}   (databases main and holidays)\n  \
+             pg      {}   (try: psql \"host={} port={} dbname=holidays user=admin\";\n          \
+             the password is the token in {})\n  \
              proxy   {}   admin {}\n  \
              origin  http://{}/   (try: curl -x http://{} http://{}/events)\n  \
              data    {}   (logs in logs/)\n  \
@@ -477,6 +487,10 @@ impl Suite {
             self.ipp,
             self.config.display(),
             self.db,
+            self.pg,
+            self.pg.ip(),
+            self.pg.port(),
+            self.config.display(),
             self.proxy,
             self.admin,
             self.origin.addr,
