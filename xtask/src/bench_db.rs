@@ -7,6 +7,10 @@
 //! separate processes. PostgreSQL runs from a temporary `initdb` on a free
 //! loopback port with its durable defaults (`fsync`, `synchronous_commit`),
 //! loaded by `pgbench`.
+//!
+//! Then pgbench itself runs custom scripts (`-n -f`) against PostgreSQL and
+//! against backroom-db's PostgreSQL face, in the same run: the same client
+//! on both sides.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -62,6 +66,77 @@ const WORKLOADS: [Workload; 4] = [
     },
 ];
 
+/// What a pgbench script does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Script {
+    /// `SELECT abalance FROM pgbench_accounts WHERE aid = :aid`.
+    Select,
+    /// One durable single-row insert.
+    Insert,
+}
+
+/// One pgbench run, made the same way against PostgreSQL and our face.
+#[derive(Debug, Clone, Copy)]
+struct PgbenchRun {
+    key: &'static str,
+    script: Script,
+    /// pgbench's `-M`: `simple` or `prepared`.
+    mode: &'static str,
+    clients: u32,
+}
+
+const PGBENCH_RUNS: [PgbenchRun; 5] = [
+    PgbenchRun {
+        key: "pgbench_select_1_simple",
+        script: Script::Select,
+        mode: "simple",
+        clients: 1,
+    },
+    PgbenchRun {
+        key: "pgbench_select_1_prepared",
+        script: Script::Select,
+        mode: "prepared",
+        clients: 1,
+    },
+    PgbenchRun {
+        key: "pgbench_select_8_simple",
+        script: Script::Select,
+        mode: "simple",
+        clients: 8,
+    },
+    PgbenchRun {
+        key: "pgbench_select_8_prepared",
+        script: Script::Select,
+        mode: "prepared",
+        clients: 8,
+    },
+    PgbenchRun {
+        key: "pgbench_insert_16",
+        script: Script::Insert,
+        mode: "prepared",
+        clients: 16,
+    },
+];
+
+/// The tables of pgbench's scripts on our face: pgbench -i cannot build
+/// them there (it uses COPY and PostgreSQL's own DDL).
+fn face_setup() -> String {
+    format!(
+        "CREATE TABLE pgbench_accounts \
+           (aid INTEGER PRIMARY KEY, bid INTEGER, abalance INTEGER, filler TEXT); \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS}) \
+           INSERT INTO pgbench_accounts SELECT i, 1, 0, '' FROM n; \
+         CREATE TABLE history \
+           (id INTEGER PRIMARY KEY, client INTEGER NOT NULL, value INTEGER NOT NULL);"
+    )
+}
+
+struct PgbenchRow {
+    run: PgbenchRun,
+    ours: Option<f64>,
+    pg: Option<f64>,
+}
+
 /// Operations per second and, where known, latency percentiles.
 #[derive(Debug, Clone, Copy)]
 struct Figures {
@@ -91,7 +166,7 @@ pub fn db(options: &Options) -> Result<(), String> {
     // Every system is set up first, then each workload runs on the three
     // back to back: on a shared machine the load drifts, and it should
     // drift over all three alike rather than over one system's phases.
-    let (_server, addr) = start_ours(&built, &scratch.0)?;
+    let (_server, addr, face_port) = start_ours(&built, &scratch.0)?;
     let pg = Pg::start(&scratch.0).map_err(|e| notes.push(e)).ok();
     let limit = scratch.0.join("rusqlite");
     let limit = limit.to_str().ok_or("the temporary path is not UTF-8")?;
@@ -123,10 +198,18 @@ pub fn db(options: &Options) -> Result<(), String> {
             sqlite,
         });
     }
+    let pgbench_rows = match &pg {
+        Some(pg) => pgbench_both(options, pg, face_port, &mut notes),
+        None => Vec::new(),
+    };
     drop(pg);
     print_table(options, &rows, &notes, started.elapsed());
+    print_pgbench(&pgbench_rows);
     if options.json {
-        println!("{}", summary(options, &rows, &notes).render());
+        println!(
+            "{}",
+            summary(options, &rows, &pgbench_rows, &notes).render()
+        );
     }
     Ok(())
 }
@@ -179,14 +262,15 @@ fn build() -> Result<Built, String> {
 // ------------------------------------------------------------------ ours
 
 /// Starts our server and fills the table the point selects read.
-fn start_ours(built: &Built, scratch: &Path) -> Result<(Guard, String), String> {
-    let (server, addr) = start_server(built, &scratch.join("ours"))?;
+fn start_ours(built: &Built, scratch: &Path) -> Result<(Guard, String, u16), String> {
+    let face_port = proc::free_port()?;
+    let (server, addr) = start_server(built, &scratch.join("ours"), face_port)?;
     eprintln!("backroom-db: filling {ROWS} rows...");
     run_load(
         &built.load,
         &["setup", "--addr", &addr, "--rows", &ROWS.to_string()],
     )?;
-    Ok((server, addr))
+    Ok((server, addr, face_port))
 }
 
 /// Runs one measuring mode of the load generator and reads its figures.
@@ -229,14 +313,16 @@ fn measure(
 }
 
 /// Starts the real server on a port of its choosing, with its durable
-/// default (`synchronous = "full"`), and reads where it listens.
-fn start_server(built: &Built, data: &Path) -> Result<(Guard, String), String> {
+/// default (`synchronous = "full"`), and reads where it listens; its
+/// PostgreSQL face listens on `face_port`.
+fn start_server(built: &Built, data: &Path, face_port: u16) -> Result<(Guard, String), String> {
     Guard::spawn_announced(
         "backroom-db",
         Command::new(&built.server)
             .arg("--data")
             .arg(data)
             .args(["--listen", "127.0.0.1:0"])
+            .args(["--pg", &format!("127.0.0.1:{face_port}")])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null()),
         "listening db ",
@@ -416,6 +502,7 @@ fn quiet(command: &mut Command, what: &str) -> Result<(), String> {
 struct Pg {
     cluster: Cluster,
     insert_script: PathBuf,
+    select_script: PathBuf,
 }
 
 impl Pg {
@@ -447,10 +534,45 @@ impl Pg {
             "\\set v random(1, 1000000000)\nINSERT INTO history (client, value) VALUES (:client_id, :v);\n",
         )
         .map_err(|e| format!("cannot write the pgbench script: {e}"))?;
+        let select_script = scratch.join("select.sql");
+        std::fs::write(
+            &select_script,
+            format!(
+                "\\set aid random(1, {ROWS})\nSELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n"
+            ),
+        )
+        .map_err(|e| format!("cannot write the pgbench script: {e}"))?;
         Ok(Pg {
             cluster,
             insert_script,
+            select_script,
         })
+    }
+
+    /// pgbench (or psql) against our PostgreSQL face, database `main`.
+    fn face_client(&self, name: &str, port: u16) -> Command {
+        let mut command = Command::new(self.cluster.bin.join(name));
+        command.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "bench"]);
+        command
+    }
+
+    /// One custom-script pgbench run with `command` as the client.
+    fn run_script(
+        &self,
+        mut command: Command,
+        options: &Options,
+        run: PgbenchRun,
+        db: &str,
+    ) -> Result<f64, String> {
+        let (secs, _) = phase(options);
+        let script = match run.script {
+            Script::Select => &self.select_script,
+            Script::Insert => &self.insert_script,
+        };
+        command.args(["-n", "-M", run.mode, "-j", "1"]);
+        command.args(["-c", &run.clients.to_string(), "-T", &secs.to_string()]);
+        command.arg("-f").arg(script).arg(db);
+        pgbench(&mut command).map(|f| f.ops_s)
     }
 
     fn measure(&self, options: &Options, workload: Workload) -> Result<Figures, String> {
@@ -502,6 +624,75 @@ fn parse_pgbench(text: &str) -> Result<Figures, String> {
 }
 
 // ---------------------------------------------------------------- report
+
+/// Runs every pgbench script against PostgreSQL and against our face,
+/// each run on both back to back.
+fn pgbench_both(
+    options: &Options,
+    pg: &Pg,
+    face_port: u16,
+    notes: &mut Vec<String>,
+) -> Vec<PgbenchRow> {
+    eprintln!("backroom-db (pg face): creating pgbench's tables...");
+    let setup = quiet(
+        pg.face_client("psql", face_port)
+            .args(["-q", "-c", &face_setup(), "main"]),
+        "psql setup on the PostgreSQL face",
+    );
+    if let Err(e) = setup {
+        notes.push(e);
+        return Vec::new();
+    }
+    let mut rows = Vec::new();
+    for run in PGBENCH_RUNS {
+        let what = format!("pgbench {} -M {} -c {}", run.key, run.mode, run.clients);
+        eprintln!("backroom-db (pg face): {what}...");
+        let ours = pg
+            .run_script(pg.face_client("pgbench", face_port), options, run, "main")
+            .map_err(|e| notes.push(format!("pg face: {e}")))
+            .ok();
+        eprintln!("postgres: {what}...");
+        let theirs = pg
+            .run_script(pg.cluster.client("pgbench"), options, run, "postgres")
+            .map_err(|e| notes.push(format!("postgres: {e}")))
+            .ok();
+        rows.push(PgbenchRow {
+            run,
+            ours,
+            pg: theirs,
+        });
+    }
+    rows
+}
+
+fn print_pgbench(rows: &[PgbenchRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    println!("pgbench -n -f, the same client against both (transactions/s):");
+    println!();
+    println!(
+        "{:<16}{:>10}{:>8}{:>14}{:>11}{:>8}",
+        "script", "-M", "clients", "pg face tps", "pg tps", "vs pg"
+    );
+    for row in rows {
+        let label = match row.run.script {
+            Script::Select => "point select",
+            Script::Insert => "durable insert",
+        };
+        let theirs = row.pg;
+        println!(
+            "{:<16}{:>10}{:>8}{:>14}{:>11}{:>8}",
+            label,
+            row.run.mode,
+            row.run.clients,
+            fmt_opt(row.ours, 0),
+            fmt_opt(theirs, 0),
+            fmt_ratio(row.ours.and_then(|o| ratio(o, theirs))),
+        );
+    }
+    println!();
+}
 
 /// Ours over theirs, to three decimals: finer than the noise already.
 fn ratio(ours: f64, theirs: Option<f64>) -> Option<f64> {
@@ -576,7 +767,7 @@ fn print_table(options: &Options, rows: &[Row], notes: &[String], took: Duration
 }
 
 /// Every figure, as the one JSON object that `--json` prints last.
-fn summary(options: &Options, rows: &[Row], notes: &[String]) -> Value {
+fn summary(options: &Options, rows: &[Row], pgbench: &[PgbenchRow], notes: &[String]) -> Value {
     let mut members = vec![
         ("bench".to_owned(), Value::from("db")),
         ("quick".to_owned(), Value::from(options.quick)),
@@ -601,6 +792,16 @@ fn summary(options: &Options, rows: &[Row], notes: &[String]) -> Value {
             ("aim", row.workload.aim.into()),
         ]);
         members.push((row.workload.key.to_owned(), figures));
+    }
+    for row in pgbench {
+        let figures = json::object([
+            ("clients", f64::from(row.run.clients).into()),
+            ("mode", Value::from(row.run.mode)),
+            ("face_tps", row.ours.into()),
+            ("pg_tps", row.pg.into()),
+            ("ratio_pg", row.ours.and_then(|o| ratio(o, row.pg)).into()),
+        ]);
+        members.push((row.run.key.to_owned(), figures));
     }
     let notes = notes.iter().map(|n| Value::from(n.as_str())).collect();
     members.push(("notes".to_owned(), Value::Array(notes)));
