@@ -63,7 +63,17 @@ struct State {
     /// The session has a connection of its own on its database.
     pinned: bool,
     settings: HashMap<String, String>,
+    /// What Describe found for each SQL text, so that a prepared statement
+    /// executed again costs one trip to the engine, not two; cleared when
+    /// this session changes the schema.
+    described: HashMap<String, Described>,
 }
+
+/// The parameter types and columns of a statement.
+type Described = (Vec<Type>, Vec<backroom_api::db::Column>);
+
+/// Past this many described statements, the memory is cleared.
+const DESCRIBED_CACHE: usize = 256;
 
 pub struct PgSession {
     face: Arc<Face>,
@@ -160,6 +170,9 @@ impl PgSession {
                 "25P02",
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
+        }
+        if matches!(first, "create" | "drop" | "alter") {
+            self.lock().described.clear();
         }
         match first {
             "begin" | "start" => return self.begin().await,
@@ -397,10 +410,11 @@ impl PgSession {
     }
 
     /// Parameter and column types of a statement, without running it.
-    async fn describe(
-        &self,
-        stored: &StoredStatement<String>,
-    ) -> PgWireResult<(Vec<Type>, Vec<backroom_api::db::Column>)> {
+    async fn describe(&self, stored: &StoredStatement<String>) -> PgWireResult<Described> {
+        let key = &stored.statement;
+        if let Some(found) = self.lock().described.get(key) {
+            return Ok(found.clone());
+        }
         let rewritten = rewrite::rewrite(&stored.statement, &Literals(self));
         let started = self.started()?;
         let engine = started.engine.clone();
@@ -413,16 +427,24 @@ impl PgSession {
                 Ok((stmt.parameter_count(), sql::columns(&stmt)))
             })
             .await;
-        let (count, columns) = match described {
-            Ok(d) => d,
+        let ((count, columns), known) = match described {
+            Ok(d) => (d, true),
             // A statement the face answers itself (SET, BEGIN ...) or one
             // SQLite cannot prepare yet describes as no data.
-            Err(_) => (stored.parameter_types.len(), Vec::new()),
+            Err(_) => ((stored.parameter_types.len(), Vec::new()), false),
         };
-        let params = (1..=count)
+        let params: Vec<Type> = (1..=count)
             .map(|n| types::param_type(&stored.parameter_types, &rewritten.param_types, n))
             .collect();
-        Ok((params, columns))
+        let found = (params, columns);
+        if known {
+            let mut state = self.lock();
+            if state.described.len() >= DESCRIBED_CACHE {
+                state.described.clear();
+            }
+            state.described.insert(key.clone(), found.clone());
+        }
+        Ok(found)
     }
 }
 
