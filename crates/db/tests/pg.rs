@@ -198,6 +198,57 @@ async fn a_cancel_request_interrupts_the_running_statement() {
         }
     };
     assert_eq!(error.code().map(|c| c.code()), Some("57014"));
+    let message = error.as_db_error().map(|e| e.message().to_owned());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("user request")),
+        "cancelled, not timed out: {message:?}"
+    );
+}
+
+/// psycopg2 fills parameters in on the client side, in PostgreSQL's literal
+/// syntax: the rewrite of casts and literals is what it needs.
+const PSYCOPG2_SCRIPT: &str = r#"
+import sys, threading
+import psycopg2
+conn = psycopg2.connect(host="127.0.0.1", port=int(sys.argv[1]), dbname="main", user="py")
+cur = conn.cursor()
+cur.execute("CREATE TABLE p (i INTEGER, f REAL, t TEXT, b BLOB, ok BOOLEAN)")
+conn.commit()
+cur.execute("INSERT INTO p VALUES (%s, %s, %s, %s, %s)",
+            (7, float("inf"), "it's", psycopg2.Binary(b"\x00\xff"), True))
+cur.executemany("INSERT INTO p (i, t) VALUES (%s, %s)", [(1, "a"), (2, "b"), (3, "c")])
+print("rowcount", cur.rowcount)
+conn.commit()
+cur.execute("SELECT i, f, t, b, ok FROM p WHERE i = %s", (7,))
+i, f, t, b, ok = cur.fetchone()
+print("row", i, f, t, bytes(b).hex(), ok)
+cur.execute("INSERT INTO p (i) VALUES (100)")
+conn.rollback()
+cur.execute("SELECT count(*) FROM p WHERE i = 100")
+print("rolled back", cur.fetchone()[0])
+threading.Timer(0.3, conn.cancel).start()
+try:
+    cur.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c")
+except psycopg2.Error as e:
+    print("cancelled", e.pgcode)
+"#;
+
+#[tokio::test]
+async fn psycopg2_params_executemany_a_transaction_and_cancel() {
+    let face = open().await;
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", PSYCOPG2_SCRIPT, &face.port()])
+        .output()
+        .await
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("row 7 inf it's 00ff True"), "{stdout}");
+    assert!(stdout.contains("rolled back 0"), "{stdout}");
+    assert!(stdout.contains("cancelled 57014"), "{stdout}");
 }
 
 #[tokio::test]

@@ -20,7 +20,6 @@ use pgwire::api::cancel::CancelHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::{NoopHandler, PgWireServerHandlers};
 use pgwire::messages::cancel::CancelRequest;
-use pgwire::messages::startup::SecretKey;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -124,7 +123,9 @@ struct CancelByKey(Arc<Face>);
 #[async_trait::async_trait]
 impl CancelHandler for CancelByKey {
     async fn on_cancel_request(&self, request: CancelRequest) {
-        let SecretKey::I32(secret) = request.secret_key else {
+        // The key of a CancelRequest is decoded before any start-up, so it
+        // may arrive as 4 bytes rather than an i32.
+        let Some(secret) = request.secret_key.as_i32() else {
             return;
         };
         let running = self.0.running.lock();
