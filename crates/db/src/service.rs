@@ -116,6 +116,11 @@ impl DbService {
         &self.0.config
     }
 
+    /// A slot among the streams open at once, server-wide.
+    pub fn stream_permit(&self) -> Result<OwnedSemaphorePermit, Error> {
+        self.0.stream_permit()
+    }
+
     /// Stops the reaper and every database, rolling back open transactions.
     pub async fn stop(&self) {
         self.0.reaper.cancel();

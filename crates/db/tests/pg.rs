@@ -252,6 +252,42 @@ async fn psycopg2_params_executemany_a_transaction_and_cancel() {
 }
 
 #[tokio::test]
+async fn a_portal_with_a_row_limit_streams_a_result_larger_than_any_whole_one() {
+    // 64 KiB is far less than 150 000 rows: only a cursor can carry them.
+    let face = start("max_result_bytes = 65536\n").await;
+    let mut client = face.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE big (x INTEGER); \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 150000) \
+             INSERT INTO big SELECT i FROM n",
+        )
+        .await
+        .expect("filled");
+    let tx = client.transaction().await.expect("begin");
+    let portal = tx
+        .bind("SELECT x FROM big ORDER BY x", &[])
+        .await
+        .expect("bound");
+    let (mut seen, mut last) = (0usize, 0i64);
+    loop {
+        let rows = tx.query_portal(&portal, 1000).await.expect("a page");
+        assert!(rows.len() <= 1000);
+        for row in &rows {
+            let x: i64 = row.get(0);
+            assert_eq!(x, last + 1, "in order, none missing");
+            last = x;
+        }
+        seen += rows.len();
+        if rows.len() < 1000 {
+            break;
+        }
+    }
+    assert_eq!(seen, 150_000);
+    tx.commit().await.expect("commit");
+}
+
+#[tokio::test]
 async fn psql_runs_several_statements_and_shows_sqlstates() {
     let face = open().await;
     let (out, err) = face

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use backroom_api::db::{DEFAULT_DB, QueryResult, Statement, TxMode, Value};
 use backroom_frame::auth::{Identity, Role};
 use backroom_frame::error::Error;
-use futures_util::{Sink, SinkExt};
+use futures_util::{Sink, SinkExt, StreamExt};
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::auth::{
     ServerParameterProvider, finish_authentication, protocol_negotiation,
@@ -29,6 +29,7 @@ use pgwire::api::{
     ClientInfo, ClientPortalStore, METADATA_DATABASE, METADATA_USER, PgWireConnectionState, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
 use pgwire::messages::response::TransactionStatus;
 use pgwire::messages::startup::{Authentication, SecretKey};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -409,6 +410,51 @@ impl PgSession {
         Ok(out)
     }
 
+    /// Streams a read-only statement's rows through an engine cursor, so a
+    /// portal executed with a row limit holds a few pages at a time, however
+    /// large its result.
+    async fn portal_rows(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+        fields: Vec<FieldInfo>,
+    ) -> PgWireResult<Response> {
+        let started = self.started()?;
+        let engine = started.engine.clone();
+        let lane = engine.lane(self.id());
+        let tx = self.lock().tx;
+        let mut statement = Statement::new(sql);
+        statement.params = params;
+        let opened = async {
+            let permit = self.face.service.stream_permit()?;
+            engine
+                .cursor(
+                    lane,
+                    tx,
+                    statement,
+                    started.identity.role,
+                    self.timeout(),
+                    permit,
+                )
+                .await
+        };
+        let (_, pages) = self.cancellable(opened).await.map_err(engine_error)?;
+        let fields = Arc::new(fields);
+        let rows = futures_util::stream::unfold(
+            (pages, fields.clone()),
+            |(mut pages, fields)| async move {
+                let page = pages.next().await?;
+                let rows: Vec<PgWireResult<DataRow>> = match page.and_then(|p| decode_page(&p)) {
+                    Ok(rows) => rows.iter().map(|r| types::encode_row(&fields, r)).collect(),
+                    Err(e) => vec![Err(engine_error(e))],
+                };
+                Some((futures_util::stream::iter(rows), (pages, fields)))
+            },
+        )
+        .flatten();
+        Ok(Response::Query(QueryResponse::new(fields, rows)))
+    }
+
     /// Parameter and column types of a statement, without running it.
     async fn describe(&self, stored: &StoredStatement<String>) -> PgWireResult<Described> {
         let key = &stored.statement;
@@ -456,6 +502,18 @@ impl Drop for PgSession {
             started.engine.unpin(self.id());
         }
     }
+}
+
+fn engine_error(error: Error) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(&error)))
+}
+
+/// A cursor page: its length as a big-endian u32, then the rows.
+fn decode_page(page: &[u8]) -> Result<Vec<Vec<Value>>, Error> {
+    let body = page
+        .get(4..)
+        .ok_or_else(|| Error::internal("a cursor page without its length"))?;
+    backroom_frame::body::decode(body)
 }
 
 fn no_result() -> Error {
@@ -799,7 +857,7 @@ impl ExtendedQueryHandler for PgSession {
         &self,
         client: &mut C,
         portal: &Portal<Self::Statement>,
-        _max_rows: usize,
+        max_rows: usize,
     ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -826,6 +884,14 @@ impl ExtendedQueryHandler for PgSession {
             .map(|(i, ty)| types::param(portal, i, ty))
             .collect::<PgWireResult<Vec<_>>>()?;
         let Rewritten { sql, .. } = rewritten;
+        let reads = matches!(
+            keywords(&sql).first().map(String::as_str),
+            Some("select" | "values")
+        );
+        if max_rows > 0 && reads && !failed && !columns.is_empty() {
+            let fields = types::fields(&columns, None, &portal.result_column_format);
+            return self.portal_rows(&sql, params, fields).await;
+        }
         match self.run(&sql, params, failed).await {
             Ok(outcome) => {
                 let described = (!columns.is_empty())
