@@ -316,6 +316,70 @@ async fn psql_runs_several_statements_and_shows_sqlstates() {
 }
 
 #[tokio::test]
+async fn psql_copies_csv_in_and_out() {
+    let face = open().await;
+    face.psql(&["-c", "CREATE TABLE c (id INTEGER, name TEXT, note TEXT)"])
+        .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "1,ann,\"a, b\"\n2,bob,\n3,\"c\"\"d\",x\n").expect("written");
+    let (out, err) = face
+        .psql(&["-c", &format!("\\copy c from '{}' csv", input.display())])
+        .await;
+    assert_eq!(out.trim(), "COPY 3", "{err}");
+    let output = dir.path().join("out.csv");
+    let (out, err) = face
+        .psql(&[
+            "-c",
+            &format!("\\copy c to '{}' csv header", output.display()),
+        ])
+        .await;
+    assert_eq!(out.trim(), "COPY 3", "{err}");
+    let copied = std::fs::read_to_string(&output).expect("read back");
+    assert_eq!(
+        copied,
+        "id,name,note\n1,ann,\"a, b\"\n2,bob,\n3,\"c\"\"d\",x\n"
+    );
+    let (out, _) = face
+        .psql(&["-t", "-c", "SELECT count(*) FROM c WHERE note IS NULL"])
+        .await;
+    assert_eq!(out.trim(), "1", "an empty unquoted CSV field is NULL");
+}
+
+#[tokio::test]
+async fn settings_are_kept_per_session_and_shown() {
+    let face = open().await;
+    let client = face.connect().await;
+    let other = face.connect().await;
+    client
+        .batch_execute("SET application_name = 'ledger'; SET extra_float_digits TO 3")
+        .await
+        .expect("set");
+    let shown = client
+        .simple_query("SHOW application_name")
+        .await
+        .expect("shown");
+    let value = shown.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+        _ => None,
+    });
+    assert_eq!(value.as_deref(), Some("ledger"));
+    let row = other
+        .query_one("SELECT current_setting('application_name'), version()", &[])
+        .await
+        .expect("asked");
+    assert_eq!(
+        row.get::<_, String>(0),
+        "",
+        "the other session's own setting"
+    );
+    assert!(
+        row.get::<_, String>(1)
+            .starts_with("PostgreSQL 15.0 (backroom")
+    );
+}
+
+#[tokio::test]
 async fn fifty_psql_sessions_race_for_ten_seats_and_ten_are_sold() {
     let face = open().await;
     face.psql(&["-c", "CREATE TABLE booking (who TEXT)"]).await;

@@ -7,6 +7,7 @@
 //! begins a transaction or sets connection state; then it gets a connection
 //! of its own, as a frame session does. See docs/db.md, "PostgreSQL".
 
+mod copy;
 mod rewrite;
 mod session;
 mod types;
@@ -15,10 +16,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use pgwire::api::PgWireServerHandlers;
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::{NoopHandler, PgWireServerHandlers};
 use pgwire::messages::cancel::CancelRequest;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -111,7 +112,7 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
-        Arc::new(NoopHandler)
+        self.0.clone()
     }
 }
 

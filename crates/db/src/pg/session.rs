@@ -18,8 +18,10 @@ use pgwire::api::auth::{
     ServerParameterProvider, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::CopyResponse;
 use pgwire::api::results::{
     DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
 };
@@ -29,6 +31,7 @@ use pgwire::api::{
     ClientInfo, ClientPortalStore, METADATA_DATABASE, METADATA_USER, PgWireConnectionState, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
 use pgwire::messages::data::DataRow;
 use pgwire::messages::response::TransactionStatus;
 use pgwire::messages::startup::{Authentication, SecretKey};
@@ -37,6 +40,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::Face;
+use super::copy;
 use super::rewrite::{self, Rewritten};
 use super::types::{self, error_info, fatal, refuse};
 use crate::ctl::Ctl;
@@ -68,6 +72,7 @@ struct State {
     /// executed again costs one trip to the engine, not two; cleared when
     /// this session changes the schema.
     described: HashMap<String, Described>,
+    copy_in: Option<CopyIn>,
 }
 
 /// The parameter types and columns of a statement.
@@ -91,7 +96,26 @@ enum Outcome {
     Done(Tag),
     Began,
     Ended(&'static str),
+    /// `COPY ... FROM STDIN` waits for this many columns of data.
+    CopyIn(usize),
+    /// `COPY ... TO STDOUT`'s lines, ready to send.
+    CopyOut {
+        width: usize,
+        rows: usize,
+        lines: Vec<String>,
+    },
 }
+
+/// A `COPY ... FROM STDIN` receiving its data.
+struct CopyIn {
+    spec: copy::Copy,
+    width: usize,
+    data: Vec<u8>,
+}
+
+/// The most data one `COPY ... FROM STDIN` may send: it is inserted in one
+/// atomic write, so it is held whole until CopyDone.
+const MAX_COPY_BYTES: usize = 256 * 1024 * 1024;
 
 impl PgSession {
     pub fn new(face: Arc<Face>, pid: i32) -> PgSession {
@@ -193,6 +217,7 @@ impl PgSession {
                 return Ok(Outcome::Done(Tag::new("RESET")));
             }
             "show" => return Ok(self.show(&words)),
+            "copy" => return self.copy(sql).await,
             "discard" | "deallocate" | "listen" | "unlisten" => {
                 return Ok(Outcome::Done(Tag::new(&first.to_ascii_uppercase())));
             }
@@ -389,13 +414,30 @@ impl PgSession {
     }
 
     /// Runs each statement of a simple query until one fails, as
-    /// PostgreSQL does.
-    async fn simple(&self, status: TransactionStatus, query: &str) -> PgWireResult<Vec<Response>> {
-        let failed = status == TransactionStatus::Error;
+    /// PostgreSQL does. A COPY's data goes to the client as it comes.
+    async fn simple<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let failed = client.transaction_status() == TransactionStatus::Error;
         let mut out = Vec::new();
         for statement in rewrite::split(query) {
             let rewritten = rewrite::rewrite(&statement, &Literals(self));
             match self.run(&rewritten.sql, Vec::new(), failed).await {
+                Ok(Outcome::CopyOut { width, rows, lines }) => {
+                    send_copy_out(client, width, lines).await?;
+                    out.push(Response::Execution(Tag::new("COPY").with_rows(rows)));
+                }
+                Ok(Outcome::CopyIn(width)) => {
+                    out.push(Response::CopyIn(CopyResponse::new(
+                        0,
+                        width,
+                        vec![0; width],
+                    )));
+                    break;
+                }
                 Ok(outcome) => out.push(respond(outcome, None, &Format::UnifiedText)?),
                 Err(PgWireError::UserError(info)) => {
                     out.push(Response::Error(info));
@@ -408,6 +450,123 @@ impl PgSession {
             out.push(Response::EmptyQuery);
         }
         Ok(out)
+    }
+
+    /// Prepares `sql` without running it: its parameter count and columns.
+    async fn prepare(&self, sql: &str) -> Result<(usize, Vec<backroom_api::db::Column>), Error> {
+        let started = self
+            .started()
+            .map_err(|_| Error::bad_request("not started"))?;
+        let engine = started.engine.clone();
+        let lane = engine.lane(self.id());
+        let tx = self.lock().tx;
+        let sql = sql.to_owned();
+        engine
+            .read(lane, tx, self.timeout(), move |conn| {
+                let stmt = conn.conn.prepare(&sql).map_err(sql::sqlite_error)?;
+                Ok((stmt.parameter_count(), sql::columns(&stmt)))
+            })
+            .await
+    }
+
+    /// Starts `COPY ... FROM STDIN` or answers `COPY ... TO STDOUT` whole.
+    async fn copy(&self, sql: &str) -> PgWireResult<Outcome> {
+        let spec = copy::parse(sql).map_err(|e| refuse("0A000", e))?;
+        let columns = if spec.columns.is_empty() {
+            "*".to_owned()
+        } else {
+            spec.columns.join(", ")
+        };
+        let query = match (&spec.query, &spec.table) {
+            (Some(query), _) => query.clone(),
+            (None, Some(table)) => format!("SELECT {columns} FROM {table}"),
+            (None, None) => return Err(refuse("42601", "COPY needs a table or a query")),
+        };
+        if spec.from_stdin {
+            let (_, described) = self.prepare(&query).await.map_err(engine_error)?;
+            let width = described.len();
+            self.lock().copy_in = Some(CopyIn {
+                spec,
+                width,
+                data: Vec::new(),
+            });
+            return Ok(Outcome::CopyIn(width));
+        }
+        let result = self
+            .cancellable(self.statement(Statement::new(query)))
+            .await
+            .map_err(engine_error)?;
+        let mut lines = Vec::with_capacity(result.rows.len() + 1);
+        if spec.header && spec.csv {
+            let names: Vec<Value> = result
+                .columns
+                .iter()
+                .map(|c| Value::Text(c.name.clone()))
+                .collect();
+            lines.push(copy::encode_line(&names, true));
+        }
+        lines.extend(result.rows.iter().map(|r| copy::encode_line(r, spec.csv)));
+        Ok(Outcome::CopyOut {
+            width: result.columns.len(),
+            rows: result.rows.len(),
+            lines,
+        })
+    }
+
+    /// Inserts what a `COPY ... FROM STDIN` received, atomically.
+    async fn copy_done(&self) -> PgWireResult<usize> {
+        let Some(pending) = self.lock().copy_in.take() else {
+            return Err(refuse("08P01", "CopyDone without a COPY in progress"));
+        };
+        let text = String::from_utf8(pending.data)
+            .map_err(|_| refuse("22021", "COPY data is not valid UTF-8"))?;
+        let rows = copy::decode(&text, pending.spec.csv, pending.spec.header)
+            .map_err(|e| refuse("22P04", e))?;
+        let table = pending.spec.table.unwrap_or_default();
+        let target = if pending.spec.columns.is_empty() {
+            table
+        } else {
+            format!("{table} ({})", pending.spec.columns.join(", "))
+        };
+        let slots: Vec<String> = (1..=pending.width).map(|i| format!("?{i}")).collect();
+        let sql = format!("INSERT INTO {target} VALUES ({})", slots.join(", "));
+        let mut statements = Vec::with_capacity(rows.len());
+        for (line, row) in rows.into_iter().enumerate() {
+            if row.len() != pending.width {
+                return Err(refuse(
+                    "22P04",
+                    format!(
+                        "COPY data line {}: {} fields, the table takes {}",
+                        line + 1,
+                        row.len(),
+                        pending.width
+                    ),
+                ));
+            }
+            let mut statement = Statement::new(sql.clone());
+            statement.params = row;
+            statements.push(statement);
+        }
+        let count = statements.len();
+        if count == 0 {
+            return Ok(0);
+        }
+        let started = self.started()?;
+        let engine = started.engine.clone();
+        let lane = engine.lane(self.id());
+        let tx = self.lock().tx;
+        let ran = write(
+            &engine,
+            lane,
+            tx,
+            statements,
+            started.identity.role,
+            self.timeout(),
+        );
+        match self.cancellable(ran).await.map_err(engine_error)? {
+            Ran::Done(_) => Ok(count),
+            Ran::NeedsSession(_) => Err(engine_error(no_result())),
+        }
     }
 
     /// Streams a read-only statement's rows through an engine cursor, so a
@@ -462,17 +621,7 @@ impl PgSession {
             return Ok(found.clone());
         }
         let rewritten = rewrite::rewrite(&stored.statement, &Literals(self));
-        let started = self.started()?;
-        let engine = started.engine.clone();
-        let lane = engine.lane(self.id());
-        let tx = self.lock().tx;
-        let sql = rewritten.sql.clone();
-        let described = engine
-            .read(lane, tx, self.timeout(), move |conn| {
-                let stmt = conn.conn.prepare(&sql).map_err(sql::sqlite_error)?;
-                Ok((stmt.parameter_count(), sql::columns(&stmt)))
-            })
-            .await;
+        let described = self.prepare(&rewritten.sql).await;
         let ((count, columns), known) = match described {
             Ok(d) => (d, true),
             // A statement the face answers itself (SET, BEGIN ...) or one
@@ -514,6 +663,28 @@ fn decode_page(page: &[u8]) -> Result<Vec<Vec<Value>>, Error> {
         .get(4..)
         .ok_or_else(|| Error::internal("a cursor page without its length"))?;
     backroom_frame::body::decode(body)
+}
+
+/// Sends a `COPY ... TO STDOUT`'s lines, between its response and its end.
+async fn send_copy_out<C>(client: &mut C, width: usize, lines: Vec<String>) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let head = CopyOutResponse::new(0, width as i16, vec![0; width]);
+    client
+        .feed(PgWireBackendMessage::CopyOutResponse(head))
+        .await?;
+    for line in lines {
+        client
+            .feed(PgWireBackendMessage::CopyData(CopyData::new(line.into())))
+            .await?;
+    }
+    client
+        .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))
+        .await?;
+    Ok(())
 }
 
 fn no_result() -> Error {
@@ -632,6 +803,12 @@ fn respond(
         Outcome::Began => Response::TransactionStart(Tag::new("BEGIN")),
         Outcome::Ended(tag) => Response::TransactionEnd(Tag::new(tag)),
         Outcome::Done(tag) => Response::Execution(tag),
+        Outcome::CopyIn(_) | Outcome::CopyOut { .. } => {
+            return Err(refuse(
+                "0A000",
+                "COPY runs in the simple query protocol only (as psql sends it)",
+            ));
+        }
         Outcome::Rows(result, tag) if result.columns.is_empty() => {
             Response::Execution(tag_of(&tag, &result))
         }
@@ -833,6 +1010,54 @@ impl PgSession {
 }
 
 #[async_trait]
+impl CopyHandler for PgSession {
+    async fn on_copy_data<C>(&self, _client: &mut C, data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut state = self.lock();
+        let Some(pending) = state.copy_in.as_mut() else {
+            return Err(refuse("08P01", "CopyData without a COPY in progress"));
+        };
+        if pending.data.len() + data.data.len() > MAX_COPY_BYTES {
+            state.copy_in = None;
+            return Err(refuse(
+                "54000",
+                format!("a COPY sends at most {MAX_COPY_BYTES} bytes: split the import"),
+            ));
+        }
+        pending.data.extend_from_slice(&data.data);
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let count = self.copy_done().await?;
+        let tag = Tag::new("COPY").with_rows(count);
+        client
+            .send(PgWireBackendMessage::CommandComplete(tag.into()))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.lock().copy_in = None;
+        refuse("57014", format!("COPY from stdin failed: {}", fail.message))
+    }
+}
+
+#[async_trait]
 impl SimpleQueryHandler for PgSession {
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
@@ -840,7 +1065,7 @@ impl SimpleQueryHandler for PgSession {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        self.simple(client.transaction_status(), query).await
+        self.simple(client, query).await
     }
 }
 
