@@ -347,6 +347,26 @@ async fn psql_copies_csv_in_and_out() {
 }
 
 #[tokio::test]
+async fn psql_lists_tables_and_databases_and_refuses_other_catalog_queries_in_one_line() {
+    let face = open().await;
+    face.psql(&[
+        "-c",
+        "CREATE TABLE trips (id INTEGER); CREATE VIEW soon AS SELECT 1",
+    ])
+    .await;
+    let (out, err) = face.psql(&["-c", "\\dt"]).await;
+    assert!(out.contains("public | trips | table | ann"), "{out}{err}");
+    assert!(!out.contains("soon"), "\\dt lists tables only: {out}");
+    let (out, _) = face.psql(&["-c", "\\d"]).await;
+    assert!(out.contains("public | soon  | view  | ann"), "{out}");
+    let (out, _) = face.psql(&["-c", "\\l"]).await;
+    assert!(out.contains(" main | ann   | UTF8"), "{out}");
+    let (_, err) = face.psql(&["-c", "\\df"]).await;
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("PostgreSQL's catalog"), "{err}");
+}
+
+#[tokio::test]
 async fn settings_are_kept_per_session_and_shown() {
     let face = open().await;
     let client = face.connect().await;

@@ -7,6 +7,7 @@
 //! begins a transaction or sets connection state; then it gets a connection
 //! of its own, as a frame session does. See docs/db.md, "PostgreSQL".
 
+mod catalog;
 mod copy;
 mod rewrite;
 mod session;

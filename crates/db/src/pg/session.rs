@@ -40,6 +40,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::Face;
+use super::catalog::{self, Catalog};
 use super::copy;
 use super::rewrite::{self, Rewritten};
 use super::types::{self, error_info, fatal, refuse};
@@ -222,6 +223,9 @@ impl PgSession {
                 return Ok(Outcome::Done(Tag::new(&first.to_ascii_uppercase())));
             }
             _ => {}
+        }
+        if let Some(asked) = catalog::recognise(sql) {
+            return self.catalog(asked).await;
         }
         let mut statement = Statement::new(sql);
         statement.params = params;
@@ -450,6 +454,60 @@ impl PgSession {
             out.push(Response::EmptyQuery);
         }
         Ok(out)
+    }
+
+    /// Answers psql's catalog queries from SQLite's schema.
+    async fn catalog(&self, asked: Catalog) -> PgWireResult<Outcome> {
+        let user = self.started()?.identity.user.clone();
+        let result = match asked {
+            Catalog::Relations { views, name } => {
+                let sql = catalog::relations_sql(views, name.as_deref(), &user);
+                self.cancellable(self.statement(Statement::new(sql)))
+                    .await
+                    .map_err(engine_error)?
+            }
+            Catalog::Databases => self.databases(&user).await?,
+            Catalog::Unsupported => return Err(refuse("0A000", catalog::UNSUPPORTED)),
+        };
+        Ok(Outcome::Rows(result, "SELECT".into()))
+    }
+
+    /// The server's databases, as psql's `\l` shows them.
+    async fn databases(&self, owner: &str) -> PgWireResult<QueryResult> {
+        let dir = self.face.service.config().data.clone();
+        let io = |e: std::io::Error| refuse("58030", format!("cannot list the databases: {e}"));
+        let mut entries = tokio::fs::read_dir(&dir).await.map_err(io)?;
+        let mut names = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(io)? {
+            let file = entry.file_name();
+            if let Some(name) = file.to_str().and_then(|f| f.strip_suffix(".db")) {
+                if sql::is_database_name(name) {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        names.sort();
+        let column = |name: &str| backroom_api::db::Column {
+            name: name.into(),
+            decl_type: Some("TEXT".into()),
+        };
+        let rows = names
+            .into_iter()
+            .map(|n| {
+                vec![
+                    Value::Text(n),
+                    Value::Text(owner.to_owned()),
+                    Value::Text("UTF8".into()),
+                ]
+            })
+            .collect();
+        Ok(QueryResult {
+            columns: vec![column("Name"), column("Owner"), column("Encoding")],
+            rows,
+            rows_affected: 0,
+            last_insert_rowid: 0,
+            duration_us: 0,
+        })
     }
 
     /// Prepares `sql` without running it: its parameter count and columns.
