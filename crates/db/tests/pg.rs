@@ -228,6 +228,12 @@ cur.execute("INSERT INTO p (i) VALUES (100)")
 conn.rollback()
 cur.execute("SELECT count(*) FROM p WHERE i = 100")
 print("rolled back", cur.fetchone()[0])
+named = conn.cursor(name="trips")
+named.itersize = 2
+named.execute("SELECT i FROM p ORDER BY i")
+print("named", [r[0] for r in named])
+named.close()
+conn.commit()
 threading.Timer(0.3, conn.cancel).start()
 try:
     cur.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c")
@@ -236,7 +242,7 @@ except psycopg2.Error as e:
 "#;
 
 #[tokio::test]
-async fn psycopg2_params_executemany_a_transaction_and_cancel() {
+async fn psycopg2_params_executemany_a_transaction_a_named_cursor_and_cancel() {
     let face = open().await;
     let out = Command::new("/usr/bin/python3")
         .args(["-c", PSYCOPG2_SCRIPT, &face.port()])
@@ -248,6 +254,7 @@ async fn psycopg2_params_executemany_a_transaction_and_cancel() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("row 7 inf it's 00ff True"), "{stdout}");
     assert!(stdout.contains("rolled back 0"), "{stdout}");
+    assert!(stdout.contains("named [1, 2, 3, 7]"), "{stdout}");
     assert!(stdout.contains("cancelled 57014"), "{stdout}");
 }
 

@@ -9,6 +9,7 @@
 
 mod catalog;
 mod copy;
+mod cursors;
 mod rewrite;
 mod session;
 mod types;

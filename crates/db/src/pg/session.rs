@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use super::Face;
 use super::catalog::{self, Catalog};
 use super::copy;
+use super::cursors::{self, CursorStatement, OpenCursor};
 use super::rewrite::{self, Rewritten};
 use super::types::{self, error_info, fatal, refuse};
 use crate::ctl::Ctl;
@@ -74,6 +75,8 @@ struct State {
     /// this session changes the schema.
     described: HashMap<String, Described>,
     copy_in: Option<CopyIn>,
+    /// Named cursors (DECLARE), by name.
+    cursors: HashMap<String, OpenCursor>,
 }
 
 /// The parameter types and columns of a statement.
@@ -219,6 +222,10 @@ impl PgSession {
             }
             "show" => return Ok(self.show(&words)),
             "copy" => return self.copy(sql).await,
+            "declare" | "fetch" | "close" => {
+                let asked = cursors::parse(sql).map_err(|e| refuse("0A000", e))?;
+                return self.cursor(asked).await;
+            }
             "discard" | "deallocate" | "listen" | "unlisten" => {
                 return Ok(Outcome::Done(Tag::new(&first.to_ascii_uppercase())));
             }
@@ -336,6 +343,8 @@ impl PgSession {
     }
 
     async fn finish(&self, commit: bool) -> PgWireResult<Outcome> {
+        // Cursors end with their transaction, as PostgreSQL's WITHOUT HOLD.
+        self.lock().cursors.clear();
         let Some(tx) = self.lock().tx.take() else {
             return Ok(Outcome::Ended(if commit { "COMMIT" } else { "ROLLBACK" }));
         };
@@ -454,6 +463,68 @@ impl PgSession {
             out.push(Response::EmptyQuery);
         }
         Ok(out)
+    }
+
+    /// DECLARE, FETCH and CLOSE on the engine's cursors. A named cursor
+    /// runs on a connection of its own (the engine's shared lane), so that
+    /// while it is open the session's other statements still run; it reads
+    /// the committed database, not the session's uncommitted writes.
+    async fn cursor(&self, asked: CursorStatement) -> PgWireResult<Outcome> {
+        match asked {
+            CursorStatement::Declare { name, query } => {
+                let started = self.started()?;
+                let engine = started.engine.clone();
+                let sql = rewrite::rewrite(&query, &Literals(self)).sql;
+                let opened = async {
+                    let permit = self.face.service.stream_permit()?;
+                    engine
+                        .cursor(
+                            Lane::Shared,
+                            None,
+                            Statement::new(sql),
+                            started.identity.role,
+                            self.face.service.config().max_statement_timeout,
+                            permit,
+                        )
+                        .await
+                };
+                let (columns, pages) = self.cancellable(opened).await.map_err(engine_error)?;
+                let open = OpenCursor {
+                    columns,
+                    pages,
+                    buffered: Default::default(),
+                    done: false,
+                };
+                self.lock().cursors.insert(name, open);
+                Ok(Outcome::Done(Tag::new("DECLARE CURSOR")))
+            }
+            CursorStatement::Fetch { name, count } => {
+                let missing = || refuse("34000", format!("cursor \"{name}\" does not exist"));
+                let mut open = self.lock().cursors.remove(&name).ok_or_else(missing)?;
+                let fetched = self.cancellable(open.fetch(count, decode_page)).await;
+                let columns = open.columns.clone();
+                self.lock().cursors.insert(name, open);
+                let rows = fetched.map_err(engine_error)?;
+                let result = QueryResult {
+                    columns,
+                    rows,
+                    rows_affected: 0,
+                    last_insert_rowid: 0,
+                    duration_us: 0,
+                };
+                Ok(Outcome::Rows(result, "FETCH".into()))
+            }
+            CursorStatement::Close { name: None } => {
+                self.lock().cursors.clear();
+                Ok(Outcome::Done(Tag::new("CLOSE CURSOR ALL")))
+            }
+            CursorStatement::Close { name: Some(name) } => {
+                if self.lock().cursors.remove(&name).is_none() {
+                    return Err(refuse("34000", format!("cursor \"{name}\" does not exist")));
+                }
+                Ok(Outcome::Done(Tag::new("CLOSE CURSOR")))
+            }
+        }
     }
 
     /// Answers psql's catalog queries from SQLite's schema.
