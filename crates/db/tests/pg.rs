@@ -494,6 +494,37 @@ async fn the_token_is_the_password_and_a_wrong_one_is_refused() {
 }
 
 #[tokio::test]
+async fn psql_sends_the_token_over_tls_when_the_daemon_has_a_certificate() {
+    let certs = tempfile::tempdir().expect("temp dir");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let (cert_path, key_path) = (certs.path().join("c.pem"), certs.path().join("k.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).expect("cert written");
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).expect("key written");
+    let hash = backroom_frame::auth::hash_token("ann-secret");
+    let face = start(&format!(
+        "tls_cert = {:?}\ntls_key = {:?}\n\
+         [[users]]\nname = \"ann\"\ntoken_sha256 = \"{hash}\"\nrole = \"admin\"\n",
+        cert_path.display().to_string(),
+        key_path.display().to_string(),
+    ))
+    .await;
+    let out = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={} dbname=main user=ann sslmode=require",
+            face.port()
+        ))
+        .args(["-X", "-t", "-c", "SELECT current_user"])
+        .env("PGPASSWORD", "ann-secret")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("psql runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout.trim(), "ann", "{stderr}");
+}
+
+#[tokio::test]
 async fn an_unknown_database_is_3d000() {
     let face = open().await;
     let config = format!("host=127.0.0.1 port={} user=x dbname=nope", face.port());
