@@ -25,7 +25,7 @@ use tokio::task::JoinHandle as TaskHandle;
 use crate::Synchronous;
 use crate::ctl::{CancelOnDrop, Ctl, Slot};
 use crate::sql::{self, Access, SqlConn, sqlite_error};
-use crate::writer::{Change, WriteJob, Writer, WriterSettings, human};
+use crate::writer::{Change, Ran, WriteJob, Writer, WriterSettings, human};
 
 /// Read jobs that may wait for a reader before callers are told `busy`.
 const READ_QUEUE: usize = 4096;
@@ -175,6 +175,30 @@ impl Engine {
         };
         let sender = sender.ok_or_else(|| self.dropped())?;
         sender.send(job).map_err(|_| self.dropped())
+    }
+
+    /// Runs statements on the shared writer or a pinned session's
+    /// connection (in its transaction `tx`, or atomically on their own) and
+    /// waits for them, interrupting them at `timeout`.
+    pub async fn exec(
+        &self,
+        lane: Lane,
+        tx: Option<u64>,
+        statements: Vec<Statement>,
+        role: Role,
+        timeout: Duration,
+    ) -> Result<Ran, Error> {
+        let ctl = Ctl::new();
+        let (answer, rx) = oneshot::channel();
+        let job = WriteJob::Exec {
+            tx,
+            statements,
+            role,
+            ctl: ctl.clone(),
+            answer,
+        };
+        self.send_write(lane, job)?;
+        wait(ctl, rx, timeout).await
     }
 
     /// Runs `work` on a reader, or on a pinned session's connection (in its

@@ -285,19 +285,7 @@ impl Inner {
         role: Role,
         timeout: Duration,
     ) -> Result<Ran, Error> {
-        let ctl = Ctl::new();
-        let (answer, rx) = oneshot::channel();
-        engine.send_write(
-            lane,
-            WriteJob::Exec {
-                tx,
-                statements,
-                role,
-                ctl: ctl.clone(),
-                answer,
-            },
-        )?;
-        engine::wait(ctl, rx, timeout).await
+        engine.exec(lane, tx, statements, role, timeout).await
     }
 
     /// Runs statements on the shared writer, or on the session's own

@@ -280,14 +280,16 @@ impl PgSession {
                 return Ok(result);
             }
         }
-        let ran = write(&engine, lane, tx, vec![statement], role, timeout).await?;
+        let ran = engine
+            .exec(lane, tx, vec![statement], role, timeout)
+            .await?;
         let statements = match ran {
             Ran::Done(mut results) => return results.pop().ok_or_else(no_result),
             Ran::NeedsSession(statements) if lane == Lane::Shared => statements,
             Ran::NeedsSession(_) => return Err(no_result()),
         };
         let pinned = self.pin(&engine).await?;
-        match write(&engine, pinned, tx, statements, role, timeout).await? {
+        match engine.exec(pinned, tx, statements, role, timeout).await? {
             Ran::Done(mut results) => results.pop().ok_or_else(no_result),
             Ran::NeedsSession(_) => Err(no_result()),
         }
@@ -684,14 +686,7 @@ impl PgSession {
         let engine = started.engine.clone();
         let lane = engine.lane(self.id());
         let tx = self.lock().tx;
-        let ran = write(
-            &engine,
-            lane,
-            tx,
-            statements,
-            started.identity.role,
-            self.timeout(),
-        );
+        let ran = engine.exec(lane, tx, statements, started.identity.role, self.timeout());
         match self.cancellable(ran).await.map_err(engine_error)? {
             Ran::Done(_) => Ok(count),
             Ran::NeedsSession(_) => Err(engine_error(no_result())),
@@ -818,29 +813,6 @@ where
 
 fn no_result() -> Error {
     Error::internal("the writer returned no result")
-}
-
-async fn write(
-    engine: &Engine,
-    lane: Lane,
-    tx: Option<u64>,
-    statements: Vec<Statement>,
-    role: Role,
-    timeout: Duration,
-) -> Result<Ran, Error> {
-    let ctl = Ctl::new();
-    let (answer, rx) = oneshot::channel();
-    engine.send_write(
-        lane,
-        WriteJob::Exec {
-            tx,
-            statements,
-            role,
-            ctl: ctl.clone(),
-            answer,
-        },
-    )?;
-    engine::wait(ctl, rx, timeout).await
 }
 
 /// The session functions, answered from the session.
