@@ -276,18 +276,6 @@ impl Inner {
         Ok(Lane::Pinned(session))
     }
 
-    async fn write(
-        &self,
-        engine: &Engine,
-        lane: Lane,
-        tx: Option<u64>,
-        statements: Vec<Statement>,
-        role: Role,
-        timeout: Duration,
-    ) -> Result<Ran, Error> {
-        engine.exec(lane, tx, statements, role, timeout).await
-    }
-
     /// Runs statements on the shared writer, or on the session's own
     /// connection when it has one or they create connection state.
     async fn write_routed(
@@ -299,9 +287,7 @@ impl Inner {
     ) -> Result<Vec<QueryResult>, Error> {
         let role = identity.role;
         let (lane, tx) = self.route(identity, engine);
-        let ran = self
-            .write(engine, lane, tx, statements, role, timeout)
-            .await?;
+        let ran = engine.exec(lane, tx, statements, role, timeout).await?;
         let refused = || Error::internal("a session's own connection refused its statement");
         let statements = match ran {
             Ran::Done(results) => return Ok(results),
@@ -309,10 +295,7 @@ impl Inner {
             Ran::NeedsSession(_) => return Err(refused()),
         };
         let pinned = self.pin(identity, engine).await?;
-        match self
-            .write(engine, pinned, tx, statements, role, timeout)
-            .await?
-        {
+        match engine.exec(pinned, tx, statements, role, timeout).await? {
             Ran::Done(results) => Ok(results),
             Ran::NeedsSession(_) => Err(refused()),
         }
