@@ -222,6 +222,7 @@ mod tests {
         max_statement_timeout_secs = 60
         max_result_bytes = 1048576
         max_cursors = 16
+        pg_listen = "127.0.0.1:5433"
         idle_timeout_secs = 120
 
         [[users]]
@@ -237,6 +238,7 @@ mod tests {
         assert_eq!(file.common.users.len(), 1);
         assert_eq!(file.common.idle_timeout_secs, Some(120));
         let file = file.own;
+        assert_eq!(file.pg_listen.as_deref(), Some("127.0.0.1:5433"));
         let mut config = Config::new("x");
         file.apply(&mut config).expect("valid");
         assert_eq!(config.synchronous, Synchronous::Normal);
