@@ -449,19 +449,31 @@ async fn bad_input_gets_a_clear_answer_and_the_server_keeps_serving() {
     // SSLRequest without TLS configured: the answer is N.
     let answer = exchange(&face, &[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await;
     assert_eq!(answer.first(), Some(&b'N'));
-    // An unknown protocol version is refused with an error.
-    let answer = exchange(&face, &[0, 0, 0, 8, 0, 9, 0, 0]).await;
-    assert!(answer.is_empty() || answer[0] == b'E', "{answer:?}");
-    // Garbage, and a 1 GB length, end the connection without a crash.
-    exchange(&face, b"GET / HTTP/1.1\r\n\r\n").await;
-    exchange(&face, &[0x40, 0, 0, 0, 0, 3, 0, 0]).await;
+    // An unknown protocol version, garbage, and a 1 GB start-up length are
+    // each refused with PostgreSQL's FATAL error and SQLSTATE.
+    let fatal = |answer: &[u8], code: &str| {
+        let text = String::from_utf8_lossy(answer);
+        assert_eq!(answer.first(), Some(&b'E'), "{text}");
+        assert!(text.contains("FATAL") && text.contains(code), "{text}");
+    };
+    fatal(&exchange(&face, &[0, 0, 0, 8, 0, 9, 0, 0]).await, "0A000");
+    fatal(&exchange(&face, b"GET / HTTP/1.1\r\n\r\n").await, "08P01");
+    fatal(
+        &exchange(&face, &[0x40, 0, 0, 0, 0, 3, 0, 0]).await,
+        "08P01",
+    );
     let client = face.connect().await;
     // A Bind with the wrong number of parameters is a clear error.
+    let statement = client
+        .prepare("SELECT $1::int8 + $2::int8")
+        .await
+        .expect("prepared");
+    assert_eq!(statement.params(), [Type::INT8, Type::INT8]);
     let error = client
-        .query("SELECT $1::int8 + $2::int8", &[&1i64])
+        .query_typed("SELECT $1::int8 + $2::int8", &[(&1i64, Type::INT8)])
         .await
         .expect_err("refused");
-    assert!(error.to_string().contains("2"), "{error}");
+    assert_eq!(error.code().map(|c| c.code()), Some("08P01"), "{error}");
     let one: String = client
         .query_one("SELECT 1", &[])
         .await

@@ -10,6 +10,7 @@
 mod catalog;
 mod copy;
 mod cursors;
+mod opening;
 mod rewrite;
 mod session;
 mod types;
@@ -71,7 +72,7 @@ pub async fn serve(listener: TcpListener, service: DbService, stop: Cancellation
             accepted = listener.accept() => accepted,
             Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
         };
-        let (socket, peer) = match accepted {
+        let (mut socket, peer) = match accepted {
             Ok(pair) => pair,
             Err(error) => {
                 tracing::warn!(%error, "pg: accept failed");
@@ -84,6 +85,10 @@ pub async fn serve(listener: TcpListener, service: DbService, stop: Cancellation
         let session = Arc::new(PgSession::new(face.clone(), pid));
         let tls = tls.clone();
         sessions.spawn(async move {
+            if opening::refuse_bad_start(&mut socket).await {
+                tracing::debug!(%peer, "pg: refused a connection that did not start with PostgreSQL's start-up");
+                return;
+            }
             if let Err(error) = pgwire::tokio::process_socket(socket, tls, Handlers(session)).await
             {
                 tracing::debug!(%error, %peer, "pg: connection ended");
