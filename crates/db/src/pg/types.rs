@@ -8,7 +8,7 @@ use backroom_api::db::{Column, Value};
 use backroom_frame::error::{Error, ErrorCode};
 use pgwire::api::Type;
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::results::{DataRowEncoder, FieldInfo};
+use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
 
@@ -66,9 +66,25 @@ pub fn fields(columns: &[Column], rows: Option<&[Vec<Value>]>, format: &Format) 
 pub fn encode_row(fields: &Arc<Vec<FieldInfo>>, row: &[Value]) -> PgWireResult<DataRow> {
     let mut encoder = DataRowEncoder::new(fields.clone());
     for (value, field) in row.iter().zip(fields.iter()) {
-        encode_value(&mut encoder, value, field.datatype())?;
+        match value {
+            // PostgreSQL spells these out in text, and drivers parse them so.
+            Value::Real(v) if field.format() == FieldFormat::Text && !v.is_finite() => {
+                encoder.encode_field(&pg_special_float(*v))?;
+            }
+            _ => encode_value(&mut encoder, value, field.datatype())?,
+        }
     }
     encoder.finish()
+}
+
+fn pg_special_float(v: f64) -> &'static str {
+    if v.is_nan() {
+        "NaN"
+    } else if v > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    }
 }
 
 fn encode_value(encoder: &mut DataRowEncoder, value: &Value, ty: &Type) -> PgWireResult<()> {
@@ -233,6 +249,20 @@ mod tests {
         assert_eq!(declared_type("BOOLEAN"), Type::BOOL);
         assert_eq!(declared_type("NUMERIC(10,2)"), Type::NUMERIC);
         assert_eq!(declared_type("DATE"), Type::TEXT);
+    }
+
+    #[test]
+    fn infinities_are_spelled_as_postgresql_does_in_text() {
+        let fields = Arc::new(fields(
+            &[Column {
+                name: "x".into(),
+                decl_type: Some("REAL".into()),
+            }],
+            None,
+            &Format::UnifiedText,
+        ));
+        let row = encode_row(&fields, &[Value::Real(f64::NEG_INFINITY)]).expect("encoded");
+        assert!(row.data.ends_with(b"-Infinity"), "{:?}", row.data);
     }
 
     #[test]
