@@ -239,7 +239,7 @@ impl PgSession {
         let result = self
             .cancellable(self.statement(statement))
             .await
-            .map_err(|e| PgWireError::UserError(Box::new(error_info(&e))))?;
+            .map_err(engine_error)?;
         let tag = command_tag(&words, &result);
         Ok(Outcome::Rows(result, tag))
     }
@@ -330,9 +330,7 @@ impl PgSession {
             self.lock().tx = Some(tx);
             Ok::<_, Error>(())
         };
-        self.cancellable(result)
-            .await
-            .map_err(|e| PgWireError::UserError(Box::new(error_info(&e))))?;
+        self.cancellable(result).await.map_err(engine_error)?;
         Ok(Outcome::Began)
     }
 
@@ -367,7 +365,7 @@ impl PgSession {
                 .unwrap_or_else(|_| Err(Error::unavailable("the database stopped"))),
             Err(e) => Err(e),
         };
-        done.map_err(|e| PgWireError::UserError(Box::new(error_info(&e))))?;
+        done.map_err(engine_error)?;
         Ok(Outcome::Ended(if commit { "COMMIT" } else { "ROLLBACK" }))
     }
 
