@@ -537,6 +537,17 @@ async fn psql_sends_the_token_over_tls_when_the_daemon_has_a_certificate() {
 }
 
 #[tokio::test]
+async fn connections_past_max_connections_are_refused_with_53300() {
+    let face = start("max_connections = 2\n").await;
+    let _first = face.connect().await;
+    let _second = face.connect().await;
+    let Err(error) = face.connect_as("third", None).await else {
+        panic!("a third connection is refused");
+    };
+    assert_eq!(error.code().map(|c| c.code()), Some("53300"), "{error}");
+}
+
+#[tokio::test]
 async fn an_unknown_database_is_3d000() {
     let face = open().await;
     let config = format!("host=127.0.0.1 port={} user=x dbname=nope", face.port());

@@ -25,6 +25,7 @@ use pgwire::api::cancel::CancelHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::messages::cancel::CancelRequest;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -65,6 +66,8 @@ pub async fn serve(listener: TcpListener, service: DbService, stop: Cancellation
         running: Running::default(),
         next_pid: AtomicI32::new(1),
     });
+    let max = face.service.config().frame.max_connections;
+    let slots = Arc::new(Semaphore::new(max));
     let mut sessions = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -81,10 +84,18 @@ pub async fn serve(listener: TcpListener, service: DbService, stop: Cancellation
             }
         };
         let _ = socket.set_nodelay(true);
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            sessions.spawn(async move {
+                let full = format!("sorry, too many clients already ({max} connections)");
+                opening::refuse(&mut socket, "53300", full).await;
+            });
+            continue;
+        };
         let pid = face.next_pid.fetch_add(1, Ordering::Relaxed);
         let session = Arc::new(PgSession::new(face.clone(), pid));
         let tls = tls.clone();
         sessions.spawn(async move {
+            let _slot = slot;
             if opening::refuse_bad_start(&mut socket).await {
                 tracing::debug!(%peer, "pg: refused a connection that did not start with PostgreSQL's start-up");
                 return;

@@ -63,6 +63,12 @@ pub async fn refuse_bad_start(socket: &mut TcpStream) -> bool {
     let Some((code, message)) = judge(head) else {
         return false;
     };
+    refuse(socket, code, message).await;
+    true
+}
+
+/// Answers a FATAL error with `code` and closes the connection.
+pub async fn refuse(socket: &mut TcpStream, code: &str, message: String) {
     let info = ErrorInfo::new("FATAL".into(), code.into(), message);
     let mut buf = BytesMut::new();
     if PgWireBackendMessage::ErrorResponse(info.into())
@@ -72,7 +78,6 @@ pub async fn refuse_bad_start(socket: &mut TcpStream) -> bool {
         let _ = socket.write_all(&buf).await;
     }
     let _ = socket.shutdown().await;
-    true
 }
 
 #[cfg(test)]
