@@ -119,14 +119,15 @@ const PGBENCH_RUNS: [PgbenchRun; 5] = [
 ];
 
 /// The tables of pgbench's scripts on our face: pgbench -i cannot build
-/// them there (it uses COPY and PostgreSQL's own DDL).
+/// them there (it uses COPY and PostgreSQL's own DDL). The load generator
+/// has made `history` already, with the same columns.
 fn face_setup() -> String {
     format!(
-        "CREATE TABLE pgbench_accounts \
+        "CREATE TABLE IF NOT EXISTS pgbench_accounts \
            (aid INTEGER PRIMARY KEY, bid INTEGER, abalance INTEGER, filler TEXT); \
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS}) \
-           INSERT INTO pgbench_accounts SELECT i, 1, 0, '' FROM n; \
-         CREATE TABLE history \
+           INSERT OR IGNORE INTO pgbench_accounts SELECT i, 1, 0, '' FROM n; \
+         CREATE TABLE IF NOT EXISTS history \
            (id INTEGER PRIMARY KEY, client INTEGER NOT NULL, value INTEGER NOT NULL);"
     )
 }
