@@ -167,73 +167,110 @@ async fn stat(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
 
 async fn mkdir(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
     let args: MkdirArgs = call.args()?;
-    let path = checked(state, &call.identity, &args.path, Access::Write)?;
+    make_dir(state, &call.identity, &args.path, args.parents).await?;
+    Reply::value(&())
+}
+
+/// Makes a directory as `who`, with `parents` making the missing ones too.
+pub async fn make_dir(
+    state: &Arc<State>,
+    who: &Identity,
+    raw: &str,
+    parents: bool,
+) -> Result<(), Error> {
+    let path = checked(state, who, raw, Access::Write)?;
     let worker = state.clone();
     let target = path.clone();
     state.hub.expect(&path.to_string(), None, false);
-    blocking(move || ops::mkdir(&worker.root, &target, args.parents)).await?;
-    tracing::info!(user = %call.identity.user, %path, "made a directory");
+    blocking(move || ops::mkdir(&worker.root, &target, parents)).await?;
+    tracing::info!(user = %who.user, %path, "made a directory");
     state
         .hub
         .publish(ChangeKind::Created, path.to_string(), None);
-    Reply::value(&())
+    Ok(())
 }
 
 async fn remove(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
     let args: RemoveArgs = call.args()?;
-    let path = RelPath::parse(&args.path)?;
-    state
-        .rights
-        .require_tree(&call.identity, &path, Access::Write)?;
+    remove_path(state, &call.identity, &args.path, args.recursive).await?;
+    Reply::value(&())
+}
+
+/// Removes a file or directory as `who`; a directory with contents needs
+/// `recursive`, and write access to its whole tree.
+pub async fn remove_path(
+    state: &Arc<State>,
+    who: &Identity,
+    raw: &str,
+    recursive: bool,
+) -> Result<(), Error> {
+    let path = RelPath::parse(raw)?;
+    state.rights.require_tree(who, &path, Access::Write)?;
     let worker = state.clone();
     let target = path.clone();
-    state.hub.expect(&path.to_string(), None, args.recursive);
-    blocking(move || ops::remove(&worker.root, &target, args.recursive)).await?;
-    tracing::info!(user = %call.identity.user, %path, recursive = args.recursive, "removed");
+    state.hub.expect(&path.to_string(), None, recursive);
+    blocking(move || ops::remove(&worker.root, &target, recursive)).await?;
+    tracing::info!(user = %who.user, %path, recursive, "removed");
     state
         .hub
         .publish(ChangeKind::Removed, path.to_string(), None);
-    Reply::value(&())
+    Ok(())
 }
 
 async fn rename(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
     let args: MoveArgs = call.args()?;
+    move_path(state, &call.identity, &args).await?;
+    Reply::value(&())
+}
+
+/// Moves `args.from` to `args.to` as `who`.
+pub async fn move_path(
+    state: &Arc<State>,
+    who: &Arc<Identity>,
+    args: &MoveArgs,
+) -> Result<(), Error> {
     let from = RelPath::parse(&args.from)?;
-    let to = checked(state, &call.identity, &args.to, Access::Write)?;
-    state
-        .rights
-        .require_tree(&call.identity, &from, Access::Write)?;
-    let (worker, who) = (state.clone(), call.identity.clone());
-    let (source, target) = (from.clone(), to.clone());
+    let to = checked(state, who, &args.to, Access::Write)?;
+    state.rights.require_tree(who, &from, Access::Write)?;
+    let (worker, mover) = (state.clone(), who.clone());
+    let (source, target, overwrite) = (from.clone(), to.clone(), args.overwrite);
     state
         .hub
         .expect(&from.to_string(), Some(&to.to_string()), false);
     blocking(move || {
-        transfer::check_move_quota(&worker, &who, &source, &target)?;
-        ops::rename(&worker.root, &source, &target, args.overwrite)
+        transfer::check_move_quota(&worker, &mover, &source, &target)?;
+        ops::rename(&worker.root, &source, &target, overwrite)
     })
     .await?;
-    tracing::info!(user = %call.identity.user, %from, %to, "renamed");
+    tracing::info!(user = %who.user, %from, %to, "renamed");
     state
         .hub
         .publish(ChangeKind::Renamed, from.to_string(), Some(to.to_string()));
-    Reply::value(&())
+    Ok(())
 }
 
 async fn copy(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
     let args: MoveArgs = call.args()?;
+    let written = copy_path(state, &call.identity, args).await?;
+    Reply::value(&written)
+}
+
+/// Copies `args.from` to `args.to` as `who`.
+pub async fn copy_path(
+    state: &Arc<State>,
+    who: &Arc<Identity>,
+    args: MoveArgs,
+) -> Result<Written, Error> {
     let from = RelPath::parse(&args.from)?;
     // A directory copy must not carry out what the caller may not read.
-    state
-        .rights
-        .require_tree(&call.identity, &from, Access::Read)?;
-    let to = checked(state, &call.identity, &args.to, Access::Write)?;
-    let (worker, who) = (state.clone(), call.identity.clone());
+    state.rights.require_tree(who, &from, Access::Read)?;
+    let to = checked(state, who, &args.to, Access::Write)?;
+    let (worker, copier) = (state.clone(), who.clone());
     let target = to.clone();
     state.hub.expect(&to.to_string(), None, true);
     let (size, existed) = blocking(move || {
         let existed = worker.root.symlink_metadata(target.as_fs()).is_ok();
-        let check = |size| transfer::check_added_bytes(&worker, &who, &target, size);
+        let check = |size| transfer::check_added_bytes(&worker, &copier, &target, size);
         let size = ops::copy(&worker.root, &from, &target, args.overwrite, &check)?;
         Ok((size, existed))
     })
@@ -243,9 +280,9 @@ async fn copy(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
     } else {
         ChangeKind::Created
     };
-    tracing::info!(user = %call.identity.user, to = %to, size, "copied");
+    tracing::info!(user = %who.user, to = %to, size, "copied");
     state.hub.publish(kind, to.to_string(), None);
-    Reply::value(&Written {
+    Ok(Written {
         path: to.to_string(),
         size,
     })
