@@ -559,3 +559,34 @@ async fn the_listing_forms_upload_files_and_make_folders_for_writers_only() {
     let refused = curl(&["-u", "ro:ro-token", "-d", "folder=x"], &http.url("/")).await;
     assert_eq!(refused.status, 403);
 }
+
+#[tokio::test]
+async fn webdav_speaks_classes_1_and_2_and_refuses_an_infinite_propfind() {
+    let http = Http::open().await;
+    seed(&http.root, "docs/a.txt", b"a");
+    let options = curl(&["-X", "OPTIONS"], &http.url("/")).await;
+    assert_eq!(options.header("dav").as_deref(), Some("1, 2"));
+    assert!(options.header("allow").expect("allow").contains("PROPFIND"));
+
+    let one = curl(&["-X", "PROPFIND", "-H", "Depth: 1"], &http.url("/docs/")).await;
+    assert_eq!(one.status, 207, "{}", one.text());
+    assert!(
+        one.text().contains("<D:href>/docs/a.txt</D:href>"),
+        "{}",
+        one.text()
+    );
+    assert!(
+        one.text().contains("<D:getcontentlength>1<"),
+        "{}",
+        one.text()
+    );
+    for depth in [&["-H", "Depth: infinity"][..], &[]] {
+        let all = curl(&[&["-X", "PROPFIND"], depth].concat(), &http.url("/docs/")).await;
+        assert_eq!(all.status, 403, "{}", all.text());
+        assert!(
+            all.text().contains("propfind-finite-depth"),
+            "{}",
+            all.text()
+        );
+    }
+}

@@ -7,10 +7,13 @@
 //! section of docs/files.md for what it speaks and what it refuses.
 
 mod conditional;
+mod dav;
 mod form;
 mod listing;
 mod live;
+mod methods;
 mod url;
+mod xml;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -100,6 +103,8 @@ struct Face {
     connections: AtomicU64,
     /// Cancelled when the face stops: ends the event streams.
     stop: CancellationToken,
+    /// WebDAV's dead properties and locks.
+    dav: dav::Store,
 }
 
 /// Serves HTTP on `listener` until `stop` is cancelled, then lets each
@@ -118,6 +123,7 @@ pub async fn serve(
         public: parse_all(&config.public, "http_public").unwrap_or_default(),
         connections: AtomicU64::new(CONNECTION_BASE),
         stop: stop.clone(),
+        dav: dav::Store::default(),
     });
     let slots = Arc::new(Semaphore::new(frame.max_connections));
     let drain = frame.drain_timeout;
@@ -262,7 +268,7 @@ fn credentials(headers: &HeaderMap) -> Option<(Option<String>, String)> {
 
 /// Whether a method only reads.
 fn reads(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) || method.as_str() == "PROPFIND"
 }
 
 /// The host and port of an `Origin` (`scheme://host[:port]`).
@@ -382,12 +388,16 @@ impl Face {
             Method::DELETE => self.delete(&request, &who, target).await,
             Method::POST => self.post(request, who, target, connection).await,
             Method::OPTIONS => Ok(options()),
-            ref m if m.as_str() == "MKCOL" => self.mkcol(request, &who, target).await,
-            _ => {
-                let mut response = answer(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-                response.headers_mut().insert(ALLOW, allowed());
-                Ok(response)
-            }
+            ref m => match m.as_str() {
+                "MKCOL" => self.mkcol(request, &who, target).await,
+                "PROPFIND" => self.propfind(request, &who, target).await,
+                "PROPPATCH" => self.proppatch(request, &who, target).await,
+                "COPY" => self.transfer(request, &who, target, false).await,
+                "MOVE" => self.transfer(request, &who, target, true).await,
+                "LOCK" => self.lock(request, &who, target, connection).await,
+                "UNLOCK" => self.unlock(request.headers(), &who, target),
+                _ => Ok(not_allowed()),
+            },
         }
     }
 
@@ -621,6 +631,10 @@ impl Face {
     ) -> Result<Response<Body>, Error> {
         let path = target.path;
         let current = self.current(&path).await?;
+        let changes = self.may_change(request.headers(), &path, false, current.is_none());
+        if let Some(refusal) = changes.await? {
+            return Ok(refusal);
+        }
         match conditional::evaluate(request.headers(), current.as_ref(), false) {
             Decision::Proceed => {}
             _ => {
@@ -743,7 +757,14 @@ impl Face {
                 ));
             }
         }
+        if let Some(refusal) = self
+            .may_change(request.headers(), &target.path, true, true)
+            .await?
+        {
+            return Ok(refusal);
+        }
         remove_path(&self.state, who, &target.path.to_string(), true).await?;
+        self.dav.forget(&target.path);
         Ok(status_only(StatusCode::NO_CONTENT))
     }
 
@@ -770,6 +791,12 @@ impl Face {
         }
         if target.path.is_root() {
             return Ok(answer(StatusCode::METHOD_NOT_ALLOWED, "the root exists"));
+        }
+        if let Some(refusal) = self
+            .may_change(request.headers(), &target.path, false, true)
+            .await?
+        {
+            return Ok(refusal);
         }
         match make_dir(&self.state, who, &target.path.to_string(), false).await {
             Ok(()) => Ok(status_only(StatusCode::CREATED)),
@@ -858,12 +885,26 @@ fn redirect(location: &str) -> Response<Body> {
 }
 
 fn allowed() -> HeaderValue {
-    HeaderValue::from_static("OPTIONS, GET, HEAD, POST, PUT, DELETE, MKCOL")
+    HeaderValue::from_static(
+        "OPTIONS, GET, HEAD, POST, PUT, DELETE, MKCOL, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK",
+    )
+}
+
+fn not_allowed() -> Response<Body> {
+    let mut response = answer(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    response.headers_mut().insert(ALLOW, allowed());
+    response
 }
 
 fn options() -> Response<Body> {
     let mut response = status_only(StatusCode::OK);
     response.headers_mut().insert(ALLOW, allowed());
+    response
+        .headers_mut()
+        .insert("dav", HeaderValue::from_static("1, 2"));
+    response
+        .headers_mut()
+        .insert("ms-author-via", HeaderValue::from_static("DAV"));
     response
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
