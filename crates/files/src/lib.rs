@@ -244,6 +244,9 @@ mod tests {
         max_upload_bytes = 10_737_418_240
         max_transfers_per_connection = 4
         keep_partial_hours = 48
+        http_listen = "0.0.0.0:8080"
+        http_sites = ["intranet"]
+        http_public = ["intranet"]
 
         [[users]]
         name = "ann"
@@ -281,6 +284,7 @@ mod tests {
         let file = backroom_daemon::parse_config::<FileConfig>(SAMPLE).expect("parses");
         assert_eq!(file.common.users.len(), 2);
         let file = file.own;
+        assert_eq!(file.http_listen.as_deref(), Some("0.0.0.0:8080"));
         assert_eq!(
             file.root.as_deref(),
             Some(std::path::Path::new("/srv/backroom/files"))
@@ -289,6 +293,7 @@ mod tests {
         file.apply(&mut config).expect("applies");
         assert_eq!(config.limits.max_upload_bytes, Some(10 << 30));
         assert_eq!(config.limits.keep_partial, Duration::from_secs(48 * 3600));
+        assert_eq!(config.http.sites, ["intranet"]);
         let bob = Identity {
             user: "bob".into(),
             role: Role::ReadWrite,
