@@ -590,3 +590,53 @@ async fn webdav_speaks_classes_1_and_2_and_refuses_an_infinite_propfind() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_request_head_over_the_limit_is_refused_and_the_server_serves_on() {
+    let http = Http::open().await;
+    seed(&http.root, "a.txt", b"a");
+    let huge = format!("X-Filler: {}", "x".repeat(100 * 1024));
+    let refused = curl(&["-H", &huge], &http.url("/a.txt")).await;
+    assert_eq!(refused.status, 431);
+    let next = curl(&[], &http.url("/a.txt")).await;
+    assert_eq!((next.status, next.text().as_str()), (200, "a"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_head_that_never_ends_is_cut_off_at_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prepared = backroom_files::prepare(backroom_files::Config::new(dir.path()))
+        .await
+        .expect("prepared");
+    let frame = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let web = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = web.local_addr().expect("addr");
+    tokio::spawn(prepared.serve_with_http(frame, Some(web), std::future::pending()));
+
+    let mut slow = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .expect("the head's start");
+    let began = tokio::time::Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(120), slow.read_to_end(&mut rest))
+        .await
+        .expect("the server closes the connection")
+        .expect("read");
+    assert!(
+        began.elapsed() >= Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    // hyper alone would wait 30 s; the face allows 10.
+    assert!(
+        began.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        began.elapsed()
+    );
+}
