@@ -640,3 +640,97 @@ async fn a_request_head_that_never_ends_is_cut_off_at_the_header_timeout() {
         began.elapsed()
     );
 }
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits until `done` holds for the names in `dir`: the server acts on a
+/// cut connection in its own time. Fails after a generous bound.
+async fn until_names(dir: &Path, done: impl Fn(&[String]) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let names = names_in(dir);
+        if done(&names) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{names:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_put_cut_off_midway_leaves_neither_the_target_nor_a_temp_file() {
+    use tokio::io::AsyncWriteExt;
+    let http = Http::open().await;
+    seed(&http.root, "kept.txt", b"the old content");
+    for path in ["/kept.txt", "/new.bin"] {
+        let mut cut = tokio::net::TcpStream::connect(http.daemon.addr("http"))
+            .await
+            .expect("connect");
+        let head = format!("PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n");
+        cut.write_all(head.as_bytes()).await.expect("head");
+        cut.write_all(&[7; 300_000])
+            .await
+            .expect("part of the body");
+        // The upload is under way once its temp file exists.
+        until_names(&http.root, |names| {
+            names.iter().any(|n| n.starts_with(".backroom-tmp-"))
+        })
+        .await;
+        drop(cut);
+        until_names(&http.root, |names| names == ["kept.txt"]).await;
+    }
+    let kept = std::fs::read(http.root.join("kept.txt")).expect("kept");
+    assert_eq!(kept, b"the old content");
+}
+
+/// Starts the binary with HTTP over an existing root.
+async fn start_over(root: &Path) -> Daemon {
+    let mut files = Command::new(env!("CARGO_BIN_EXE_backroom-files"));
+    files
+        .arg("--root")
+        .arg(root)
+        .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn");
+    Daemon::start(files, &["files", "http"]).await
+}
+
+#[tokio::test]
+async fn sigkill_mid_put_leaves_the_target_as_it_was_after_a_restart() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("root");
+    seed(&root, "report.txt", b"version 1");
+    let daemon = start_over(&root).await;
+    let mut put = tokio::net::TcpStream::connect(daemon.addr("http"))
+        .await
+        .expect("connect");
+    put.write_all(b"PUT /report.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        .await
+        .expect("head");
+    put.write_all(&[2; 300_000])
+        .await
+        .expect("part of version 2");
+    until_names(&root, |names| {
+        names.iter().any(|n| n.starts_with(".backroom-tmp-"))
+    })
+    .await;
+    daemon.kill().await;
+
+    let daemon = start_over(&root).await;
+    assert_eq!(
+        names_in(&root),
+        ["report.txt"],
+        "the restart swept the temp file"
+    );
+    let url = format!("http://{}/report.txt", daemon.addr("http"));
+    let get = curl(&[], &url).await;
+    assert_eq!((get.status, get.text().as_str()), (200, "version 1"));
+}
