@@ -734,3 +734,33 @@ async fn sigkill_mid_put_leaves_the_target_as_it_was_after_a_restart() {
     let get = curl(&[], &url).await;
     assert_eq!((get.status, get.text().as_str()), (200, "version 1"));
 }
+
+#[tokio::test]
+async fn with_the_servers_certificate_the_face_speaks_https() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let identity = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, identity.cert.pem()).expect("cert.pem");
+    std::fs::write(&key, identity.signing_key.serialize_pem()).expect("key.pem");
+    let http = Http::start(&format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ))
+    .await;
+    seed(&http.root, "secret.txt", b"over tls");
+    let port = http
+        .daemon
+        .addr("http")
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_owned();
+    let url = format!("https://localhost:{port}/secret.txt");
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let cacert = cert.to_str().expect("utf-8");
+    let get = curl(&["--resolve", &resolve, "--cacert", cacert], &url).await;
+    assert_eq!((get.status, get.text().as_str()), (200, "over tls"));
+    let plain = curl(&[], &format!("http://127.0.0.1:{port}/secret.txt")).await;
+    assert_ne!(plain.status, 200, "plain HTTP gets nothing");
+}

@@ -41,6 +41,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -127,6 +128,10 @@ pub async fn serve(
     });
     let slots = Arc::new(Semaphore::new(frame.max_connections));
     let drain = frame.drain_timeout;
+    let handshake = frame.handshake_timeout;
+    // With the server's certificate, this port speaks HTTPS, as the frame
+    // port speaks TLS: tokens never cross the network in the clear.
+    let tls = frame.tls.clone().map(TlsAcceptor::from);
     let tracker = TaskTracker::new();
     loop {
         let permit = tokio::select! {
@@ -150,10 +155,21 @@ pub async fn serve(
         };
         let face = face.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         tracker.spawn(async move {
             // The connection's slot, given back when it ends.
             let _permit = permit;
-            serve_connection(face, stream, peer, stop, drain).await;
+            let Some(tls) = tls else {
+                serve_connection(face, TokioIo::new(stream), peer, stop, drain).await;
+                return;
+            };
+            match tokio::time::timeout(handshake, tls.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    serve_connection(face, TokioIo::new(stream), peer, stop, drain).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "http: TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "http: TLS handshake timed out"),
+            }
         });
     }
     drop(listener);
@@ -161,13 +177,17 @@ pub async fn serve(
     tracker.wait().await;
 }
 
-async fn serve_connection(
+/// Serves HTTP/1.1 on one connection, plain or TLS, until it closes or the
+/// face stops.
+async fn serve_connection<I>(
     face: Arc<Face>,
-    stream: tokio::net::TcpStream,
+    io: I,
     peer: SocketAddr,
     stop: CancellationToken,
     drain: Duration,
-) {
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let connection = face.connections.fetch_add(1, Ordering::Relaxed);
     let service = service_fn(move |request| {
         let face = face.clone();
@@ -177,7 +197,7 @@ async fn serve_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .max_header_size(MAX_HEAD_BYTES)
-        .serve_connection(TokioIo::new(stream), service);
+        .serve_connection(io, service);
     tokio::pin!(conn);
     let served = tokio::select! {
         served = conn.as_mut() => served,
