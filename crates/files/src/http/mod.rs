@@ -146,7 +146,13 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
+            // A response's head and body go out in separate writes: without
+            // NODELAY, Nagle's algorithm holds the body for the peer's
+            // delayed ACK, some 40 ms a request.
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                (stream, peer)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "http: accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -328,12 +334,50 @@ impl Query {
     }
 }
 
-/// A file found for a GET: its handle, size and validators.
+/// A file found for a GET: its handle, size and validators, and its
+/// contents when it is small.
 struct Found {
     file: cap_std::fs::File,
     size: u64,
     validators: Validators,
     path: RelPath,
+    small: Option<Bytes>,
+}
+
+/// What a GET names.
+enum Looked {
+    File(Found),
+    Dir { index: bool },
+}
+
+/// Files up to this size are read whole when opened and sent in one piece:
+/// a small GET then costs one trip to a blocking thread, not three.
+const SMALL_FILE: u64 = 64 * 1024;
+
+/// Opens a file for a GET. Blocking.
+fn open_found(state: &State, path: RelPath) -> Result<Found, Error> {
+    use std::io::Read;
+    let (mut file, meta) = ops::open_file(&state.root, &path)?;
+    let size = meta.len();
+    let ino = cap_std::fs::MetadataExt::ino(&meta);
+    let validators = Validators::new(ino, size, ops::modified_ms(&meta));
+    let small = if size <= SMALL_FILE {
+        let mut whole = Vec::with_capacity(size as usize);
+        file.read_to_end(&mut whole)
+            .map_err(|e| crate::paths::fs_error(e, &path))?;
+        // A file that grew since the stat is sent as it was then.
+        whole.truncate(size as usize);
+        Some(Bytes::from(whole))
+    } else {
+        None
+    };
+    Ok(Found {
+        file,
+        size,
+        validators,
+        path,
+        small,
+    })
 }
 
 impl Face {
@@ -432,35 +476,43 @@ impl Face {
         let path = checked(&self.state, who, &target.path.to_string(), Access::Read)?;
         let state = self.state.clone();
         let at = path.clone();
-        let kind = blocking(move || {
+        // One trip to a blocking thread finds what the path is and, for a
+        // file, opens it (and reads it whole if it is small).
+        let looked = blocking(move || {
             let meta = state
                 .root
                 .metadata(at.as_fs())
                 .map_err(|e| crate::paths::fs_error(e, &at))?;
-            let index = meta.is_dir()
-                && state
-                    .root
-                    .metadata(at.join(listing::INDEX).as_fs())
-                    .is_ok_and(|m| m.is_file());
-            Ok((meta.is_dir(), index))
+            if !meta.is_dir() {
+                return Ok(Looked::File(open_found(&state, at)?));
+            }
+            let index = state
+                .root
+                .metadata(at.join(listing::INDEX).as_fs())
+                .is_ok_and(|m| m.is_file());
+            Ok(Looked::Dir { index })
         })
         .await?;
         let head = request.method() == Method::HEAD;
-        if kind.0 && (query.events || query.changes) {
+        let index = match looked {
+            Looked::File(found) => {
+                return self
+                    .send_file(request.headers(), found, head, connection)
+                    .await;
+            }
+            Looked::Dir { index } => index,
+        };
+        if query.events || query.changes {
             return self.live(request, who, path, query).await;
         }
-        match kind {
-            (false, _) => {
-                self.send_file(request.headers(), path, head, connection)
+        match index {
+            _ if !target.slash => Ok(redirect(&url::encode(&path, true))),
+            true if !query.json => {
+                let found = self.open(&path.join(listing::INDEX)).await?;
+                self.send_file(request.headers(), found, head, connection)
                     .await
             }
-            (true, _) if !target.slash => Ok(redirect(&url::encode(&path, true))),
-            (true, true) if !query.json => {
-                let index = path.join(listing::INDEX);
-                self.send_file(request.headers(), index, head, connection)
-                    .await
-            }
-            (true, _) => {
+            _ => {
                 let page = listing::Page {
                     sort: listing::Sort::parse(query.sort.as_deref()),
                     descending: query.descending,
@@ -530,19 +582,7 @@ impl Face {
 
     async fn open(&self, path: &RelPath) -> Result<Found, Error> {
         let (state, path) = (self.state.clone(), path.clone());
-        blocking(move || {
-            let (file, meta) = ops::open_file(&state.root, &path)?;
-            let size = meta.len();
-            let ino = cap_std::fs::MetadataExt::ino(&meta);
-            let validators = Validators::new(ino, size, ops::modified_ms(&meta));
-            Ok(Found {
-                file,
-                size,
-                validators,
-                path,
-            })
-        })
-        .await
+        blocking(move || open_found(&state, path)).await
     }
 
     /// The validators of a file, `None` if there is none at `path`.
@@ -557,11 +597,11 @@ impl Face {
     async fn send_file(
         &self,
         headers: &HeaderMap,
-        path: RelPath,
+        found: Found,
         head: bool,
         connection: u64,
     ) -> Result<Response<Body>, Error> {
-        let found = self.open(&path).await?;
+        let path = found.path.clone();
         let mut response = Response::new(empty());
         let out = response.headers_mut();
         out.insert(ETAG, header_value(&found.validators.etag)?);
@@ -610,6 +650,12 @@ impl Face {
             .headers_mut()
             .insert(CONTENT_LENGTH, HeaderValue::from(length));
         if head || length == 0 {
+            return Ok(response);
+        }
+        if let Some(whole) = found.small {
+            let end = usize::try_from(start + length).unwrap_or(whole.len());
+            let start = usize::try_from(start).unwrap_or(0);
+            *response.body_mut() = full(whole.slice(start..end.min(whole.len())));
             return Ok(response);
         }
         let slot = Slot::take(&self.state, connection)?;
