@@ -170,13 +170,41 @@ async fn mkdir(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
     let path = checked(state, &call.identity, &args.path, Access::Write)?;
     let worker = state.clone();
     let target = path.clone();
-    state.hub.expect(&path.to_string(), None, false);
-    blocking(move || ops::mkdir(&worker.root, &target, args.parents)).await?;
+    let made = blocking(move || {
+        let made = if args.parents {
+            missing_dirs(&worker.root, &target)
+        } else {
+            vec![target.clone()]
+        };
+        for dir in &made {
+            worker.hub.expect(&dir.to_string(), None, false);
+        }
+        ops::mkdir(&worker.root, &target, args.parents).map(|()| made)
+    })
+    .await?;
     tracing::info!(user = %call.identity.user, %path, "made a directory");
-    state
-        .hub
-        .publish(ChangeKind::Created, path.to_string(), None);
+    // Every folder made, parents first, is the server's change: its disk
+    // echo must not be reported as another program's.
+    for dir in made {
+        state
+            .hub
+            .publish(ChangeKind::Created, dir.to_string(), None);
+    }
     Reply::value(&())
+}
+
+/// The directories that `mkdir` with parents will make for `path`: the first
+/// missing component and every one below it, outermost first.
+fn missing_dirs(root: &Dir, path: &RelPath) -> Vec<RelPath> {
+    let mut prefix = RelPath::root();
+    let mut missing = Vec::new();
+    for name in path.components() {
+        prefix = prefix.join(name);
+        if !missing.is_empty() || root.symlink_metadata(prefix.as_fs()).is_err() {
+            missing.push(prefix.clone());
+        }
+    }
+    missing
 }
 
 async fn remove(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
