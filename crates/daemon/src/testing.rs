@@ -265,7 +265,8 @@ pub fn python_sketch() -> String {
 /// Runs the sketch with Debian's `/usr/bin/python3` and its `msgpack` module
 /// (the package `python3-msgpack`, which CI installs) against the daemon at
 /// `addr`, as `python3 sketch.py HOST PORT SERVICE`, and returns what it
-/// printed; fails if it fails.
+/// printed; fails if it fails, or if it did not see the daemon's version
+/// (every crate's, from the workspace) and the unknown-method error.
 pub async fn run_python_sketch(addr: &str, service: &str) -> String {
     use tokio::io::AsyncWriteExt;
 
@@ -295,5 +296,9 @@ pub async fn run_python_sketch(addr: &str, service: &str) -> String {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
+    let info = format!("info: {service} {}\n", env!("CARGO_PKG_VERSION"));
+    assert!(stdout.contains(&info), "{stdout}");
+    let unknown = "as expected: unknown_method: no method named \"no_such_method\"\n";
+    assert!(stdout.contains(unknown), "{stdout}");
     stdout
 }

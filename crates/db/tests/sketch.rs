@@ -14,17 +14,8 @@ async fn the_python_sketch_queries_with_native_values() {
         .env("RUST_LOG", "warn");
     let daemon = Daemon::start(db, &["db"]).await;
     let printed = run_python_sketch(daemon.addr("db"), "db").await;
-    let version = env!("CARGO_PKG_VERSION");
-    assert!(
-        printed.contains(&format!("info: db {version}\n")),
-        "{printed}"
-    );
     assert!(
         printed.contains("row: [1, 'a', None, b'\\x00', 1.5]\n"),
-        "{printed}"
-    );
-    assert!(
-        printed.contains("as expected: unknown_method: no method named \"no_such_method\"\n"),
         "{printed}"
     );
 }

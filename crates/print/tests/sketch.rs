@@ -19,14 +19,5 @@ async fn the_python_sketch_submits_a_job() {
         .env("RUST_LOG", "warn");
     let daemon = Daemon::start(print, &["print"]).await;
     let printed = run_python_sketch(daemon.addr("print"), "print").await;
-    let version = env!("CARGO_PKG_VERSION");
-    assert!(
-        printed.contains(&format!("info: print {version}\n")),
-        "{printed}"
-    );
     assert!(printed.contains("job: 1 memo 6 bytes\n"), "{printed}");
-    assert!(
-        printed.contains("as expected: unknown_method: no method named \"no_such_method\"\n"),
-        "{printed}"
-    );
 }
