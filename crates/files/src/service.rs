@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use backroom_api::files::{
-    ChangeKind, ChecksumArgs, DEFAULT_PAGE, FindArgs, ListArgs, METHOD_ABORT_UPLOAD,
-    METHOD_UPLOADS, MkdirArgs, MoveArgs, PathArgs, RemoveArgs, Uploads, Watching, Written,
+    ChangeKind, ChecksumArgs, DEFAULT_PAGE, FindArgs, ListArgs, MkdirArgs, MoveArgs, PathArgs,
+    RemoveArgs, Uploads, Watching, Written, method,
 };
 use backroom_frame::Error;
 use backroom_frame::auth::Identity;
@@ -100,21 +100,21 @@ impl Service for FilesService {
     async fn call(&self, call: Call) -> Result<Reply, Error> {
         let state = &self.0;
         match call.method.as_str() {
-            "list" => list(state, &call).await,
-            "stat" => stat(state, &call).await,
-            "read" => transfer::read(state, &call).await,
-            "write" => transfer::write(state, call).await,
-            "upload_status" => transfer::upload_status(state, &call).await,
-            METHOD_UPLOADS => uploads(state, &call).await,
-            METHOD_ABORT_UPLOAD => transfer::abort_upload(state, &call).await,
-            "mkdir" => mkdir(state, &call).await,
-            "remove" => remove(state, &call).await,
-            "rename" | "move" => rename(state, &call).await,
-            "copy" => copy(state, &call).await,
-            "checksum" => checksum(state, &call).await,
-            "find" => find(state, &call).await,
-            "du" => du(state, &call).await,
-            "watch" => watch(state, &call).await,
+            method::LIST => list(state, &call).await,
+            method::STAT => stat(state, &call).await,
+            method::READ => transfer::read(state, &call).await,
+            method::WRITE => transfer::write(state, call).await,
+            method::UPLOAD_STATUS => transfer::upload_status(state, &call).await,
+            method::UPLOADS => uploads(state, &call).await,
+            method::ABORT_UPLOAD => transfer::abort_upload(state, &call).await,
+            method::MKDIR => mkdir(state, &call).await,
+            method::REMOVE => remove(state, &call).await,
+            method::RENAME | method::MOVE => rename(state, &call).await,
+            method::COPY => copy(state, &call).await,
+            method::CHECKSUM => checksum(state, &call).await,
+            method::FIND => find(state, &call).await,
+            method::DU => du(state, &call).await,
+            method::WATCH => watch(state, &call).await,
             other => Err(Error::unknown_method(other)),
         }
     }
@@ -181,13 +181,41 @@ pub async fn make_dir(
     let path = checked(state, who, raw, Access::Write)?;
     let worker = state.clone();
     let target = path.clone();
-    state.hub.expect(&path.to_string(), None, false);
-    blocking(move || ops::mkdir(&worker.root, &target, parents)).await?;
+    let made = blocking(move || {
+        let made = if parents {
+            missing_dirs(&worker.root, &target)
+        } else {
+            vec![target.clone()]
+        };
+        for dir in &made {
+            worker.hub.expect(&dir.to_string(), None, false);
+        }
+        ops::mkdir(&worker.root, &target, parents).map(|()| made)
+    })
+    .await?;
     tracing::info!(user = %who.user, %path, "made a directory");
-    state
-        .hub
-        .publish(ChangeKind::Created, path.to_string(), None);
+    // Every folder made, parents first, is the server's change: its disk
+    // echo must not be reported as another program's.
+    for dir in made {
+        state
+            .hub
+            .publish(ChangeKind::Created, dir.to_string(), None);
+    }
     Ok(())
+}
+
+/// The directories that `mkdir` with parents will make for `path`: the first
+/// missing component and every one below it, outermost first.
+fn missing_dirs(root: &Dir, path: &RelPath) -> Vec<RelPath> {
+    let mut prefix = RelPath::root();
+    let mut missing = Vec::new();
+    for name in path.components() {
+        prefix = prefix.join(name);
+        if !missing.is_empty() || root.symlink_metadata(prefix.as_fs()).is_err() {
+            missing.push(prefix.clone());
+        }
+    }
+    missing
 }
 
 async fn remove(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
