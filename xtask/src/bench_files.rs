@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::bench::{self, Options};
+use crate::bench_proxy::{Http, WRK_CONNECTIONS, WRK_HINT, run_wrk};
 use crate::json::{self, Value};
 use crate::proc::{self, Guard};
 
@@ -26,6 +27,22 @@ const VSFTPD_HINT: &str = "vsftpd is missing: apt-get install -y vsftpd";
 const CURL_HINT: &str = "curl is missing: apt-get install -y curl";
 
 const FILE_NAME: &str = "big.bin";
+/// The small file of the requests-per-second run.
+const SMALL_NAME: &str = "small.bin";
+/// Aims of the HTTP face against nginx: the same for a big GET, and at
+/// least this share of its requests per second for small ones.
+const HTTP_GET_AIM: f64 = 1.0;
+const HTTP_RPS_AIM: f64 = 0.7;
+
+/// 4 KiB that every server serves for the requests-per-second run.
+fn small_file() -> Vec<u8> {
+    (0..4096u32).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// How long each wrk run of small GETs lasts.
+fn wrk_length(options: &Options) -> Duration {
+    Duration::from_secs(if options.quick { 3 } else { 5 })
+}
 
 pub fn files(options: &Options) -> Result<(), String> {
     let started = Instant::now();
@@ -69,6 +86,21 @@ pub fn files(options: &Options) -> Result<(), String> {
                     }
                 }
             }
+        }
+        eprintln!("run {} of {runs}: HTTP GET and PUT...", run + 1);
+        best.http_download = best.http_download.max(ours.http_get(&setup, Sink::File)?);
+        best.http_upload = best.http_upload.max(ours.http_put(&setup, run)?);
+        if proc::installed("wrk") {
+            eprintln!("run {} of {runs}: 4 KiB GETs with wrk...", run + 1);
+            let length = wrk_length(options);
+            let mine = run_wrk(&ours.small_url(), None, length)?;
+            best.http_small = Some(faster(best.http_small, mine));
+            if let Some(server) = &nginx {
+                let theirs = run_wrk(&server.small_url, None, length)?;
+                best.nginx_small = Some(faster(best.nginx_small, theirs));
+            }
+        } else if run == 0 {
+            notes.push(WRK_HINT.to_owned());
         }
         eprintln!("run {} of {runs}: uploads...", run + 1);
         best.upload = best.upload.max(ours.put(&setup, run)?);
@@ -126,6 +158,14 @@ struct Best {
     /// `dd conv=fsync` into the scratch folder: a durable write's reference
     /// on this disk.
     disk: Option<f64>,
+    /// The HTTP face: a GET of the test file with curl, into a file.
+    http_download: f64,
+    /// The HTTP face: a PUT of the test file with curl.
+    http_upload: f64,
+    /// 4 KiB GETs with wrk, from the HTTP face and from nginx: the run with
+    /// the most requests per second of each.
+    http_small: Option<Http>,
+    nginx_small: Option<Http>,
 }
 
 /// Where a download goes: a file, as people use it, or /dev/null, which
@@ -152,6 +192,14 @@ impl Sink {
         }
     }
 }
+/// The wrk run with more requests per second.
+fn faster(best: Option<Http>, run: Http) -> Http {
+    match best {
+        Some(best) if best.rps >= run.rps => best,
+        _ => run,
+    }
+}
+
 fn keep<T>(result: Result<T, String>, notes: &mut Vec<String>) -> Option<T> {
     result.map_err(|e| notes.push(e)).ok()
 }
@@ -314,6 +362,8 @@ fn build() -> Result<Binaries, String> {
 struct OurServer {
     server: Guard,
     addr: String,
+    /// The HTTP face's address.
+    http: String,
     root: PathBuf,
     cli: PathBuf,
     config_home: PathBuf,
@@ -324,10 +374,13 @@ impl OurServer {
         let root = setup.scratch.join("files-root");
         std::fs::create_dir_all(&root).map_err(|e| format!("cannot create the root: {e}"))?;
         link_or_copy(setup.source, &root.join(FILE_NAME))?;
-        let (server, addr) = start_our_server(&bins.server, &root)?;
+        std::fs::write(root.join(SMALL_NAME), small_file())
+            .map_err(|e| format!("cannot write the small file: {e}"))?;
+        let (server, addr, http) = start_our_server(&bins.server, &root)?;
         Ok(OurServer {
             server,
             addr,
+            http,
             root,
             cli: bins.cli.clone(),
             config_home: setup.scratch.join("config"),
@@ -369,6 +422,44 @@ impl OurServer {
     }
 }
 
+impl OurServer {
+    /// A GET of the test file from the HTTP face with curl, as nginx's.
+    fn http_get(&self, setup: &Setup, sink: Sink) -> Result<f64, String> {
+        let (local, check) = sink.target(setup.scratch, "down-http.bin");
+        let url = format!("http://{}/{FILE_NAME}", self.http);
+        let took = timed(
+            "curl",
+            Command::new("curl")
+                .args(["-sS", "--fail", "-o"])
+                .arg(&local)
+                .arg(&url),
+        )?;
+        if check {
+            check_and_remove(&local, setup.size)?;
+        }
+        Ok(mib_s(setup.size, took))
+    }
+
+    /// A PUT of the test file to the HTTP face with curl.
+    fn http_put(&self, setup: &Setup, run: u32) -> Result<f64, String> {
+        let name = format!("up-http-{run}.bin");
+        let url = format!("http://{}/{name}", self.http);
+        let took = timed(
+            "curl -T",
+            Command::new("curl")
+                .args(["-sS", "--fail", "-o", "/dev/null", "-T"])
+                .arg(setup.source)
+                .arg(&url),
+        )?;
+        check_and_remove(&self.root.join(&name), setup.size)?;
+        Ok(mib_s(setup.size, took))
+    }
+
+    fn small_url(&self) -> String {
+        format!("http://{}/{SMALL_NAME}", self.http)
+    }
+}
+
 /// A hard link where the file system allows one, else a copy: every server
 /// then serves the very same bytes, hot in the page cache.
 fn link_or_copy(from: &Path, to: &Path) -> Result<(), String> {
@@ -382,19 +473,22 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), String> {
 
 /// Starts `backroom-files` on a port of its choosing and reads which one
 /// from its readiness line.
-fn start_our_server(bin: &Path, root: &Path) -> Result<(Guard, String), String> {
-    Guard::spawn_announced(
+/// Starts `backroom-files` with its HTTP face, on ports of its choosing,
+/// and reads which from its readiness lines: the frame port, then HTTP.
+fn start_our_server(bin: &Path, root: &Path) -> Result<(Guard, String, String), String> {
+    let (server, addrs) = Guard::spawn_listening(
         "backroom-files",
         Command::new(bin)
             .arg("--root")
             .arg(root)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .env_remove("BACKROOM_TOKEN")
             .stdin(Stdio::null())
             .stderr(Stdio::null()),
-        "listening files ",
+        &["files", "http"],
         Duration::from_secs(30),
-    )
+    )?;
+    Ok((server, addrs[0].to_string(), addrs[1].to_string()))
 }
 
 // ----------------------------------------------------------------- nginx
@@ -403,6 +497,7 @@ fn start_our_server(bin: &Path, root: &Path) -> Result<(Guard, String), String> 
 struct Nginx {
     server: Guard,
     url: String,
+    small_url: String,
 }
 
 impl Nginx {
@@ -418,6 +513,8 @@ impl Nginx {
         std::fs::create_dir_all(&www)
             .map_err(|e| format!("cannot create {}: {e}", www.display()))?;
         link_or_copy(setup.source, &www.join(FILE_NAME))?;
+        std::fs::write(www.join(SMALL_NAME), small_file())
+            .map_err(|e| format!("cannot write the small file: {e}"))?;
         let port = proc::free_port()?;
         // One process that serves: its memory is the server's, like ours.
         let conf = format!(
@@ -467,6 +564,7 @@ http {{
         Ok(Nginx {
             server,
             url: format!("http://127.0.0.1:{port}/{FILE_NAME}"),
+            small_url: format!("http://127.0.0.1:{port}/{SMALL_NAME}"),
         })
     }
 
@@ -677,6 +775,35 @@ fn print_table(options: &Options, report: &Report, took: Duration) {
         );
     }
     println!();
+    let http = ratio(best.http_download, best.nginx);
+    println!(
+        "HTTP GET (curl, to a file)  {:.1} MiB/s   nginx {}   ratio {}   aim {}",
+        best.http_download,
+        fmt_opt(best.nginx),
+        fmt_ratio(http),
+        verdict(http, HTTP_GET_AIM),
+    );
+    let rps = |h: Option<Http>| h.map(|h| h.rps);
+    let p99 =
+        |h: Option<Http>| h.map_or("-".to_owned(), |h| format!("{:.2} ms", h.p99_us / 1000.0));
+    let small = ratio(rps(best.http_small).unwrap_or(0.0), rps(best.nginx_small));
+    println!(
+        "HTTP 4 KiB GETs (wrk, {} connections)  {} req/s (p99 {})   nginx {} req/s (p99 {})   ratio {}   aim {}",
+        WRK_CONNECTIONS,
+        fmt_opt(rps(best.http_small)),
+        p99(best.http_small),
+        fmt_opt(rps(best.nginx_small)),
+        p99(best.nginx_small),
+        fmt_ratio(small),
+        verdict(small, HTTP_RPS_AIM),
+    );
+    println!(
+        "HTTP PUT (curl -T)  {:.1} MiB/s   beside our protocol's upload {:.1} MiB/s ({})",
+        best.http_upload,
+        best.upload,
+        fmt_ratio(ratio(best.http_upload, Some(best.upload))),
+    );
+    println!();
     println!(
         "disk      dd conv=fsync {} MiB/s (a durable write's reference); our upload {}",
         fmt_opt(best.disk),
@@ -727,6 +854,35 @@ fn summary(options: &Options, report: &Report) -> Value {
         ("iperf3_ratio", ratio(best.upload, report.iperf).into()),
         ("iperf3_aim", IPERF_AIM.into()),
     ]);
+    let wrk = |h: Option<Http>| {
+        json::object([
+            ("rps", h.map(|h| h.rps).into()),
+            ("p50_us", h.map(|h| h.p50_us).into()),
+            ("p99_us", h.map(|h| h.p99_us).into()),
+        ])
+    };
+    let http = json::object([
+        ("get_mib_s", best.http_download.into()),
+        ("get_nginx_mib_s", best.nginx.into()),
+        ("get_ratio", ratio(best.http_download, best.nginx).into()),
+        ("get_aim", HTTP_GET_AIM.into()),
+        ("small", wrk(best.http_small)),
+        ("small_nginx", wrk(best.nginx_small)),
+        (
+            "small_ratio",
+            ratio(
+                best.http_small.map_or(0.0, |h| h.rps),
+                best.nginx_small.map(|h| h.rps),
+            )
+            .into(),
+        ),
+        ("small_aim", HTTP_RPS_AIM.into()),
+        ("put_mib_s", best.http_upload.into()),
+        (
+            "put_frame_ratio",
+            ratio(best.http_upload, Some(best.upload)).into(),
+        ),
+    ]);
     let notes = report
         .notes
         .iter()
@@ -740,6 +896,7 @@ fn summary(options: &Options, report: &Report) -> Value {
         ("download", download),
         ("download_null", download_null),
         ("upload", upload),
+        ("http", http),
         ("iperf3_mib_s", report.iperf.into()),
         ("disk_fsync_mib_s", best.disk.into()),
         ("upload_disk_ratio", ratio(best.upload, best.disk).into()),

@@ -25,9 +25,9 @@ const DIRECT_AIM: f64 = 0.6;
 
 /// The same wrk settings on every path.
 const WRK_THREADS: u32 = 1;
-const WRK_CONNECTIONS: u32 = 50;
+pub const WRK_CONNECTIONS: u32 = 50;
 
-const WRK_HINT: &str = "wrk is missing: apt-get install -y wrk";
+pub const WRK_HINT: &str = "wrk is missing: apt-get install -y wrk";
 const TINYPROXY_HINT: &str = "tinyproxy is missing: apt-get install -y tinyproxy";
 const SQUID_HINT: &str = "squid is missing: apt-get install -y squid";
 
@@ -51,13 +51,13 @@ fn tunnel_bytes(options: &Options) -> u64 {
 
 /// Requests per second and latency percentiles of one wrk run.
 #[derive(Debug, Clone, Copy)]
-struct Http {
-    rps: f64,
-    p50_us: f64,
-    p99_us: f64,
+pub struct Http {
+    pub rps: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
     /// Non-2xx/3xx answers and connect, write and timeout errors: a path
     /// with errors is suspect.
-    errors: u64,
+    pub errors: u64,
     /// Connections the peer closed after an answer, which wrk counts as
     /// read errors: tinyproxy closes after every response (no keep-alive).
     closes: u64,
@@ -365,7 +365,7 @@ fn start_squid(dir: &Path, port: u16) -> Result<Guard, String> {
 
 // ---------------------------------------------------------------------- wrk
 
-fn run_wrk(url: &str, script: Option<&Path>, length: Duration) -> Result<Http, String> {
+pub fn run_wrk(url: &str, script: Option<&Path>, length: Duration) -> Result<Http, String> {
     let mut command = Command::new("wrk");
     command
         .args(["-t", &WRK_THREADS.to_string()])

@@ -214,6 +214,8 @@ pub struct Suite {
     pub backroom: PathBuf,
     pub origin: Origin,
     pub files: SocketAddr,
+    /// The file server's HTTP and WebDAV face, for browsers and mounts.
+    pub files_http: SocketAddr,
     pub print: SocketAddr,
     /// The print server's IPP face, for `lp -h` and desktops.
     pub ipp: SocketAddr,
@@ -269,7 +271,12 @@ impl Suite {
             addrs
         };
         let dir = |sub: &str| data.join(sub).display().to_string();
-        let files = start("files", &bins.files, &["--root", &dir("files")], &["files"])?;
+        let files = start(
+            "files",
+            &bins.files,
+            &["--root", &dir("files"), "--http", "127.0.0.1:0"],
+            &["files", "http"],
+        )?;
         let print = start(
             "print",
             &bins.print,
@@ -320,6 +327,7 @@ impl Suite {
             backroom: bins.backroom.clone(),
             origin,
             files: files[0],
+            files_http: files[1],
             print: print[0],
             ipp: print[1],
             db: db[0],
@@ -470,6 +478,8 @@ impl Suite {
         eprintln!(
             "\nthe backroom demo is running:\n  \
              files   {}\n  \
+             http    http://{}/   (files in a browser, or mounted over WebDAV; user\n          \
+             admin, the password is the token in {})\n  \
              print   {}   (printers laser and archive, class office)\n  \
              ipp     {}   (try: lp -h {} -U admin -d office FILE; the password is\n          \
              the token in {})\n  \
@@ -482,6 +492,8 @@ impl Suite {
              CLI     {} --config {} files ls shared\n\n\
              opening the dashboard; q quits it and stops the suite...",
             self.files,
+            self.files_http,
+            self.config.display(),
             self.print,
             self.ipp,
             self.ipp,

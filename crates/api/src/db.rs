@@ -11,6 +11,8 @@
 use backroom_frame::client::{Client, ClientConfig, Subscription, UploadCall};
 use backroom_frame::error::Error;
 use backroom_frame::stream::ByteStream;
+use std::collections::BTreeMap;
+
 use bytes::{Buf, BytesMut};
 use serde::{Deserialize, Serialize};
 
@@ -23,15 +25,56 @@ pub const DEFAULT_DB: &str = "main";
 /// The name of backroom-db's PostgreSQL face in its readiness line.
 pub const PG_FACE: &str = "pg";
 
-/// One SQLite value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// The method names of this service, written once for client and server.
+/// Each names its argument and answer types.
+pub mod method {
+    /// `ExecArgs` → `QueryResult`.
+    pub const QUERY: &str = "query";
+    /// `ExecArgs` → `QueryResult`.
+    pub const EXECUTE: &str = "execute";
+    /// `BatchArgs` → `[QueryResult]`.
+    pub const BATCH: &str = "batch";
+    /// `BeginArgs` → `TxInfo`.
+    pub const BEGIN: &str = "begin";
+    /// nothing → nil.
+    pub const COMMIT: &str = "commit";
+    /// nothing → nil.
+    pub const ROLLBACK: &str = "rollback";
+    /// `ExecArgs` → `Description`.
+    pub const DESCRIBE: &str = "describe";
+    /// `SchemaArgs` → `Schema`.
+    pub const SCHEMA: &str = "schema";
+    /// `ExecArgs` → head `CursorHead`, then pages of rows as a download.
+    pub const CURSOR: &str = "cursor";
+    /// `BlobArgs` → head `BlobInfo`, then the value's bytes as a download.
+    pub const BLOB_READ: &str = "blob_read";
+    /// `BlobArgs` and the value's bytes as an upload → `BlobInfo`.
+    pub const BLOB_WRITE: &str = "blob_write";
+    /// nothing → `[DatabaseInfo]`.
+    pub const LIST_DATABASES: &str = "list_databases";
+    /// `DatabaseArgs` → `DatabaseInfo`.
+    pub const CREATE_DATABASE: &str = "create_database";
+    /// `DatabaseArgs` → nil.
+    pub const DROP_DATABASE: &str = "drop_database";
+    /// `BackupArgs` → head `BackupInfo`, then the file as a download.
+    pub const BACKUP: &str = "backup";
+    /// `BackupArgs` → `BackupInfo`.
+    pub const BACKUP_TO_FILE: &str = "backup_to_file";
+    /// `WatchArgs` → head `WatchArgs` (with `db` filled in), then `FeedEvent`s.
+    pub const WATCH: &str = "watch";
+}
+
+/// One SQLite value. It travels as the plain MessagePack value of its type:
+/// NULL as nil, an integer as int, a real as float (NaN and the infinities
+/// included), text as str and a blob as bin. A decoder also takes a bool as
+/// the integer 0 or 1, since SQLite stores booleans that way.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Null,
     Integer(i64),
     Real(f64),
     Text(String),
-    Blob(#[serde(with = "blob")] Vec<u8>),
+    Blob(Vec<u8>),
 }
 
 impl From<i64> for Value {
@@ -64,54 +107,91 @@ impl From<Vec<u8>> for Value {
     }
 }
 
-/// Blobs travel as MessagePack `bin`, not as an array of small integers.
-mod blob {
-    use serde::{Deserializer, Serializer};
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => s.serialize_unit(),
+            Value::Integer(v) => s.serialize_i64(*v),
+            Value::Real(v) => s.serialize_f64(*v),
+            Value::Text(v) => s.serialize_str(v),
+            Value::Blob(v) => s.serialize_bytes(v),
+        }
+    }
+}
 
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(bytes)
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an SQLite value: nil, an integer, a float, a string or bytes")
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Vec<u8>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(v.to_vec())
-            }
-            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-                Ok(v)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Vec<u8>, A::Error> {
-                let mut out = Vec::new();
-                while let Some(b) = seq.next_element::<u8>()? {
-                    out.push(b);
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_byte_buf(Visitor)
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Integer(i64::from(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Integer(v))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+        i64::try_from(v).map(Value::Integer).map_err(|_| {
+            E::custom(format!(
+                "integer {v} is out of SQLite's 64-bit signed range"
+            ))
+        })
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Real(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Text(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Text(v))
+    }
+
+    fn visit_bytes<E>(self, v: &[u8]) -> Result<Value, E> {
+        Ok(Value::Blob(v.to_vec()))
+    }
+
+    fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Value, E> {
+        Ok(Value::Blob(v))
     }
 }
 
 /// One statement: SQL and its parameters.
 ///
 /// `params` bind by position: the first value to `?1` (or the first `?`),
-/// the second to `?2`, and so on. `named` bind by name; a name may be given
-/// with or without its `:`, `@` or `$` prefix.
+/// the second to `?2`, and so on. `named` bind by name: a map from name to
+/// value, where a name may be given with or without its `:`, `@` or `$`
+/// prefix.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Statement {
     pub sql: String,
     #[serde(default)]
     pub params: Vec<Value>,
     #[serde(default)]
-    pub named: Vec<(String, Value)>,
+    pub named: BTreeMap<String, Value>,
 }
 
 impl Statement {
@@ -130,7 +210,7 @@ impl Statement {
 
     /// Adds a named parameter.
     pub fn bind_named(mut self, name: impl Into<String>, value: impl Into<Value>) -> Statement {
-        self.named.push((name.into(), value.into()));
+        self.named.insert(name.into(), value.into());
         self
     }
 }
@@ -339,7 +419,7 @@ pub enum ChangeOp {
 
 /// One event of a change feed, sent only after its transaction committed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FeedEvent {
     Change {
         table: String,
@@ -355,11 +435,6 @@ pub enum FeedEvent {
 /// bytes per value. The page travels in the protocol's stream chunks, so a
 /// page larger than a frame is fine; only the client holds it whole.
 pub const MAX_CURSOR_PAGE: usize = 1 << 31;
-
-/// The method that streams one value's bytes.
-pub const BLOB_READ: &str = "blob_read";
-/// The method that writes one value from an upload.
-pub const BLOB_WRITE: &str = "blob_write";
 
 /// Arguments of `blob_read` and `blob_write`: one value, by its table,
 /// column and rowid, read or written in pieces with SQLite's incremental
@@ -472,12 +547,12 @@ impl DbClient {
     /// Runs a statement, read-only ones on a reader. Inside a transaction it
     /// runs in the transaction.
     pub async fn query(&self, args: &ExecArgs) -> Result<QueryResult, Error> {
-        self.client.request("query", args).await
+        self.client.request(method::QUERY, args).await
     }
 
     /// Runs a statement on the writer.
     pub async fn execute(&self, args: &ExecArgs) -> Result<QueryResult, Error> {
-        self.client.request("execute", args).await
+        self.client.request(method::EXECUTE, args).await
     }
 
     /// Runs `statement` on the default database with the default timeout.
@@ -499,32 +574,33 @@ impl DbClient {
     }
 
     pub async fn batch(&self, args: &BatchArgs) -> Result<Vec<QueryResult>, Error> {
-        self.client.request("batch", args).await
+        self.client.request(method::BATCH, args).await
     }
 
     pub async fn begin(&self, args: &BeginArgs) -> Result<TxInfo, Error> {
-        self.client.request("begin", args).await
+        self.client.request(method::BEGIN, args).await
     }
 
     pub async fn commit(&self) -> Result<(), Error> {
-        self.client.request("commit", &()).await
+        self.client.request(method::COMMIT, &()).await
     }
 
     pub async fn rollback(&self) -> Result<(), Error> {
-        self.client.request("rollback", &()).await
+        self.client.request(method::ROLLBACK, &()).await
     }
 
     pub async fn describe(&self, args: &ExecArgs) -> Result<Description, Error> {
-        self.client.request("describe", args).await
+        self.client.request(method::DESCRIBE, args).await
     }
 
     pub async fn schema(&self, args: &SchemaArgs) -> Result<Schema, Error> {
-        self.client.request("schema", args).await
+        self.client.request(method::SCHEMA, args).await
     }
 
     /// Streams a read-only statement's rows in pages.
     pub async fn cursor(&self, args: &ExecArgs) -> Result<Cursor, Error> {
-        let (head, stream): (CursorHead, ByteStream) = self.client.download("cursor", args).await?;
+        let (head, stream): (CursorHead, ByteStream) =
+            self.client.download(method::CURSOR, args).await?;
         Ok(Cursor {
             columns: head.columns,
             stream,
@@ -535,42 +611,42 @@ impl DbClient {
 
     /// Streams one value's bytes, however large.
     pub async fn blob_read(&self, args: &BlobArgs) -> Result<(BlobInfo, ByteStream), Error> {
-        self.client.download(BLOB_READ, args).await
+        self.client.download(method::BLOB_READ, args).await
     }
 
     /// Starts writing one value of `args.bytes` bytes: `send` them, then
     /// `finish::<BlobInfo>()`. The row must exist; the value is replaced.
     pub async fn blob_write(&self, args: &BlobArgs) -> Result<UploadCall, Error> {
-        self.client.upload(BLOB_WRITE, args).await
+        self.client.upload(method::BLOB_WRITE, args).await
     }
 
     pub async fn list_databases(&self) -> Result<Vec<DatabaseInfo>, Error> {
-        self.client.request("list_databases", &()).await
+        self.client.request(method::LIST_DATABASES, &()).await
     }
 
     pub async fn create_database(&self, name: &str) -> Result<DatabaseInfo, Error> {
         let args = DatabaseArgs { name: name.into() };
-        self.client.request("create_database", &args).await
+        self.client.request(method::CREATE_DATABASE, &args).await
     }
 
     pub async fn drop_database(&self, name: &str) -> Result<(), Error> {
         let args = DatabaseArgs { name: name.into() };
-        self.client.request("drop_database", &args).await
+        self.client.request(method::DROP_DATABASE, &args).await
     }
 
     /// Streams a consistent copy of a database file.
     pub async fn backup(&self, args: &BackupArgs) -> Result<(BackupInfo, ByteStream), Error> {
-        self.client.download("backup", args).await
+        self.client.download(method::BACKUP, args).await
     }
 
     /// Writes a consistent copy into the server's backup folder.
     pub async fn backup_to_file(&self, args: &BackupArgs) -> Result<BackupInfo, Error> {
-        self.client.request("backup_to_file", args).await
+        self.client.request(method::BACKUP_TO_FILE, args).await
     }
 
     /// Follows a table's committed inserts, updates and deletes.
     pub async fn watch(&self, args: &WatchArgs) -> Result<Subscription<FeedEvent>, Error> {
-        self.client.subscribe("watch", args).await
+        self.client.subscribe(method::WATCH, args).await
     }
 }
 
@@ -579,20 +655,62 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_round_trip_and_blobs_travel_as_bin() {
+    fn values_travel_as_plain_messagepack() {
         let values = vec![
             Value::Null,
+            Value::Integer(-1),
+            Value::Real(1.5),
+            Value::Text("a".into()),
+            Value::Blob(vec![0]),
+        ];
+        let body = backroom_frame::body::encode(&values);
+        // fixarray(5) nil -1 float64(1.5) "a" bin8(1) 00
+        assert_eq!(
+            &body[..],
+            b"\x95\xc0\xff\xcb\x3f\xf8\0\0\0\0\0\0\xa1a\xc4\x01\x00".as_slice()
+        );
+        let back: Vec<Value> = backroom_frame::body::decode(&body).expect("decodes");
+        assert_eq!(back, values);
+    }
+
+    #[test]
+    fn extreme_values_round_trip() {
+        let values = vec![
             Value::Integer(i64::MIN),
             Value::Integer(i64::MAX),
-            Value::Real(-0.5),
+            Value::Real(f64::INFINITY),
             Value::Text("zoë ✈".into()),
             Value::Blob(vec![0, 255, 7]),
         ];
         let body = backroom_frame::body::encode(&values);
         let back: Vec<Value> = backroom_frame::body::decode(&body).expect("decodes");
         assert_eq!(back, values);
-        let blob = backroom_frame::body::encode(&Value::Blob(vec![1, 2]));
-        // fixmap(1) "blob" bin8(2) 1 2
-        assert_eq!(&blob[..], b"\x81\xa4blob\xc4\x02\x01\x02".as_slice());
+        let nan = backroom_frame::body::encode(&Value::Real(f64::NAN));
+        let back: Value = backroom_frame::body::decode(&nan).expect("decodes");
+        assert!(matches!(back, Value::Real(r) if r.is_nan()), "{back:?}");
+    }
+
+    #[test]
+    fn an_integer_beyond_i64_is_refused() {
+        let body = backroom_frame::body::encode(&u64::MAX);
+        let err = backroom_frame::body::decode::<Value>(&body).unwrap_err();
+        assert!(err.message.contains("out of SQLite"), "{}", err.message);
+    }
+
+    #[test]
+    fn named_parameters_are_a_map() {
+        let statement = Statement::new("SELECT :a").bind_named(":a", 1);
+        let body = backroom_frame::body::encode(&statement.named);
+        assert_eq!(&body[..], b"\x81\xa2:a\x01".as_slice());
+    }
+
+    #[test]
+    fn feed_events_carry_their_kind_as_a_tag() {
+        let event = FeedEvent::Lagged { missed: 3 };
+        let body = backroom_frame::body::encode(&event);
+        assert_eq!(
+            &body[..],
+            b"\x82\xa4kind\xa6lagged\xa6missed\x03".as_slice()
+        );
     }
 }

@@ -16,10 +16,43 @@ pub const SERVICE: &str = "files";
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7701";
 /// How many entries `list` returns when the caller sets no limit.
 pub const DEFAULT_PAGE: u32 = 1000;
-/// The method that lists the caller's interrupted resumable uploads.
-pub const METHOD_UPLOADS: &str = "uploads";
-/// The method that aborts one of them, removing its bytes.
-pub const METHOD_ABORT_UPLOAD: &str = "abort_upload";
+
+/// The method names of this service, written once for client and server.
+/// Each names its argument and answer types.
+pub mod method {
+    /// `ListArgs` → `Listing`.
+    pub const LIST: &str = "list";
+    /// `PathArgs` → `Entry`.
+    pub const STAT: &str = "stat";
+    /// `ReadArgs` → head `ReadHead`, then the bytes as a download.
+    pub const READ: &str = "read";
+    /// `WriteArgs` and the bytes as an upload → `Written`.
+    pub const WRITE: &str = "write";
+    /// `UploadStatusArgs` → `UploadStatus`.
+    pub const UPLOAD_STATUS: &str = "upload_status";
+    /// nothing → `Uploads`.
+    pub const UPLOADS: &str = "uploads";
+    /// `AbortUploadArgs` → nil.
+    pub const ABORT_UPLOAD: &str = "abort_upload";
+    /// `MkdirArgs` → nil.
+    pub const MKDIR: &str = "mkdir";
+    /// `RemoveArgs` → nil.
+    pub const REMOVE: &str = "remove";
+    /// `MoveArgs` → nil.
+    pub const RENAME: &str = "rename";
+    /// `MoveArgs` → nil: an alias of `rename`.
+    pub const MOVE: &str = "move";
+    /// `MoveArgs` → `Written`.
+    pub const COPY: &str = "copy";
+    /// `ChecksumArgs` → `Checksum`.
+    pub const CHECKSUM: &str = "checksum";
+    /// `FindArgs` → `FindResult`.
+    pub const FIND: &str = "find";
+    /// `PathArgs` → `Usage`.
+    pub const DU: &str = "du";
+    /// `PathArgs` → head `Watching`, then `Change` events.
+    pub const WATCH: &str = "watch";
+}
 
 /// What a directory entry is. A symlink is reported as itself, not followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -405,16 +438,16 @@ impl FilesClient {
     }
 
     pub async fn list(&self, args: &ListArgs) -> Result<Listing, Error> {
-        self.client.request("list", args).await
+        self.client.request(method::LIST, args).await
     }
 
     pub async fn stat(&self, path: &str) -> Result<Entry, Error> {
-        self.client.request("stat", &path_args(path)).await
+        self.client.request(method::STAT, &path_args(path)).await
     }
 
     /// Starts a download; read the bytes from the returned stream.
     pub async fn read(&self, args: &ReadArgs) -> Result<(ReadHead, ByteStream), Error> {
-        self.client.download("read", args).await
+        self.client.download(method::READ, args).await
     }
 
     /// Reads a whole (small) file into memory.
@@ -429,7 +462,7 @@ impl FilesClient {
 
     /// Starts an upload: `send` its bytes, then `finish::<Written>()`.
     pub async fn write(&self, args: &WriteArgs) -> Result<UploadCall, Error> {
-        self.client.upload("write", args).await
+        self.client.upload(method::WRITE, args).await
     }
 
     /// Uploads `data` in one call.
@@ -452,19 +485,19 @@ impl FilesClient {
             upload_id: upload_id.into(),
             digest,
         };
-        self.client.request("upload_status", &args).await
+        self.client.request(method::UPLOAD_STATUS, &args).await
     }
 
     /// The caller's interrupted resumable uploads (an admin's: everyone's).
     pub async fn uploads(&self) -> Result<Uploads, Error> {
-        self.client.request(METHOD_UPLOADS, &()).await
+        self.client.request(method::UPLOADS, &()).await
     }
 
     /// Aborts an interrupted upload of the caller's (an admin: anyone's),
     /// removing its bytes.
     pub async fn abort_upload(&self, id: &str) -> Result<(), Error> {
         let args = AbortUploadArgs { id: id.into() };
-        self.client.request(METHOD_ABORT_UPLOAD, &args).await
+        self.client.request(method::ABORT_UPLOAD, &args).await
     }
 
     pub async fn mkdir(&self, path: &str, parents: bool) -> Result<(), Error> {
@@ -472,7 +505,7 @@ impl FilesClient {
             path: path.into(),
             parents,
         };
-        self.client.request("mkdir", &args).await
+        self.client.request(method::MKDIR, &args).await
     }
 
     pub async fn remove(&self, path: &str, recursive: bool) -> Result<(), Error> {
@@ -480,15 +513,15 @@ impl FilesClient {
             path: path.into(),
             recursive,
         };
-        self.client.request("remove", &args).await
+        self.client.request(method::REMOVE, &args).await
     }
 
     pub async fn rename(&self, args: &MoveArgs) -> Result<(), Error> {
-        self.client.request("rename", args).await
+        self.client.request(method::RENAME, args).await
     }
 
     pub async fn copy(&self, args: &MoveArgs) -> Result<Written, Error> {
-        self.client.request("copy", args).await
+        self.client.request(method::COPY, args).await
     }
 
     pub async fn checksum(&self, path: &str, algorithm: Algorithm) -> Result<Checksum, Error> {
@@ -496,15 +529,15 @@ impl FilesClient {
             path: path.into(),
             algorithm,
         };
-        self.client.request("checksum", &args).await
+        self.client.request(method::CHECKSUM, &args).await
     }
 
     pub async fn find(&self, args: &FindArgs) -> Result<FindResult, Error> {
-        self.client.request("find", args).await
+        self.client.request(method::FIND, args).await
     }
 
     pub async fn du(&self, path: &str) -> Result<Usage, Error> {
-        self.client.request("du", &path_args(path)).await
+        self.client.request(method::DU, &path_args(path)).await
     }
 
     /// Subscribes to changes under `path`; the head is a [`Watching`].
@@ -512,7 +545,10 @@ impl FilesClient {
         &self,
         path: &str,
     ) -> Result<(Watching, backroom_frame::client::Subscription<Change>), Error> {
-        let sub = self.client.subscribe("watch", &path_args(path)).await?;
+        let sub = self
+            .client
+            .subscribe(method::WATCH, &path_args(path))
+            .await?;
         let head = backroom_frame::body::decode(&sub.head)?;
         Ok((head, sub))
     }

@@ -23,6 +23,51 @@ pub const MAX_PRIORITY: u8 = 100;
 /// How many jobs `list` returns when the caller sets no limit.
 pub const DEFAULT_PAGE: u32 = 100;
 
+/// The method names of this service, written once for client and server.
+/// Each names its argument and answer types.
+pub mod method {
+    /// `SubmitArgs` and the document as an upload → `Job`.
+    pub const SUBMIT: &str = "submit";
+    /// `SubmitArgs` → `Validated`.
+    pub const VALIDATE: &str = "validate";
+    /// `ListArgs` → `JobList`.
+    pub const LIST: &str = "list";
+    /// `JobArgs` → `Job`.
+    pub const JOB: &str = "job";
+    /// `JobArgs` → `Job`.
+    pub const CANCEL: &str = "cancel";
+    /// `JobArgs` → `Job`.
+    pub const HOLD: &str = "hold";
+    /// `JobArgs` → `Job`.
+    pub const RELEASE: &str = "release";
+    /// `JobArgs` → `Job`.
+    pub const PROMOTE: &str = "promote";
+    /// `JobArgs` → `Job`.
+    pub const RESTART: &str = "restart";
+    /// `PriorityArgs` → `Job`.
+    pub const SET_PRIORITY: &str = "set_priority";
+    /// `MoveArgs` → `Job`.
+    pub const MOVE: &str = "move";
+    /// `PrinterArgs` → `Count`.
+    pub const HOLD_ALL: &str = "hold_all";
+    /// `PrinterArgs` → `Count`.
+    pub const RELEASE_ALL: &str = "release_all";
+    /// nothing → `Printers`.
+    pub const PRINTERS: &str = "printers";
+    /// `PrinterArgs` → `PrinterInfo`.
+    pub const PAUSE: &str = "pause";
+    /// `PrinterArgs` → `PrinterInfo`.
+    pub const RESUME: &str = "resume";
+    /// `PrinterArgs` → `PrinterInfo`.
+    pub const ACCEPT: &str = "accept";
+    /// `PrinterArgs` → `PrinterInfo`.
+    pub const REJECT: &str = "reject";
+    /// `PurgeArgs` → `Count`.
+    pub const PURGE: &str = "purge";
+    /// nothing → head `Watching`, then `Event`s.
+    pub const WATCH: &str = "watch";
+}
+
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -325,7 +370,7 @@ impl PrintClient {
 
     /// Starts a submission: `send` the document, then `finish::<Job>()`.
     pub async fn submit_stream(&self, args: &SubmitArgs) -> Result<UploadCall, Error> {
-        self.client.upload("submit", args).await
+        self.client.upload(method::SUBMIT, args).await
     }
 
     /// Submits a document held in memory; answers once it is durably queued.
@@ -343,51 +388,51 @@ impl PrintClient {
 
     /// Checks a job without queueing it.
     pub async fn validate(&self, args: &SubmitArgs) -> Result<Validated, Error> {
-        self.client.request("validate", args).await
+        self.client.request(method::VALIDATE, args).await
     }
 
     pub async fn list(&self, args: &ListArgs) -> Result<JobList, Error> {
-        self.client.request("list", args).await
+        self.client.request(method::LIST, args).await
     }
 
     pub async fn job(&self, id: u64) -> Result<Job, Error> {
-        self.client.request("job", &JobArgs { id }).await
+        self.client.request(method::JOB, &JobArgs { id }).await
     }
 
     pub async fn cancel(&self, id: u64) -> Result<Job, Error> {
-        self.client.request("cancel", &JobArgs { id }).await
+        self.client.request(method::CANCEL, &JobArgs { id }).await
     }
 
     pub async fn hold(&self, id: u64) -> Result<Job, Error> {
-        self.client.request("hold", &JobArgs { id }).await
+        self.client.request(method::HOLD, &JobArgs { id }).await
     }
 
     pub async fn release(&self, id: u64) -> Result<Job, Error> {
-        self.client.request("release", &JobArgs { id }).await
+        self.client.request(method::RELEASE, &JobArgs { id }).await
     }
 
     /// Holds every pending job sent to `printer` (a printer or class).
     pub async fn hold_all(&self, printer: &str) -> Result<Count, Error> {
         self.client
-            .request("hold_all", &printer_args(printer))
+            .request(method::HOLD_ALL, &printer_args(printer))
             .await
     }
 
     /// Releases every held job sent to `printer` (a printer or class).
     pub async fn release_all(&self, printer: &str) -> Result<Count, Error> {
         self.client
-            .request("release_all", &printer_args(printer))
+            .request(method::RELEASE_ALL, &printer_args(printer))
             .await
     }
 
     pub async fn set_priority(&self, id: u64, priority: u8) -> Result<Job, Error> {
         self.client
-            .request("set_priority", &PriorityArgs { id, priority })
+            .request(method::SET_PRIORITY, &PriorityArgs { id, priority })
             .await
     }
 
     pub async fn promote(&self, id: u64) -> Result<Job, Error> {
-        self.client.request("promote", &JobArgs { id }).await
+        self.client.request(method::PROMOTE, &JobArgs { id }).await
     }
 
     pub async fn move_job(&self, id: u64, printer: &str) -> Result<Job, Error> {
@@ -395,42 +440,50 @@ impl PrintClient {
             id,
             printer: printer.into(),
         };
-        self.client.request("move", &args).await
+        self.client.request(method::MOVE, &args).await
     }
 
     pub async fn restart(&self, id: u64) -> Result<Job, Error> {
-        self.client.request("restart", &JobArgs { id }).await
+        self.client.request(method::RESTART, &JobArgs { id }).await
     }
 
     pub async fn printers(&self) -> Result<Printers, Error> {
-        self.client.request("printers", &()).await
+        self.client.request(method::PRINTERS, &()).await
     }
 
     pub async fn pause(&self, printer: &str) -> Result<PrinterInfo, Error> {
-        self.client.request("pause", &printer_args(printer)).await
+        self.client
+            .request(method::PAUSE, &printer_args(printer))
+            .await
     }
 
     pub async fn resume(&self, printer: &str) -> Result<PrinterInfo, Error> {
-        self.client.request("resume", &printer_args(printer)).await
+        self.client
+            .request(method::RESUME, &printer_args(printer))
+            .await
     }
 
     pub async fn accept(&self, printer: &str) -> Result<PrinterInfo, Error> {
-        self.client.request("accept", &printer_args(printer)).await
+        self.client
+            .request(method::ACCEPT, &printer_args(printer))
+            .await
     }
 
     pub async fn reject(&self, printer: &str) -> Result<PrinterInfo, Error> {
-        self.client.request("reject", &printer_args(printer)).await
+        self.client
+            .request(method::REJECT, &printer_args(printer))
+            .await
     }
 
     pub async fn purge(&self, older_than_secs: u64) -> Result<Count, Error> {
         self.client
-            .request("purge", &PurgeArgs { older_than_secs })
+            .request(method::PURGE, &PurgeArgs { older_than_secs })
             .await
     }
 
     /// Subscribes to queue, printer and progress events.
     pub async fn watch(&self) -> Result<(Watching, Subscription<Event>), Error> {
-        let sub = self.client.subscribe("watch", &()).await?;
+        let sub = self.client.subscribe(method::WATCH, &()).await?;
         let head = backroom_frame::body::decode(&sub.head)?;
         Ok((head, sub))
     }

@@ -8,12 +8,19 @@ use serde::{Deserialize, Serialize};
 /// The service name the proxy's admin port answers to.
 pub const SERVICE: &str = "proxy";
 
-/// The admin port's method names.
+/// The admin port's method names, written once for client and server. Each
+/// names its argument and answer types.
 pub mod method {
+    /// nothing → `Stats`.
     pub const STATS: &str = "stats";
+    /// nothing → head `[AccessRecord]` (the latest, oldest first), then
+    /// `AccessRecord` events.
     pub const LOG: &str = "log";
+    /// nothing → `[TunnelInfo]`.
     pub const TUNNELS: &str = "tunnels";
+    /// `CloseTunnel` → nil.
     pub const CLOSE_TUNNEL: &str = "close_tunnel";
+    /// nothing → `Reloaded`.
     pub const RELOAD: &str = "reload";
 }
 

@@ -245,3 +245,60 @@ async fn admitted(addr: &str, service: &str, name: &str) -> bool {
         Err(e) => panic!("connect as {name}: {e}"),
     }
 }
+
+/// The Python client sketch of `docs/protocol.md` §16, exactly as the page
+/// shows it.
+pub fn python_sketch() -> String {
+    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/protocol.md");
+    let text = std::fs::read_to_string(page).expect("docs/protocol.md");
+    let section = text
+        .split_once("## 16. A Python client sketch")
+        .expect("section 16")
+        .1;
+    let code = section.split_once("```python\n").expect("its code").1;
+    code.split_once("\n```\n")
+        .expect("the code's end")
+        .0
+        .to_owned()
+}
+
+/// Runs the sketch with Debian's `/usr/bin/python3` and its `msgpack` module
+/// (the package `python3-msgpack`, which CI installs) against the daemon at
+/// `addr`, as `python3 sketch.py HOST PORT SERVICE`, and returns what it
+/// printed; fails if it fails, or if it did not see the daemon's version
+/// (every crate's, from the workspace) and the unknown-method error.
+pub async fn run_python_sketch(addr: &str, service: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-", host, port, service])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("/usr/bin/python3 runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(python_sketch().as_bytes())
+        .await
+        .expect("write the sketch");
+    drop(stdin);
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("the sketch ends in time")
+        .expect("the sketch's output");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "the sketch failed: {}\n{stdout}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let info = format!("info: {service} {}\n", env!("CARGO_PKG_VERSION"));
+    assert!(stdout.contains(&info), "{stdout}");
+    let unknown = "as expected: unknown_method: no method named \"no_such_method\"\n";
+    assert!(stdout.contains(unknown), "{stdout}");
+    stdout
+}

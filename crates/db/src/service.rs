@@ -9,10 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use backroom_api::db::{
-    BLOB_READ, BLOB_WRITE, BackupArgs, BackupInfo, BatchArgs, BeginArgs, BlobArgs, BlobInfo,
-    CursorHead, DEFAULT_DB, DatabaseArgs, DatabaseInfo, Description, ExecArgs, FeedEvent, Index,
-    QueryResult, Schema, SchemaArgs, Statement, Table, TableColumn, Trigger, TxInfo, View,
-    WatchArgs,
+    BackupArgs, BackupInfo, BatchArgs, BeginArgs, BlobArgs, BlobInfo, CursorHead, DEFAULT_DB,
+    DatabaseArgs, DatabaseInfo, Description, ExecArgs, FeedEvent, Index, QueryResult, Schema,
+    SchemaArgs, Statement, Table, TableColumn, Trigger, TxInfo, View, WatchArgs, method,
 };
 use backroom_frame::auth::{Identity, Role};
 use backroom_frame::body;
@@ -54,27 +53,27 @@ struct Inner {
 impl Service for DbService {
     async fn call(&self, call: Call) -> Result<Reply, Error> {
         let this = &self.0;
-        if call.method == BLOB_WRITE {
+        if call.method == method::BLOB_WRITE {
             // It takes the call, for its upload.
             return Reply::value(&this.blob_write(call).await?);
         }
         match call.method.as_str() {
-            "query" => Reply::value(&this.statement(&call, true).await?),
-            "execute" => Reply::value(&this.statement(&call, false).await?),
-            "batch" => Reply::value(&this.batch(&call).await?),
-            "begin" => Reply::value(&this.begin(&call).await?),
-            "commit" => Reply::value(&this.finish(&call, true).await?),
-            "rollback" => Reply::value(&this.finish(&call, false).await?),
-            "describe" => Reply::value(&this.describe(&call).await?),
-            "schema" => Reply::value(&this.schema(&call).await?),
-            "cursor" => this.cursor(&call).await,
-            BLOB_READ => this.blob_read(&call).await,
-            "list_databases" => Reply::value(&this.list_databases(&call).await?),
-            "create_database" => Reply::value(&this.create_database(&call).await?),
-            "drop_database" => Reply::value(&this.drop_database(&call).await?),
-            "backup" => this.backup(&call).await,
-            "backup_to_file" => Reply::value(&this.backup_to_file(&call).await?),
-            "watch" => this.watch(&call).await,
+            method::QUERY => Reply::value(&this.statement(&call, true).await?),
+            method::EXECUTE => Reply::value(&this.statement(&call, false).await?),
+            method::BATCH => Reply::value(&this.batch(&call).await?),
+            method::BEGIN => Reply::value(&this.begin(&call).await?),
+            method::COMMIT => Reply::value(&this.finish(&call, true).await?),
+            method::ROLLBACK => Reply::value(&this.finish(&call, false).await?),
+            method::DESCRIBE => Reply::value(&this.describe(&call).await?),
+            method::SCHEMA => Reply::value(&this.schema(&call).await?),
+            method::CURSOR => this.cursor(&call).await,
+            method::BLOB_READ => this.blob_read(&call).await,
+            method::LIST_DATABASES => Reply::value(&this.list_databases(&call).await?),
+            method::CREATE_DATABASE => Reply::value(&this.create_database(&call).await?),
+            method::DROP_DATABASE => Reply::value(&this.drop_database(&call).await?),
+            method::BACKUP => this.backup(&call).await,
+            method::BACKUP_TO_FILE => Reply::value(&this.backup_to_file(&call).await?),
+            method::WATCH => this.watch(&call).await,
             other => Err(Error::unknown_method(other)),
         }
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use backroom_api::db::{
     BackupArgs, BatchArgs, ChangeOp, Column, DEFAULT_DB, ExecArgs, FeedEvent, SchemaArgs,
-    Statement, Value, WatchArgs,
+    Statement, Value, WatchArgs, method,
 };
 use backroom_frame::ErrorCode;
 use bytes::Bytes;
@@ -474,7 +474,10 @@ async fn hostile_names_and_bodies_get_typed_errors_and_the_server_keeps_serving(
         backroom_frame::body::encode(&[1, 2, 3]),
         Bytes::from_static(b"\xc0"),
     ] {
-        let err = client.call("query", body).await.expect_err("wrong shape");
+        let err = client
+            .call(method::QUERY, body)
+            .await
+            .expect_err("wrong shape");
         assert_eq!(err.code, ErrorCode::BadRequest, "{err}");
     }
     let huge = ExecArgs {

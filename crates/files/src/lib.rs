@@ -3,9 +3,11 @@
 //! transfers, a change feed, per-path rights and per-user quotas.
 //!
 //! [`run`] serves a [`Config`] on a listener; the `backroom-files` binary only
-//! parses flags into one.
+//! parses flags into one. [`Prepared::serve_with_http`] also serves the root
+//! over HTTP on a second listener.
 
 mod atomic;
+pub mod http;
 mod ops;
 mod paths;
 pub mod rights;
@@ -21,7 +23,9 @@ use std::time::Duration;
 
 use backroom_frame::server::{self, ServerConfig, StartError};
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
 
+use crate::http::HttpConfig;
 use crate::rights::{QuotaConfig, Rights, RuleConfig};
 
 /// The transfer limits of a server.
@@ -53,6 +57,8 @@ pub struct Config {
     pub frame: ServerConfig,
     pub rights: Rights,
     pub limits: Limits,
+    /// The HTTP face's settings; it serves only when given a listener.
+    pub http: HttpConfig,
 }
 
 impl Config {
@@ -63,6 +69,7 @@ impl Config {
             frame: ServerConfig::new(backroom_api::files::SERVICE, env!("CARGO_PKG_VERSION")),
             rights: Rights::default(),
             limits: Limits::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -80,6 +87,14 @@ pub struct FileConfig {
     pub rules: Vec<RuleConfig>,
     #[serde(default)]
     pub quotas: Vec<QuotaConfig>,
+    /// Where the HTTP face listens; off when absent.
+    pub http_listen: Option<String>,
+    /// Folders whose HTML pages are the intranet's own (see [`HttpConfig`]).
+    #[serde(default)]
+    pub http_sites: Vec<String>,
+    /// Folders anyone may read over HTTP without credentials.
+    #[serde(default)]
+    pub http_public: Vec<String>,
 }
 
 impl FileConfig {
@@ -96,7 +111,11 @@ impl FileConfig {
         if let Some(hours) = self.keep_partial_hours {
             config.limits.keep_partial = Duration::from_secs(hours.saturating_mul(3600));
         }
-        Ok(())
+        config.http = HttpConfig {
+            sites: self.http_sites.clone(),
+            public: self.http_public.clone(),
+        };
+        config.http.check()
     }
 }
 
@@ -117,6 +136,7 @@ pub enum RunError {
 pub struct Prepared {
     state: Arc<service::State>,
     frame: ServerConfig,
+    http: HttpConfig,
 }
 
 /// Prepares the root. A binary calls this before it binds and announces, so
@@ -140,6 +160,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, RunError> {
     Ok(Prepared {
         state,
         frame: config.frame,
+        http: config.http,
     })
 }
 
@@ -150,8 +171,54 @@ impl Prepared {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), RunError> {
+        self.serve_with_http(listener, None, shutdown).await
+    }
+
+    /// Refuses an HTTP listener beyond loopback when anyone could use it:
+    /// no users and no `insecure`, as for the frame port. The binary asks
+    /// before it announces the listener.
+    pub fn check_http(&self, listener: &tokio::net::TcpListener) -> Result<(), RunError> {
+        let addr = listener.local_addr().map_err(StartError::Io)?;
+        self.frame
+            .auth
+            .current()
+            .check_bind(addr, self.frame.insecure)
+            .map_err(StartError::Insecure)?;
+        Ok(())
+    }
+
+    /// Serves the frame protocol on `listener` and, when given, HTTP on
+    /// `http`, both over the same root, until `shutdown`.
+    pub async fn serve_with_http(
+        self,
+        listener: tokio::net::TcpListener,
+        http: Option<tokio::net::TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RunError> {
+        if let Some(http) = &http {
+            self.check_http(http)?;
+        }
+        let faces = CancellationToken::new();
+        let http = http.map(|listener| {
+            tokio::spawn(crate::http::serve(
+                listener,
+                self.state.clone(),
+                self.frame.clone(),
+                self.http.clone(),
+                faces.clone(),
+            ))
+        });
+        let shutdown = async {
+            shutdown.await;
+            faces.cancel();
+        };
         let service = service::FilesService(self.state);
-        server::run(listener, self.frame, service, shutdown).await?;
+        let served = server::run(listener, self.frame, service, shutdown).await;
+        faces.cancel();
+        if let Some(http) = http {
+            let _ = http.await;
+        }
+        served?;
         Ok(())
     }
 }
@@ -177,6 +244,9 @@ mod tests {
         max_upload_bytes = 10_737_418_240
         max_transfers_per_connection = 4
         keep_partial_hours = 48
+        http_listen = "0.0.0.0:8080"
+        http_sites = ["intranet"]
+        http_public = ["intranet"]
 
         [[users]]
         name = "ann"
@@ -214,6 +284,7 @@ mod tests {
         let file = backroom_daemon::parse_config::<FileConfig>(SAMPLE).expect("parses");
         assert_eq!(file.common.users.len(), 2);
         let file = file.own;
+        assert_eq!(file.http_listen.as_deref(), Some("0.0.0.0:8080"));
         assert_eq!(
             file.root.as_deref(),
             Some(std::path::Path::new("/srv/backroom/files"))
@@ -222,6 +293,7 @@ mod tests {
         file.apply(&mut config).expect("applies");
         assert_eq!(config.limits.max_upload_bytes, Some(10 << 30));
         assert_eq!(config.limits.keep_partial, Duration::from_secs(48 * 3600));
+        assert_eq!(config.http.sites, ["intranet"]);
         let bob = Identity {
             user: "bob".into(),
             role: Role::ReadWrite,

@@ -14,6 +14,10 @@ struct Args {
     /// The directory to serve; created if it is missing.
     #[arg(long)]
     root: Option<PathBuf>,
+    /// Also serve the root over HTTP and WebDAV on this address, as
+    /// host:port; off unless given here or as http_listen in the config file.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -41,9 +45,17 @@ async fn main() -> anyhow::Result<()> {
     backroom_daemon::on_hangup(move || reload.run());
     let prepared = backroom_files::prepare(config).await?;
     let listener = backroom_daemon::bind(&settings.listen).await?;
-    let ready = [(backroom_api::files::SERVICE, listener.local_addr()?)];
+    let http = match args.http.or(file.own.http_listen) {
+        Some(addr) => Some(backroom_daemon::bind(&addr).await?),
+        None => None,
+    };
+    let mut ready = vec![(backroom_api::files::SERVICE, listener.local_addr()?)];
+    if let Some(http) = &http {
+        prepared.check_http(http)?;
+        ready.push((backroom_files::http::HTTP_ANNOUNCE, http.local_addr()?));
+    }
     prepared
-        .serve(listener, backroom_daemon::ready_until_signal(&ready))
+        .serve_with_http(listener, http, backroom_daemon::ready_until_signal(&ready))
         .await?;
     Ok(())
 }

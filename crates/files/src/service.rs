@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use backroom_api::files::{
-    ChangeKind, ChecksumArgs, DEFAULT_PAGE, FindArgs, ListArgs, METHOD_ABORT_UPLOAD,
-    METHOD_UPLOADS, MkdirArgs, MoveArgs, PathArgs, RemoveArgs, Uploads, Watching, Written,
+    ChangeKind, ChecksumArgs, DEFAULT_PAGE, FindArgs, ListArgs, MkdirArgs, MoveArgs, PathArgs,
+    RemoveArgs, Uploads, Watching, Written, method,
 };
 use backroom_frame::Error;
 use backroom_frame::auth::Identity;
@@ -100,21 +100,21 @@ impl Service for FilesService {
     async fn call(&self, call: Call) -> Result<Reply, Error> {
         let state = &self.0;
         match call.method.as_str() {
-            "list" => list(state, &call).await,
-            "stat" => stat(state, &call).await,
-            "read" => transfer::read(state, &call).await,
-            "write" => transfer::write(state, call).await,
-            "upload_status" => transfer::upload_status(state, &call).await,
-            METHOD_UPLOADS => uploads(state, &call).await,
-            METHOD_ABORT_UPLOAD => transfer::abort_upload(state, &call).await,
-            "mkdir" => mkdir(state, &call).await,
-            "remove" => remove(state, &call).await,
-            "rename" | "move" => rename(state, &call).await,
-            "copy" => copy(state, &call).await,
-            "checksum" => checksum(state, &call).await,
-            "find" => find(state, &call).await,
-            "du" => du(state, &call).await,
-            "watch" => watch(state, &call).await,
+            method::LIST => list(state, &call).await,
+            method::STAT => stat(state, &call).await,
+            method::READ => transfer::read(state, &call).await,
+            method::WRITE => transfer::write(state, call).await,
+            method::UPLOAD_STATUS => transfer::upload_status(state, &call).await,
+            method::UPLOADS => uploads(state, &call).await,
+            method::ABORT_UPLOAD => transfer::abort_upload(state, &call).await,
+            method::MKDIR => mkdir(state, &call).await,
+            method::REMOVE => remove(state, &call).await,
+            method::RENAME | method::MOVE => rename(state, &call).await,
+            method::COPY => copy(state, &call).await,
+            method::CHECKSUM => checksum(state, &call).await,
+            method::FIND => find(state, &call).await,
+            method::DU => du(state, &call).await,
+            method::WATCH => watch(state, &call).await,
             other => Err(Error::unknown_method(other)),
         }
     }
@@ -167,73 +167,138 @@ async fn stat(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
 
 async fn mkdir(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
     let args: MkdirArgs = call.args()?;
-    let path = checked(state, &call.identity, &args.path, Access::Write)?;
+    make_dir(state, &call.identity, &args.path, args.parents).await?;
+    Reply::value(&())
+}
+
+/// Makes a directory as `who`, with `parents` making the missing ones too.
+pub async fn make_dir(
+    state: &Arc<State>,
+    who: &Identity,
+    raw: &str,
+    parents: bool,
+) -> Result<(), Error> {
+    let path = checked(state, who, raw, Access::Write)?;
     let worker = state.clone();
     let target = path.clone();
-    state.hub.expect(&path.to_string(), None, false);
-    blocking(move || ops::mkdir(&worker.root, &target, args.parents)).await?;
-    tracing::info!(user = %call.identity.user, %path, "made a directory");
-    state
-        .hub
-        .publish(ChangeKind::Created, path.to_string(), None);
-    Reply::value(&())
+    let made = blocking(move || {
+        let made = if parents {
+            missing_dirs(&worker.root, &target)
+        } else {
+            vec![target.clone()]
+        };
+        for dir in &made {
+            worker.hub.expect(&dir.to_string(), None, false);
+        }
+        ops::mkdir(&worker.root, &target, parents).map(|()| made)
+    })
+    .await?;
+    tracing::info!(user = %who.user, %path, "made a directory");
+    // Every folder made, parents first, is the server's change: its disk
+    // echo must not be reported as another program's.
+    for dir in made {
+        state
+            .hub
+            .publish(ChangeKind::Created, dir.to_string(), None);
+    }
+    Ok(())
+}
+
+/// The directories that `mkdir` with parents will make for `path`: the first
+/// missing component and every one below it, outermost first.
+fn missing_dirs(root: &Dir, path: &RelPath) -> Vec<RelPath> {
+    let mut prefix = RelPath::root();
+    let mut missing = Vec::new();
+    for name in path.components() {
+        prefix = prefix.join(name);
+        if !missing.is_empty() || root.symlink_metadata(prefix.as_fs()).is_err() {
+            missing.push(prefix.clone());
+        }
+    }
+    missing
 }
 
 async fn remove(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
     let args: RemoveArgs = call.args()?;
-    let path = RelPath::parse(&args.path)?;
-    state
-        .rights
-        .require_tree(&call.identity, &path, Access::Write)?;
+    remove_path(state, &call.identity, &args.path, args.recursive).await?;
+    Reply::value(&())
+}
+
+/// Removes a file or directory as `who`; a directory with contents needs
+/// `recursive`, and write access to its whole tree.
+pub async fn remove_path(
+    state: &Arc<State>,
+    who: &Identity,
+    raw: &str,
+    recursive: bool,
+) -> Result<(), Error> {
+    let path = RelPath::parse(raw)?;
+    state.rights.require_tree(who, &path, Access::Write)?;
     let worker = state.clone();
     let target = path.clone();
-    state.hub.expect(&path.to_string(), None, args.recursive);
-    blocking(move || ops::remove(&worker.root, &target, args.recursive)).await?;
-    tracing::info!(user = %call.identity.user, %path, recursive = args.recursive, "removed");
+    state.hub.expect(&path.to_string(), None, recursive);
+    blocking(move || ops::remove(&worker.root, &target, recursive)).await?;
+    tracing::info!(user = %who.user, %path, recursive, "removed");
     state
         .hub
         .publish(ChangeKind::Removed, path.to_string(), None);
-    Reply::value(&())
+    Ok(())
 }
 
 async fn rename(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
     let args: MoveArgs = call.args()?;
+    move_path(state, &call.identity, &args).await?;
+    Reply::value(&())
+}
+
+/// Moves `args.from` to `args.to` as `who`.
+pub async fn move_path(
+    state: &Arc<State>,
+    who: &Arc<Identity>,
+    args: &MoveArgs,
+) -> Result<(), Error> {
     let from = RelPath::parse(&args.from)?;
-    let to = checked(state, &call.identity, &args.to, Access::Write)?;
-    state
-        .rights
-        .require_tree(&call.identity, &from, Access::Write)?;
-    let (worker, who) = (state.clone(), call.identity.clone());
-    let (source, target) = (from.clone(), to.clone());
+    let to = checked(state, who, &args.to, Access::Write)?;
+    state.rights.require_tree(who, &from, Access::Write)?;
+    let (worker, mover) = (state.clone(), who.clone());
+    let (source, target, overwrite) = (from.clone(), to.clone(), args.overwrite);
     state
         .hub
         .expect(&from.to_string(), Some(&to.to_string()), false);
     blocking(move || {
-        transfer::check_move_quota(&worker, &who, &source, &target)?;
-        ops::rename(&worker.root, &source, &target, args.overwrite)
+        transfer::check_move_quota(&worker, &mover, &source, &target)?;
+        ops::rename(&worker.root, &source, &target, overwrite)
     })
     .await?;
-    tracing::info!(user = %call.identity.user, %from, %to, "renamed");
+    tracing::info!(user = %who.user, %from, %to, "renamed");
     state
         .hub
         .publish(ChangeKind::Renamed, from.to_string(), Some(to.to_string()));
-    Reply::value(&())
+    Ok(())
 }
 
 async fn copy(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
     let args: MoveArgs = call.args()?;
+    let written = copy_path(state, &call.identity, args).await?;
+    Reply::value(&written)
+}
+
+/// Copies `args.from` to `args.to` as `who`.
+pub async fn copy_path(
+    state: &Arc<State>,
+    who: &Arc<Identity>,
+    args: MoveArgs,
+) -> Result<Written, Error> {
     let from = RelPath::parse(&args.from)?;
     // A directory copy must not carry out what the caller may not read.
-    state
-        .rights
-        .require_tree(&call.identity, &from, Access::Read)?;
-    let to = checked(state, &call.identity, &args.to, Access::Write)?;
-    let (worker, who) = (state.clone(), call.identity.clone());
+    state.rights.require_tree(who, &from, Access::Read)?;
+    let to = checked(state, who, &args.to, Access::Write)?;
+    let (worker, copier) = (state.clone(), who.clone());
     let target = to.clone();
     state.hub.expect(&to.to_string(), None, true);
     let (size, existed) = blocking(move || {
         let existed = worker.root.symlink_metadata(target.as_fs()).is_ok();
-        let check = |size| transfer::check_added_bytes(&worker, &who, &target, size);
+        let check = |size| transfer::check_added_bytes(&worker, &copier, &target, size);
         let size = ops::copy(&worker.root, &from, &target, args.overwrite, &check)?;
         Ok((size, existed))
     })
@@ -243,9 +308,9 @@ async fn copy(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
     } else {
         ChangeKind::Created
     };
-    tracing::info!(user = %call.identity.user, to = %to, size, "copied");
+    tracing::info!(user = %who.user, to = %to, size, "copied");
     state.hub.publish(kind, to.to_string(), None);
-    Reply::value(&Written {
+    Ok(Written {
         path: to.to_string(),
         size,
     })

@@ -5,6 +5,7 @@
 //! the network and the disk, so memory stays at a few chunks per transfer and
 //! no thread is held while a slow client sends or reads.
 
+use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use backroom_api::files::{
 };
 use backroom_frame::auth::Identity;
 use backroom_frame::server::{BodyStream, Call, EventStream, Reply};
+use backroom_frame::stream::ByteStream;
 use backroom_frame::{Error, ErrorCode};
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -97,25 +99,31 @@ pub async fn read(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
         Ok((file, head))
     })
     .await?;
+    let body = download(slot, file, head.length);
+    Ok(Reply::Stream {
+        head: backroom_frame::body::try_encode(&head)?,
+        body,
+    })
+}
+
+/// Streams the next `length` bytes of `file`, from where it stands, one
+/// chunk ahead of the reader, holding `slot` until the end.
+pub fn download(slot: Slot, file: cap_std::fs::File, length: u64) -> BodyStream {
     let mut download = Download {
         job: None,
-        left: head.length,
+        left: length,
         _slot: slot,
     };
     if download.left > 0 {
         download.job = Some(read_ahead(file, chunk_len(download.left)));
     }
-    let body: BodyStream = Box::pin(futures_util::stream::unfold(
+    Box::pin(futures_util::stream::unfold(
         download,
         |mut download| async move {
             let piece = download.next().await?;
             Some((piece, download))
         },
-    ));
-    Ok(Reply::Stream {
-        head: backroom_frame::body::try_encode(&head)?,
-        body,
-    })
+    ))
 }
 
 /// A read of one chunk on a blocking thread; it hands the file back.
@@ -269,9 +277,37 @@ fn begin(state: &State, who: &str, path: &RelPath, args: &WriteArgs) -> Result<B
     })
 }
 
+/// Where an upload's bytes come from: the frame protocol's stream, or
+/// another face's request body.
+pub trait Chunks: Send {
+    /// The next piece, or `None` at the end.
+    fn chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, Error>> + Send;
+}
+
+impl Chunks for ByteStream {
+    fn chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, Error>> + Send {
+        ByteStream::chunk(self)
+    }
+}
+
 pub async fn write(state: &Arc<State>, mut call: Call) -> Result<Reply, Error> {
     let args: WriteArgs = call.args()?;
-    let path = checked(state, &call.identity, &args.path, Access::Write)?;
+    let upload = call.take_upload()?;
+    let written = write_from(state, call.identity.clone(), call.connection, args, upload).await?;
+    Reply::value(&written)
+}
+
+/// Writes `upload` to `args.path` as `who`: rights, limits, quotas, the
+/// temp file and its atomic commit, and the change event. `connection`
+/// names the caller's connection for the per-connection transfer limit.
+pub async fn write_from(
+    state: &Arc<State>,
+    who: Arc<Identity>,
+    connection: u64,
+    args: WriteArgs,
+    mut upload: impl Chunks,
+) -> Result<Written, Error> {
+    let path = checked(state, &who, &args.path, Access::Write)?;
     if path.is_root() {
         return Err(Error::bad_request("write needs a file path"));
     }
@@ -287,18 +323,17 @@ pub async fn write(state: &Arc<State>, mut call: Call) -> Result<Reply, Error> {
             return Err(too_large(max));
         }
     }
-    let mut upload = call.take_upload()?;
-    let _slot = Slot::take(state, call.connection)?;
+    let _slot = Slot::take(state, connection)?;
     let lock = match &args.upload_id {
         Some(id) => Some(UploadLock::acquire(state, &path, id).await?),
         None => None,
     };
 
-    let (worker, who, target) = (state.clone(), call.identity.clone(), path.clone());
+    let (worker, writer, target) = (state.clone(), who.clone(), path.clone());
     let declared = args.size;
     let (begun, mut charge, lock) = blocking(move || {
-        let begun = begin(&worker, &who.user, &target, &args)?;
-        let mut charge = Charge::new(&worker, &who, &target, begun.replaced)?;
+        let begun = begin(&worker, &writer.user, &target, &args)?;
+        let mut charge = Charge::new(&worker, &writer, &target, begun.replaced)?;
         let already = begun.temp.written();
         let upfront = declared.map_or(already, |size| size.max(already));
         if let Err(e) = charge.check(upfront).and_then(|()| charge.add(already)) {
@@ -391,9 +426,9 @@ pub async fn write(state: &Arc<State>, mut call: Call) -> Result<Reply, Error> {
     } else {
         ChangeKind::Created
     };
-    tracing::info!(user = %call.identity.user, %path, size, "wrote");
+    tracing::info!(user = %who.user, %path, size, "wrote");
     state.hub.publish(kind, path.to_string(), None);
-    Reply::value(&Written {
+    Ok(Written {
         path: path.to_string(),
         size,
     })
@@ -630,22 +665,7 @@ pub fn change_stream(
     path: RelPath,
     changes: broadcast::Receiver<Change>,
 ) -> EventStream {
-    let prefix = path.to_string();
-    let under = move |p: &str| {
-        prefix.is_empty()
-            || p == prefix
-            || p.strip_prefix(&prefix)
-                .is_some_and(|rest| rest.starts_with('/'))
-    };
-    let shows = move |change: &Change| {
-        if change.kind == ChangeKind::Overflow {
-            return true;
-        }
-        [Some(change.path.as_str()), change.to.as_deref()]
-            .into_iter()
-            .flatten()
-            .any(|p| under(p) && RelPath::parse(p).is_ok_and(|rel| state.visible(&who, &rel)))
-    };
+    let shows = move |change: &Change| shows(&state, &who, &path, change);
     Box::pin(futures_util::stream::unfold(
         (changes, shows),
         |(mut changes, shows)| async move {
@@ -666,4 +686,24 @@ pub fn change_stream(
             }
         },
     ))
+}
+
+/// Whether a watcher of `path` as `who` is told of `change`: it touches
+/// `path` or what lies under it, where `who` may look. `overflow` is for
+/// everyone.
+pub fn shows(state: &State, who: &Identity, path: &RelPath, change: &Change) -> bool {
+    if change.kind == ChangeKind::Overflow {
+        return true;
+    }
+    let prefix = path.to_string();
+    let under = |p: &str| {
+        prefix.is_empty()
+            || p == prefix
+            || p.strip_prefix(&prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    [Some(change.path.as_str()), change.to.as_deref()]
+        .into_iter()
+        .flatten()
+        .any(|p| under(p) && RelPath::parse(p).is_ok_and(|rel| state.visible(who, &rel)))
 }

@@ -7,7 +7,7 @@
 //! the disk, disk events on those paths are dropped as echoes for a short
 //! window, and each change is reported once, with the server as its origin.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -87,9 +87,97 @@ fn lock(recent: &Mutex<Recent>) -> std::sync::MutexGuard<'_, Recent> {
     recent.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// How many recent changes the journal keeps for `Last-Event-ID` resumes
+/// and long polls.
+const JOURNAL: usize = 1024;
+
+/// The recent changes, numbered from 1 in the order they were sent, so that
+/// a client that reconnects asks for what came after the last it saw.
+pub struct Journal {
+    /// The newest number, shared with those who wait for the next. Its lock
+    /// is std: taken only to push or copy, never across an await.
+    recent: Mutex<(u64, VecDeque<(u64, Change)>)>,
+    latest: tokio::sync::watch::Sender<u64>,
+}
+
+/// What the journal holds after a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Since {
+    /// The changes after it, with their numbers.
+    pub changes: Vec<(u64, Change)>,
+    /// The newest number, to ask from next time.
+    pub latest: u64,
+    /// Changes after it fell out of the journal: list the folder again.
+    pub gap: bool,
+}
+
+impl Journal {
+    fn new() -> Journal {
+        Journal {
+            recent: Mutex::new((0, VecDeque::with_capacity(JOURNAL))),
+            latest: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    fn record(&self, change: &Change) {
+        let latest = {
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            recent.0 += 1;
+            let n = recent.0;
+            if recent.1.len() == JOURNAL {
+                recent.1.pop_front();
+            }
+            recent.1.push_back((n, change.clone()));
+            n
+        };
+        self.latest.send_replace(latest);
+    }
+
+    /// The changes after number `after`.
+    pub fn since(&self, after: u64) -> Since {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let oldest = recent.1.front().map_or(recent.0 + 1, |(n, _)| *n);
+        Since {
+            changes: recent
+                .1
+                .iter()
+                .filter(|(n, _)| *n > after)
+                .cloned()
+                .collect(),
+            latest: recent.0,
+            gap: after.saturating_add(1) < oldest && after < recent.0,
+        }
+    }
+
+    /// The newest number.
+    pub fn latest(&self) -> u64 {
+        *self.latest.borrow()
+    }
+
+    /// Wakes when a change is recorded after the ones seen.
+    pub fn waiter(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.latest.subscribe()
+    }
+}
+
+/// Sends a change to the subscribers and the journal.
+#[derive(Clone)]
+struct Feed {
+    tx: broadcast::Sender<Change>,
+    journal: Arc<Journal>,
+}
+
+impl Feed {
+    fn send(&self, change: Change) {
+        self.journal.record(&change);
+        // No subscriber is not an error.
+        let _ = self.tx.send(change);
+    }
+}
+
 /// The change feed of one root.
 pub struct Hub {
-    tx: broadcast::Sender<Change>,
+    feed: Feed,
     root: PathBuf,
     recent: Arc<Mutex<Recent>>,
     /// The disk watcher once started; `Err` records why it could not start.
@@ -101,7 +189,10 @@ impl Hub {
     pub fn new(root: PathBuf) -> Hub {
         let (tx, _) = broadcast::channel(BACKLOG);
         Hub {
-            tx,
+            feed: Feed {
+                tx,
+                journal: Arc::new(Journal::new()),
+            },
             root,
             recent: Arc::default(),
             disk: Mutex::new(None),
@@ -133,8 +224,7 @@ impl Hub {
                 Recent::remember(&mut recent.by_server, to, now, ECHO_WINDOW);
             }
         }
-        // No subscriber is not an error.
-        let _ = self.tx.send(Change {
+        self.feed.send(Change {
             kind,
             path,
             to,
@@ -143,7 +233,12 @@ impl Hub {
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.tx.subscribe()
+        self.feed.tx.subscribe()
+    }
+
+    /// The numbered recent changes, for clients that resume.
+    pub fn journal(&self) -> &Journal {
+        &self.feed.journal
     }
 
     /// Starts the disk watcher on first use. Blocking: a recursive watch
@@ -161,7 +256,7 @@ impl Hub {
     }
 
     fn start_disk(&self) -> Result<RecommendedWatcher, String> {
-        let tx = self.tx.clone();
+        let feed = self.feed.clone();
         let root = self.root.clone();
         let recent = self.recent.clone();
         let handler = move |event: notify::Result<notify::Event>| {
@@ -169,14 +264,14 @@ impl Hub {
                 Ok(event) => event,
                 Err(e) => {
                     tracing::warn!(error = %e, "disk watcher error");
-                    let _ = tx.send(overflow());
+                    feed.send(overflow());
                     return;
                 }
             };
             let now = Instant::now();
             for change in disk_changes(&root, &event) {
                 if lock(&recent).admit_disk(&change, now) {
-                    let _ = tx.send(change);
+                    feed.send(change);
                 }
             }
         };
@@ -303,6 +398,24 @@ mod tests {
         assert!(!recent.admit_disk(&change(ChangeKind::Removed, "old"), now));
         assert!(recent.admit_disk(&change(ChangeKind::Created, "new/other.pdf"), now));
         assert!(recent.admit_disk(&change(ChangeKind::Created, "older"), now));
+    }
+
+    #[test]
+    fn the_journal_numbers_changes_and_reports_a_gap() {
+        let hub = Hub::new(PathBuf::from("/srv/root"));
+        assert_eq!(hub.journal().since(0).latest, 0);
+        for i in 0..JOURNAL + 2 {
+            hub.publish(ChangeKind::Created, format!("f{i}"), None);
+        }
+        let last = (JOURNAL + 2) as u64;
+        let recent = hub.journal().since(last - 1);
+        assert_eq!(recent.latest, last);
+        assert!(!recent.gap);
+        assert_eq!(recent.changes.len(), 1);
+        assert_eq!(recent.changes[0].1.path, format!("f{}", JOURNAL + 1));
+        assert!(hub.journal().since(0).gap, "the first two fell out");
+        assert!(!hub.journal().since(2).gap);
+        assert!(hub.journal().since(last).changes.is_empty());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 mod common;
 
 use backroom_api::files::{
-    Algorithm, FindArgs, Kind, ListArgs, MoveArgs, ReadArgs, WriteArgs, WriteMode, Written,
+    Algorithm, FindArgs, Kind, ListArgs, MoveArgs, ReadArgs, WriteArgs, WriteMode, Written, method,
 };
 use backroom_frame::ErrorCode;
 use bytes::Bytes;
@@ -253,7 +253,7 @@ async fn write_without_a_body_or_into_a_missing_directory_is_refused() {
     let args = write_args("f", WriteMode::CreateNew);
     let err = c
         .client()
-        .request::<_, Written>("write", &args)
+        .request::<_, Written>(method::WRITE, &args)
         .await
         .expect_err("no stream");
     assert_eq!(err.code, ErrorCode::BadRequest);
@@ -445,7 +445,7 @@ async fn rename_and_copy_do_not_overwrite_unless_asked() {
         .expect("move into dir");
     let err = c
         .client()
-        .request::<_, ()>("move", &mv("dir", "dir/inner", false))
+        .request::<_, ()>(method::MOVE, &mv("dir", "dir/inner", false))
         .await
         .expect_err("into itself");
     assert_eq!(err.code, ErrorCode::BadRequest);
@@ -544,7 +544,7 @@ async fn unknown_methods_and_garbage_bodies_get_typed_errors_and_the_server_keep
     assert_eq!(err.code, ErrorCode::UnknownMethod);
     let err = c
         .client()
-        .call("stat", Bytes::from_static(&[0x92, 0x01, 0xc0]))
+        .call(method::STAT, Bytes::from_static(&[0x92, 0x01, 0xc0]))
         .await
         .expect_err("an array, not a map");
     assert_eq!(err.code, ErrorCode::BadRequest);
@@ -558,7 +558,7 @@ async fn unknown_methods_and_garbage_bodies_get_typed_errors_and_the_server_keep
     let _ = raw.read_to_end(&mut sink).await;
     let err = c
         .client()
-        .request::<_, ()>("list", &42u64)
+        .request::<_, ()>(method::LIST, &42u64)
         .await
         .expect_err("wrong shape");
     assert_eq!(err.code, ErrorCode::BadRequest);

@@ -12,6 +12,10 @@ use crate::error::Error;
 /// The encoding of `nil`, the body of requests that take no arguments.
 pub static NIL: Bytes = Bytes::from_static(&[0xc0]);
 
+/// The encoding of an empty map, the body a nil body stands for when a
+/// method's arguments are all optional.
+pub static EMPTY_MAP: Bytes = Bytes::from_static(&[0x80]);
+
 /// Encodes a value as a body.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Bytes {
     try_encode(value).unwrap_or_else(|_| NIL.clone())

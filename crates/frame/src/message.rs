@@ -5,7 +5,7 @@ use bytes::Bytes;
 use crate::error::{Error, ErrorCode};
 
 /// The protocol version this build speaks. See "Versioning" in `docs/protocol.md`.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest frame a server reads before the client is authenticated. A
 /// `Hello` is a few hundred bytes; a larger first frame is refused at its

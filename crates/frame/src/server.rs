@@ -69,9 +69,20 @@ pub struct Call {
 }
 
 impl Call {
-    /// Decodes the request body into the handler's argument type.
+    /// Decodes the request body into the handler's argument type. A nil body
+    /// reads as an empty map when the type is not nil itself, and `{}` as nil
+    /// for a method without arguments, so a method whose arguments are all
+    /// optional takes either.
     pub fn args<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
-        body::decode(&self.body)
+        body::decode(&self.body).or_else(|error| {
+            if self.body == body::NIL {
+                body::decode(&body::EMPTY_MAP)
+            } else if self.body == body::EMPTY_MAP {
+                body::decode(&body::NIL).map_err(|_| error)
+            } else {
+                Err(error)
+            }
+        })
     }
 
     /// Takes the upload, failing with `bad_request` when there is none.
@@ -1014,7 +1025,8 @@ fn check_hello<S>(shared: &Shared<S>, hello: &Hello) -> Result<Identity, Error> 
         return Err(Error::new(
             ErrorCode::VersionMismatch,
             format!(
-                "this server speaks protocol version {PROTOCOL_VERSION}, the client sent {}",
+                "the client speaks protocol version {}, this server speaks version \
+                 {PROTOCOL_VERSION}: use a client of the same protocol version",
                 hello.version
             ),
         ));

@@ -180,15 +180,25 @@ impl ByteSink {
         credit.add_permits(usize::try_from(bytes).unwrap_or(usize::MAX).min(room));
     }
 
-    /// Sends data, split into chunks, waiting for credit as needed.
+    /// Sends data, split into chunks, waiting for credit as needed. Each
+    /// chunk is as large as the credit allows, up to `max_chunk`: a sender
+    /// waits only when it has no credit at all, so a grant of any size is
+    /// spent in full.
     pub async fn send(&mut self, mut data: Bytes) -> Result<(), Error> {
         while !data.is_empty() {
-            let piece = data.split_to(data.len().min(self.max_chunk));
             self.credit
-                .acquire_many(piece.len() as u32)
+                .acquire()
                 .await
                 .map_err(|_| Error::unavailable("the stream's connection closed"))?
                 .forget();
+            let want = data.len().min(self.max_chunk);
+            // This sink is the semaphore's only taker, so the permits it sees
+            // stay available until it takes them.
+            let more = (want - 1).min(self.credit.available_permits());
+            if let Ok(permits) = self.credit.try_acquire_many(more as u32) {
+                permits.forget();
+            }
+            let piece = data.split_to(1 + more);
             self.queue(piece, false).await?;
         }
         Ok(())

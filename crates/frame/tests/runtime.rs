@@ -59,6 +59,13 @@ struct Len {
     len: u64,
 }
 
+/// The arguments of `options`, all optional.
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Options {
+    #[serde(default)]
+    n: u64,
+}
+
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct Whoami {
     user: String,
@@ -75,6 +82,11 @@ impl Service for TestService {
         let state = &self.0;
         match call.method.as_str() {
             "echo" => Ok(Reply::Value(call.body.clone())),
+            "options" => Reply::value(&call.args::<Options>()?),
+            "nothing" => {
+                let () = call.args()?;
+                Reply::value(&())
+            }
             "whoami" => Reply::value(&Whoami {
                 user: call.identity.user.clone(),
                 role: call.identity.role,
@@ -436,10 +448,15 @@ async fn replacing_the_auth_changes_who_may_connect_but_not_who_is_connected() {
 async fn a_version_mismatch_is_refused() {
     let server = TestServer::start(config()).await;
     let mut raw = server.raw().await;
-    match raw.hello(PROTOCOL_VERSION + 1, "test", None).await {
+    match raw.hello(PROTOCOL_VERSION - 1, "test", None).await {
         Message::Error { id: 0, error } => {
             assert_eq!(error.code, ErrorCode::VersionMismatch);
-            assert!(error.message.contains("version 1"), "{}", error.message);
+            let both = format!(
+                "the client speaks protocol version {}, this server speaks version {}",
+                PROTOCOL_VERSION - 1,
+                PROTOCOL_VERSION
+            );
+            assert!(error.message.contains(&both), "{}", error.message);
         }
         other => panic!("expected version_mismatch, got {other:?}"),
     }
@@ -501,6 +518,27 @@ async fn an_unknown_method_gets_an_error_and_the_connection_stays_open() {
     assert_eq!(err.code, ErrorCode::UnknownMethod);
     let echoed: String = client.request("echo", "still here").await.expect("echo");
     assert_eq!(echoed, "still here");
+}
+
+#[tokio::test]
+async fn nil_and_an_empty_map_are_one_body_for_optional_or_no_arguments() {
+    let server = TestServer::start(config()).await;
+    let client = server.client().await;
+    for request in [body::NIL.clone(), body::EMPTY_MAP.clone()] {
+        let answer = client
+            .call("options", request.clone())
+            .await
+            .expect("options");
+        let options: Options = body::decode(&answer).expect("decodes");
+        assert_eq!(options, Options::default());
+        client.call("nothing", request).await.expect("no arguments");
+    }
+    let err = client
+        .call("download", body::NIL.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::BadRequest);
+    assert!(err.message.contains("missing field"), "{}", err.message);
 }
 
 #[tokio::test]
@@ -717,6 +755,70 @@ async fn an_upload_answered_early_stops_sending_and_finishes_with_the_answer() {
     }
     let answer: String = upload.finish().await.expect("the early answer");
     assert_eq!(answer, "done early");
+}
+
+/// Reads chunks of request 1 until `bytes` have arrived; fails after a
+/// generous bound rather than hang when the sender stalls.
+async fn receive_chunks(raw: &mut Raw, bytes: usize) -> bool {
+    let mut received = 0;
+    let mut last = false;
+    let read = async {
+        while received < bytes {
+            match raw.recv().await {
+                Some(Message::Chunk {
+                    id: 1,
+                    data,
+                    last: end,
+                }) => {
+                    received += data.len();
+                    last = end;
+                }
+                Some(Message::Response { id: 1, .. }) => {}
+                other => panic!("expected chunks, got {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .unwrap_or_else(|_| panic!("stalled after {received} of {bytes} bytes"));
+    assert_eq!(received, bytes, "the sender overspent its credit");
+    last
+}
+
+#[tokio::test]
+async fn a_download_sends_exactly_what_a_grant_of_any_size_allows() {
+    let server = TestServer::start(config()).await;
+    let window = config().limits.stream_window as usize;
+    let mut raw = Raw::welcomed(server.addr).await;
+    let len = 2 * window;
+    raw.send(&request(
+        1,
+        "download",
+        body::encode(&Len { len: len as u64 }),
+    ))
+    .await;
+    assert!(!receive_chunks(&mut raw, window).await);
+    // Not a multiple of any chunk size the server uses.
+    let grant = 300_000;
+    raw.send(&Message::Credit {
+        id: 1,
+        bytes: grant,
+    })
+    .await;
+    assert!(!receive_chunks(&mut raw, grant as usize).await);
+    raw.send(&Message::Ping { nonce: 9 }).await;
+    assert_eq!(raw.recv().await, Some(Message::Pong { nonce: 9 }));
+    raw.send(&Message::Credit {
+        id: 1,
+        bytes: len as u64,
+    })
+    .await;
+    receive_chunks(&mut raw, len - window - grant as usize).await;
+    let end = raw.recv().await;
+    assert!(
+        matches!(end, Some(Message::Chunk { id: 1, ref data, last: true }) if data.is_empty()),
+        "{end:?}"
+    );
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use backroom_api::print::{
     Event, Job, JobArgs, ListArgs, MoveArgs, PrinterArgs, PriorityArgs, PurgeArgs, SubmitArgs,
-    Watching,
+    Watching, method,
 };
 use backroom_frame::auth::{Identity, Role};
 use backroom_frame::error::Error;
@@ -191,47 +191,47 @@ impl Service for PrintService {
     async fn call(&self, mut call: Call) -> Result<Reply, Error> {
         let who = (*call.identity).clone();
         match call.method.as_str() {
-            "submit" => {
+            method::SUBMIT => {
                 let args: SubmitArgs = call.args()?;
                 let upload = call.take_upload()?;
                 value(self.submit(args, who, upload).await)
             }
-            "validate" => {
+            method::VALIDATE => {
                 who.require(Role::ReadWrite)?;
                 let args: SubmitArgs = call.args()?;
                 let used = self.shared.spool_used.load(Ordering::Acquire);
                 value(self.read(move |q, _| q.validate(&args, used)).await)
             }
-            "list" => {
+            method::LIST => {
                 let args: ListArgs = call.args()?;
                 value(self.read(move |q, now| Ok(q.list(&args, now))).await)
             }
-            "job" => {
+            method::JOB => {
                 let JobArgs { id } = call.args()?;
                 value(self.read(move |q, now| q.job(id, now)).await)
             }
-            "cancel" => self.job_op(&call, who, Queue::cancel).await,
-            "hold" => self.job_op(&call, who, Queue::hold).await,
-            "release" => self.job_op(&call, who, Queue::release).await,
-            "promote" => self.job_op(&call, who, Queue::promote).await,
-            "restart" => self.job_op(&call, who, Queue::restart).await,
-            "set_priority" => {
+            method::CANCEL => self.job_op(&call, who, Queue::cancel).await,
+            method::HOLD => self.job_op(&call, who, Queue::hold).await,
+            method::RELEASE => self.job_op(&call, who, Queue::release).await,
+            method::PROMOTE => self.job_op(&call, who, Queue::promote).await,
+            method::RESTART => self.job_op(&call, who, Queue::restart).await,
+            method::SET_PRIORITY => {
                 let PriorityArgs { id, priority } = call.args()?;
                 let op = move |q: &mut Queue, now, ev: &mut Vec<Event>| {
                     q.set_priority(id, priority, &who, now, ev)
                 };
                 value(self.shared.with_queue(op).await)
             }
-            "move" => {
+            method::MOVE => {
                 let MoveArgs { id, printer } = call.args()?;
                 let op = move |q: &mut Queue, now, ev: &mut Vec<Event>| {
                     q.move_to(id, &printer, &who, now, ev)
                 };
                 value(self.shared.with_queue(op).await)
             }
-            "hold_all" | "release_all" => {
+            method::HOLD_ALL | method::RELEASE_ALL => {
                 who.require(Role::Admin)?;
-                let hold = call.method == "hold_all";
+                let hold = call.method == method::HOLD_ALL;
                 let PrinterArgs { printer } = call.args()?;
                 let op = move |q: &mut Queue, now, ev: &mut Vec<Event>| {
                     q.hold_all(&printer, hold, now, ev)
@@ -239,14 +239,16 @@ impl Service for PrintService {
                 };
                 value(self.shared.with_queue(op).await)
             }
-            "printers" => value(self.read(|q, _| Ok(q.printers())).await),
-            "pause" | "resume" | "accept" | "reject" => self.printer_op(&call, who).await,
-            "purge" => {
+            method::PRINTERS => value(self.read(|q, _| Ok(q.printers())).await),
+            method::PAUSE | method::RESUME | method::ACCEPT | method::REJECT => {
+                self.printer_op(&call, who).await
+            }
+            method::PURGE => {
                 who.require(Role::Admin)?;
                 let PurgeArgs { older_than_secs } = call.args()?;
                 value(self.purge(Duration::from_secs(older_than_secs)).await)
             }
-            "watch" => self.watch().await,
+            method::WATCH => self.watch().await,
             other => Err(Error::unknown_method(other)),
         }
     }
@@ -282,12 +284,12 @@ impl PrintService {
             q.set_flags(
                 &printer,
                 |flags| match method.as_str() {
-                    "pause" => flags.paused = true,
-                    "resume" => {
+                    method::PAUSE => flags.paused = true,
+                    method::RESUME => {
                         flags.paused = false;
                         flags.stopped = false;
                     }
-                    "accept" => flags.accepting = true,
+                    method::ACCEPT => flags.accepting = true,
                     _ => flags.accepting = false,
                 },
                 ev,

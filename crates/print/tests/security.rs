@@ -3,7 +3,7 @@
 
 mod common;
 
-use backroom_api::print::{JobState, ListArgs, PrintClient, SubmitArgs};
+use backroom_api::print::{JobState, ListArgs, PrintClient, SubmitArgs, method};
 use backroom_frame::ErrorCode;
 use backroom_frame::auth::{Auth, Role, User, hash_token};
 use bytes::Bytes;
@@ -87,7 +87,7 @@ async fn garbage_and_unknown_methods_get_errors_and_the_server_goes_on() {
     assert_eq!(err.code, ErrorCode::UnknownMethod);
     let wrong_shape = backroom_frame::body::encode(&["not", "list", "arguments"]);
     let err = raw
-        .call("list", wrong_shape)
+        .call(method::LIST, wrong_shape)
         .await
         .expect_err("wrong shape");
     assert_eq!(err.code, ErrorCode::BadRequest);
@@ -96,7 +96,7 @@ async fn garbage_and_unknown_methods_get_errors_and_the_server_goes_on() {
     let broken = server.client().await;
     let err = broken
         .client()
-        .call("list", Bytes::from_static(b"\xc1\xff\x00garbage"))
+        .call(method::LIST, Bytes::from_static(b"\xc1\xff\x00garbage"))
         .await
         .expect_err("garbage");
     assert_eq!(err.code, ErrorCode::BadRequest);
@@ -107,7 +107,7 @@ async fn garbage_and_unknown_methods_get_errors_and_the_server_goes_on() {
     }
     let err = raw
         .request::<_, ()>(
-            "set_priority",
+            method::SET_PRIORITY,
             &Huge {
                 id: 1,
                 priority: 1 << 40,
@@ -117,7 +117,7 @@ async fn garbage_and_unknown_methods_get_errors_and_the_server_goes_on() {
         .expect_err("huge");
     assert_eq!(err.code, ErrorCode::BadRequest);
     let err = raw
-        .request::<_, ()>("submit", &SubmitArgs::new("no stream"))
+        .request::<_, ()>(method::SUBMIT, &SubmitArgs::new("no stream"))
         .await
         .expect_err("stream");
     assert_eq!(err.code, ErrorCode::BadRequest);
