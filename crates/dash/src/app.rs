@@ -687,6 +687,7 @@ mod tests {
             uptime_ms: 1000,
             connections: 1,
             requests_served,
+            vitals: Vec::new(),
         }
     }
 

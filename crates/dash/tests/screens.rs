@@ -60,6 +60,7 @@ fn sample(
                 uptime_ms,
                 connections,
                 requests_served: served,
+                vitals: Vec::new(),
             },
         },
     );

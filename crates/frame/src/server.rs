@@ -97,6 +97,12 @@ impl Call {
 /// request, and are dropped when the client cancels.
 pub trait Service: Send + Sync + 'static {
     fn call(&self, call: Call) -> impl Future<Output = Result<Reply, Error>> + Send;
+
+    /// The service's vital signs, answered in `info`. Called by the
+    /// connection's reader, so it must be cheap: read counters, never wait.
+    fn vitals(&self) -> Vec<Vital> {
+        Vec::new()
+    }
 }
 
 /// The default of [`ServerConfig::max_connections_per_client`]: room for a
@@ -161,13 +167,32 @@ pub enum StartError {
 }
 
 /// What `info` answers; every server has it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Info {
     pub service: String,
     pub version: String,
     pub uptime_ms: u64,
     pub connections: u64,
     pub requests_served: u64,
+    /// The service's own figures, in the order it chose; absent when it has
+    /// none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vitals: Vec<Vital>,
+}
+
+/// One figure of a server's health, such as `queued 12` or `in 3.2 MB/s`,
+/// which the dashboard shows on the server's card as it comes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vital {
+    /// A short lower-case label, unique within the service.
+    pub name: String,
+    pub value: f64,
+    /// `""` for a count, or `"B"`, `"B/s"`, `"/s"`, `"%"`.
+    pub unit: String,
+    /// Set when the value calls for the admin's attention (printers in
+    /// error, a full disk).
+    #[serde(default)]
+    pub alert: bool,
 }
 
 /// State shared by every connection of one server.
@@ -184,7 +209,7 @@ struct Shared<S> {
     hard_stop: CancellationToken,
 }
 
-impl<S> Shared<S> {
+impl<S: Service> Shared<S> {
     fn info(&self) -> Info {
         Info {
             service: self.config.service.clone(),
@@ -192,6 +217,7 @@ impl<S> Shared<S> {
             uptime_ms: self.started.elapsed().as_millis() as u64,
             connections: self.connections.load(Ordering::Relaxed),
             requests_served: self.served.load(Ordering::Relaxed),
+            vitals: self.service.vitals(),
         }
     }
 }
