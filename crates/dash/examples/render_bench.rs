@@ -11,10 +11,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use backroom_api::print::{Job, JobState, PrinterInfo, PrinterState};
 use backroom_dash::app::{App, Clock, Tab};
-use backroom_dash::conn::{Update, UpdateKind};
 use backroom_dash::keymap::Keymap;
+use backroom_dash::print::tab::Msg;
 use backroom_dash::server::Server;
-use backroom_dash::tabs::print::Msg;
+use backroom_dash::update::{Update, UpdateKind};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 

@@ -10,16 +10,16 @@ use tokio::time::Instant;
 
 use crate::config::Endpoint;
 use crate::confirm::{Answer, Confirm};
-use crate::conn::{Update, UpdateKind};
+use crate::db::{self, tab::DbTab};
+use crate::files::{self, tab::FilesTab};
 use crate::filter::{Filter, FilterOutcome};
 use crate::keymap::{Action, Keymap};
+use crate::outbox::{Outbox, Request};
+use crate::print::{self, tab::PrintTab};
+use crate::prompt::PromptOutcome;
+use crate::proxy::tab::ProxyTab;
 use crate::server::Server;
-use crate::tabs::db::{self, DbTab};
-use crate::tabs::files::{self, FilesTab};
-use crate::tabs::print::{self, PrintTab};
-use crate::tabs::prompt::PromptOutcome;
-use crate::tabs::proxy::ProxyTab;
-use crate::tabs::{Outbox, Request};
+use crate::update::{Update, UpdateKind};
 
 /// How many events the Overview keeps; older ones fall off.
 pub const EVENT_CAPACITY: usize = 1000;
@@ -346,13 +346,13 @@ impl App {
         let Update { server, kind } = update;
         let kind = match kind {
             UpdateKind::Print(msg) => return self.apply_print(msg),
-            UpdateKind::Db(db::Msg::Attached(outlet)) => {
+            UpdateKind::Db(db::tab::Msg::Attached(outlet)) => {
                 self.outbox.db = Some(outlet);
                 return;
             }
             UpdateKind::Db(msg) => return self.db.apply(msg),
             UpdateKind::Proxy(msg) => return self.proxy.apply(msg),
-            UpdateKind::Files(files::Msg::Attached(outlet)) => {
+            UpdateKind::Files(files::tab::Msg::Attached(outlet)) => {
                 self.outbox.files = Some(outlet);
                 return;
             }
@@ -433,9 +433,9 @@ impl App {
         }
     }
 
-    fn apply_print(&mut self, msg: print::Msg) {
+    fn apply_print(&mut self, msg: print::tab::Msg) {
         match msg {
-            print::Msg::Attached(outlet) => self.outbox.print = Some(outlet),
+            print::tab::Msg::Attached(outlet) => self.outbox.print = Some(outlet),
             msg => self.print.apply(msg),
         }
     }
@@ -474,7 +474,7 @@ impl App {
             self.quit = true;
             return;
         }
-        if self.tab == Tab::Db && self.db.focus == db::Focus::Editor {
+        if self.tab == Tab::Db && self.db.focus == db::tab::Focus::Editor {
             let run = self.keymap.action_among(key, &[Action::RunQuery]).is_some();
             if let Some(request) = self.db.edit_key(key, run) {
                 self.queue_db(request);
@@ -561,12 +561,12 @@ impl App {
 
     /// Queues a DB request, unless the dashboard is read-only and the
     /// request may write: then the refusal shows in place of the results.
-    fn queue_db(&mut self, request: db::Request) {
+    fn queue_db(&mut self, request: db::tab::Request) {
         if self.read_only && !request.is_read_only() {
             self.db.running = false;
-            self.db.output = db::Output::Error {
+            self.db.output = db::tab::Output::Error {
                 sql: self.db.text().trim().to_string(),
-                error: db::READ_ONLY_REFUSAL.to_string(),
+                error: db::tab::READ_ONLY_REFUSAL.to_string(),
             };
             return;
         }
@@ -575,9 +575,9 @@ impl App {
 
     fn perform_on_files(&mut self, action: Action) {
         match self.files.perform(action) {
-            files::Effect::None => {}
-            files::Effect::Send(request) => self.outbox.queued.push(Request::Files(request)),
-            files::Effect::Confirm(title, question, request) => {
+            files::tab::Effect::None => {}
+            files::tab::Effect::Send(request) => self.outbox.queued.push(Request::Files(request)),
+            files::tab::Effect::Confirm(title, question, request) => {
                 let command = Command::Send(Request::Files(request));
                 self.confirm = Some(Confirm::new(title, question, command));
             }
@@ -603,9 +603,9 @@ impl App {
 
     fn perform_on_print(&mut self, action: Action) {
         match self.print.perform(action) {
-            print::Effect::None => {}
-            print::Effect::Send(request) => self.outbox.queued.push(Request::Print(request)),
-            print::Effect::Confirm(title, question, request) => {
+            print::tab::Effect::None => {}
+            print::tab::Effect::Send(request) => self.outbox.queued.push(Request::Print(request)),
+            print::tab::Effect::Confirm(title, question, request) => {
                 let command = Command::Send(Request::Print(request));
                 self.confirm = Some(Confirm::new(title, question, command));
             }
@@ -910,10 +910,10 @@ mod tests {
         let mut app = app();
         app.handle_key(key('3'));
         let job =
-            crate::tabs::print::tests::job(7, "memo", 50, backroom_api::print::JobState::Pending);
+            crate::print::tab::tests::job(7, "memo", 50, backroom_api::print::JobState::Pending);
         app.apply(update(
             Server::Print,
-            UpdateKind::Print(print::Msg::Snapshot {
+            UpdateKind::Print(print::tab::Msg::Snapshot {
                 jobs: vec![job],
                 total: 1,
                 printers: vec![],
@@ -935,7 +935,7 @@ mod tests {
         app.handle_key(key('y'));
         assert_eq!(
             app.outbox.queued,
-            [Request::Print(print::Request::Cancel(7))]
+            [Request::Print(print::tab::Request::Cancel(7))]
         );
     }
 
@@ -957,7 +957,7 @@ mod tests {
         assert!(app.print.prompt.is_none());
         assert_eq!(
             app.outbox.queued,
-            [Request::Print(print::Request::Submit {
+            [Request::Print(print::tab::Request::Submit {
                 path: "/tmp/q3.txt".into(),
                 name: "q3.txt".into(),
                 priority: 50,
@@ -980,11 +980,11 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         app.apply(update(
             Server::Print,
-            UpdateKind::Print(print::Msg::Attached(crate::tabs::Outlet(tx))),
+            UpdateKind::Print(print::tab::Msg::Attached(crate::outbox::Outlet(tx))),
         ));
         app.handle_key(key('h'));
         app.outbox.flush();
-        assert_eq!(rx.try_recv().ok(), Some(print::Request::Hold(7)));
+        assert_eq!(rx.try_recv().ok(), Some(print::tab::Request::Hold(7)));
         assert!(app.outbox.queued.is_empty());
     }
 
@@ -1037,7 +1037,7 @@ mod tests {
             "a refused statement leaves the editor usable"
         );
         assert!(
-            matches!(&app.db.output, db::Output::Error { error, .. } if error.starts_with("read-only"))
+            matches!(&app.db.output, db::tab::Output::Error { error, .. } if error.starts_with("read-only"))
         );
         app.handle_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
         for c in "SELECT 1".chars() {
@@ -1046,7 +1046,7 @@ mod tests {
         app.handle_key(code(KeyCode::F(5)));
         assert_eq!(
             app.outbox.queued,
-            [Request::Db(db::Request::Run("SELECT 1".into()))]
+            [Request::Db(db::tab::Request::Run("SELECT 1".into()))]
         );
     }
 
@@ -1073,7 +1073,7 @@ mod tests {
         app.handle_key(code(KeyCode::F(5)));
         assert_eq!(
             app.outbox.queued,
-            [Request::Db(db::Request::Run("SELECT 1, 'q'".into()))]
+            [Request::Db(db::tab::Request::Run("SELECT 1, 'q'".into()))]
         );
         app.handle_key(code(KeyCode::Esc));
         app.handle_key(key('1'));
@@ -1086,7 +1086,7 @@ mod tests {
         app.handle_key(key('2'));
         app.apply(update(
             Server::Files,
-            UpdateKind::Files(files::Msg::Listing {
+            UpdateKind::Files(files::tab::Msg::Listing {
                 path: String::new(),
                 entries: vec![backroom_api::files::Entry {
                     name: "a.txt".into(),
@@ -1102,7 +1102,7 @@ mod tests {
         app.handle_key(key('y'));
         assert_eq!(
             app.outbox.queued,
-            [Request::Files(files::Request::Remove {
+            [Request::Files(files::tab::Request::Remove {
                 path: "a.txt".into(),
                 recursive: false
             })]

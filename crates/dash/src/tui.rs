@@ -11,7 +11,7 @@ use ratatui::backend::Backend;
 use tokio::sync::mpsc;
 
 use crate::app::{App, Clock};
-use crate::conn::Update;
+use crate::update::Update;
 
 /// How often the screen is redrawn with nothing happening, so that
 /// countdowns move. Slow on purpose: an idle dashboard should cost nothing.

@@ -1,8 +1,6 @@
 //! Drawing the dashboard. Everything here reads the [`App`] and writes a
 //! buffer; nothing here changes state or looks at the clock.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Constraint, Flex, Layout, Rect};
 use ratatui::style::{Color, Style, Stylize};
@@ -12,11 +10,12 @@ use tokio::time::Instant;
 
 use crate::app::{App, Event, Level, Link, ServerState, Tab};
 use crate::confirm::ConfirmDialog;
+use crate::db::tab::Focus;
 use crate::keymap::Action;
+use crate::print::tab::Pane;
 use crate::server::Server;
-use crate::tabs::db::Focus;
-use crate::tabs::print::Pane;
-use crate::tabs::{db_ui, files_ui, print_ui, proxy_ui};
+use crate::widgets::{format_clock, format_latency, format_uptime, link_mark, retry_label};
+use crate::{db, files, print, proxy};
 
 /// Below this size the layout cannot be read, so it is not drawn.
 pub const MIN_WIDTH: u16 = 60;
@@ -39,10 +38,30 @@ impl Widget for &App {
         render_tabs(self, tabs, buf);
         match self.tab.server() {
             None => render_overview(self, body, buf),
-            Some(Server::Print) => print_ui::render(self, body, buf),
-            Some(Server::Db) => db_ui::render(self, body, buf),
-            Some(Server::Proxy) => proxy_ui::render(self, body, buf),
-            Some(Server::Files) => files_ui::render(self, body, buf),
+            Some(Server::Print) => print::view::render(
+                &self.print,
+                self.server(Server::Print),
+                &self.clock,
+                body,
+                buf,
+            ),
+            Some(Server::Db) => {
+                db::view::render(&self.db, self.server(Server::Db), &self.clock, body, buf)
+            }
+            Some(Server::Proxy) => proxy::view::render(
+                &self.proxy,
+                self.server(Server::Proxy),
+                &self.clock,
+                body,
+                buf,
+            ),
+            Some(Server::Files) => files::view::render(
+                &self.files,
+                self.server(Server::Files),
+                &self.clock,
+                body,
+                buf,
+            ),
         }
         render_footer(self, footer, buf);
         if self.help {
@@ -113,14 +132,6 @@ fn chip_line(state: &ServerState) -> Line<'static> {
         Link::Reconnecting { .. } => spans.push(Span::raw("reconnecting").fg(color)),
     }
     Line::from(spans)
-}
-
-fn link_mark(link: &Link) -> (&'static str, Color) {
-    match link {
-        Link::Connected => ("●", Color::Green),
-        Link::Connecting => ("◌", Color::Yellow),
-        Link::Reconnecting { .. } => ("○", Color::Red),
-    }
 }
 
 /// The tab titles, and at the right end of their row the `read-only`
@@ -402,87 +413,6 @@ fn event_line(event: &Event) -> Line<'static> {
     ])
 }
 
-/// A tab that has nothing of its own to show yet: its server's address,
-/// connection and `info`, and a note saying why.
-pub(crate) fn render_connection(
-    app: &App,
-    tab: Tab,
-    state: &ServerState,
-    note: &str,
-    area: Rect,
-    buf: &mut Buffer,
-) {
-    let (_, color) = link_mark(&state.link);
-    let block = Block::bordered()
-        .border_type(BorderType::Rounded)
-        .border_style(Style::new().fg(color))
-        .title(Line::from(format!(" {} ", tab.title())).bold());
-    let transport = if state.tls { "TLS" } else { "plain TCP" };
-    let mut lines = vec![
-        Line::from(format!(
-            "{} server at {} ({transport})",
-            state.server.name(),
-            state.addr
-        )),
-        Line::default(),
-    ];
-    lines.extend(connection_lines(state, app.clock.now));
-    lines.push(Line::default());
-    lines.push(Line::from(note.to_string()).italic());
-    Paragraph::new(lines)
-        .wrap(Wrap { trim: false })
-        .block(block)
-        .render(area, buf);
-}
-
-fn connection_lines(state: &ServerState, now: Instant) -> Vec<Line<'static>> {
-    let mut lines = Vec::new();
-    match &state.link {
-        Link::Connected => {
-            let mut facts = vec![Span::raw("connected").green().bold()];
-            if let Some(version) = &state.version {
-                facts.push(Span::raw(format!(" · version {version}")));
-            }
-            if let Some(latency) = state.latency {
-                facts.push(Span::raw(format!(" · latency {}", format_latency(latency))));
-            }
-            if let Some(session) = &state.session {
-                facts.push(Span::raw(format!(" · session {session}")).dim());
-            }
-            lines.push(Line::from(facts));
-        }
-        Link::Connecting => lines.push(Line::from("connecting…").yellow().bold()),
-        Link::Reconnecting {
-            error,
-            retry_at,
-            attempt,
-        } => {
-            lines.push(Line::from(vec![
-                Span::raw("reconnecting").red().bold(),
-                Span::raw(format!(
-                    " · {} (attempt {attempt})",
-                    retry_label(*retry_at, now)
-                )),
-            ]));
-            lines.push(Line::from(format!("last error: {error}")).dim());
-        }
-    }
-    if let Some(info) = &state.info {
-        let stale = if state.is_connected() {
-            ""
-        } else {
-            " (when last seen)"
-        };
-        lines.push(Line::from(format!(
-            "up {} · {} connections · {} requests served{stale}",
-            format_uptime(info.uptime_ms),
-            info.connections,
-            info.requests_served
-        )));
-    }
-    lines
-}
-
 fn render_help(app: &App, area: Rect, buf: &mut Buffer) {
     let entries = help_entries(app);
     let width = entries
@@ -548,94 +478,12 @@ fn help_entries(app: &App) -> Vec<(String, String)> {
     entries
 }
 
-/// `in 3s`, or `trying now` while an attempt is under way.
-fn retry_label(retry_at: Option<Instant>, now: Instant) -> String {
-    match retry_at {
-        None => "trying now".into(),
-        Some(at) => {
-            let left = at.saturating_duration_since(now);
-            format!("in {}s", left.as_millis().div_ceil(1000))
-        }
-    }
-}
-
-pub fn format_latency(latency: Duration) -> String {
-    let micros = latency.as_micros();
-    if micros < 10_000 {
-        format!("{:.1}ms", micros as f64 / 1000.0)
-    } else if micros < 1_000_000 {
-        format!("{}ms", micros / 1000)
-    } else {
-        format!("{:.1}s", latency.as_secs_f64())
-    }
-}
-
-pub fn format_uptime(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, hours, minutes, seconds) =
-        (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    if days > 0 {
-        format!("{days}d {hours:02}h")
-    } else if hours > 0 {
-        format!("{hours}h {minutes:02}m")
-    } else if minutes > 0 {
-        format!("{minutes}m {seconds:02}s")
-    } else {
-        format!("{seconds}s")
-    }
-}
-
-/// The time of day in UTC, `HH:MM:SS`.
-pub fn format_clock(at: SystemTime) -> String {
-    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let of_day = secs % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::server::Server;
-
-    #[test]
-    fn latency_is_shown_with_sensible_precision() {
-        assert_eq!(format_latency(Duration::from_micros(420)), "0.4ms");
-        assert_eq!(format_latency(Duration::from_micros(12_700)), "12ms");
-        assert_eq!(format_latency(Duration::from_millis(1500)), "1.5s");
-    }
-
-    #[test]
-    fn uptime_shows_its_two_largest_units() {
-        assert_eq!(format_uptime(9_000), "9s");
-        assert_eq!(format_uptime(249_000), "4m 09s");
-        assert_eq!(format_uptime(7_500_000), "2h 05m");
-        assert_eq!(format_uptime(3 * 86_400_000 + 4 * 3_600_000), "3d 04h");
-    }
-
-    #[test]
-    fn the_clock_is_utc_time_of_day() {
-        let at = UNIX_EPOCH + Duration::from_secs(86_400 * 3 + 3600 * 13 + 60 * 7 + 5);
-        assert_eq!(format_clock(at), "13:07:05");
-    }
-
-    #[test]
-    fn the_retry_label_rounds_up_and_says_when_trying() {
-        let now = Instant::now();
-        assert_eq!(
-            retry_label(Some(now + Duration::from_millis(2100)), now),
-            "in 3s"
-        );
-        assert_eq!(
-            retry_label(Some(now), now + Duration::from_secs(1)),
-            "in 0s"
-        );
-        assert_eq!(retry_label(None, now), "trying now");
-    }
 
     #[test]
     fn a_chip_says_reconnecting_for_a_down_server() {

@@ -319,7 +319,7 @@ fn a_server_that_is_down_is_one_clear_line() {
     command.args(["db", "--addr", &addr, "tables"]);
     assert_fails_with(
         &output(command),
-        &format!("cannot reach the database server at {addr}"),
+        &format!("cannot reach the db server at {addr}"),
     );
 }
 

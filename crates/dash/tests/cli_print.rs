@@ -446,7 +446,7 @@ fn a_server_that_is_down_is_one_line_and_a_failure() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let output = backroom(&["print", "--addr", &addr], &["jobs"], dir.path());
-    assert_one_line_failure(&output, "cannot connect to the print server at");
+    assert_one_line_failure(&output, "cannot reach the print server at");
     assert_one_line_failure(&output, &addr);
 }
 
@@ -504,7 +504,12 @@ fn the_token_reaches_the_server_and_a_wrong_one_is_refused() {
         &["jobs"],
         server.dir.path(),
     );
-    assert_one_line_failure(&wrong, "cannot connect to the print server");
+    assert_one_line_failure(&wrong, "cannot reach the print server");
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        !said.contains("pass --token"),
+        "a token was passed, so the hint is not to pass one: {said}"
+    );
     let not_admin = backroom(
         &["--print", &server.addr, "--token", "s3cret", "print"],
         &["pause", "office"],

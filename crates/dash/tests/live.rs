@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use backroom_dash::app::{App, Clock, Link, Tab};
 use backroom_dash::config::{self, Endpoint, Flags};
-use backroom_dash::conn::{self, Timing, Update, UpdateKind};
+use backroom_dash::driver;
 use backroom_dash::server::Server;
 use backroom_dash::tui;
+use backroom_dash::update::{Timing, Update, UpdateKind};
 use backroom_frame::Error;
 use backroom_frame::server::{self, Call, Reply, ServerConfig, Service};
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
@@ -99,7 +100,7 @@ fn is_down(update: &Update) -> bool {
 async fn a_down_server_shows_reconnecting_while_keys_keep_working() {
     let endpoints = endpoints_with_files_at(closed_port().await);
     let (from_tasks, mut task_updates) = mpsc::channel(16);
-    let _connections = conn::spawn_all(&files_only(&endpoints), timing(), from_tasks);
+    let _connections = driver::spawn_all(&files_only(&endpoints), timing(), from_tasks);
     let (to_app, app_updates) = mpsc::channel(16);
     let (keys, key_rx) = mpsc::unbounded_channel();
     // Hand the app the task's news up to its first failure, then the keys;
@@ -152,7 +153,7 @@ async fn a_server_that_never_answers_does_not_freeze_the_ui() {
     let silent = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let endpoints = endpoints_with_files_at(silent.local_addr().expect("addr"));
     let (updates_tx, updates) = mpsc::channel(16);
-    let _connections = conn::spawn_all(&files_only(&endpoints), timing(), updates_tx);
+    let _connections = driver::spawn_all(&files_only(&endpoints), timing(), updates_tx);
     let (keys, key_rx) = mpsc::unbounded_channel();
     for c in ['3', '?', 'q'] {
         keys.send(key(c)).expect("queued");
@@ -212,7 +213,7 @@ async fn a_live_server_turns_its_chip_connected_with_its_version() {
     let server = FilesServer::start("127.0.0.1:0").await;
     let endpoints = endpoints_with_files_at(server.addr);
     let (updates_tx, mut updates) = mpsc::channel(16);
-    let _connections = conn::spawn_all(&files_only(&endpoints), timing(), updates_tx);
+    let _connections = driver::spawn_all(&files_only(&endpoints), timing(), updates_tx);
     let mut app = App::new(&endpoints, Default::default(), Clock::now());
     let seen = tokio::time::timeout(LIMIT, async {
         until(&mut app, &mut updates, |u| {
@@ -261,7 +262,7 @@ async fn the_chip_goes_reconnecting_when_the_server_stops_and_back_when_it_retur
     let addr = server.addr;
     let endpoints = endpoints_with_files_at(addr);
     let (updates_tx, mut updates) = mpsc::channel(16);
-    let _connections = conn::spawn_all(&files_only(&endpoints), timing(), updates_tx);
+    let _connections = driver::spawn_all(&files_only(&endpoints), timing(), updates_tx);
     let mut app = App::new(&endpoints, Default::default(), Clock::now());
     tokio::time::timeout(LIMIT, async {
         until(&mut app, &mut updates, |u| {

@@ -5,9 +5,10 @@
 use std::net::SocketAddr;
 
 use backroom_dash::app::{App, Clock};
-use backroom_dash::conn::{self, Update};
+use backroom_dash::db::tab::Output;
+use backroom_dash::driver;
 use backroom_dash::server::Server;
-use backroom_dash::tabs::db::Output;
+use backroom_dash::update::Update;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -75,7 +76,7 @@ async fn the_db_tab_runs_sql_and_shows_rows_schema_transactions_and_errors() {
     let server = DbServer::start(tmp.path()).await;
     let endpoints = only(Server::Db, server.addr);
     let (updates_tx, mut updates) = mpsc::channel(64);
-    let connections = conn::spawn_all(&endpoints, timing(), updates_tx);
+    let connections = driver::spawn_all(&endpoints, timing(), updates_tx);
     let mut app = App::new(&endpoints, Default::default(), Clock::now());
     app.handle_key(key('4'));
     until(&mut app, &mut updates, |app| {
@@ -163,7 +164,7 @@ async fn the_db_tab_works_on_the_database_its_config_names() {
     let mut endpoints = only(Server::Db, server.addr);
     endpoints[0].database = Some("holidays".into());
     let (updates_tx, mut updates) = mpsc::channel(64);
-    let connections = conn::spawn_all(&endpoints, timing(), updates_tx);
+    let connections = driver::spawn_all(&endpoints, timing(), updates_tx);
     let mut app = App::new(&endpoints, Default::default(), Clock::now());
     app.handle_key(key('4'));
     until(&mut app, &mut updates, |app| {

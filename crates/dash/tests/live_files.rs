@@ -8,7 +8,7 @@ use std::path::Path;
 
 use backroom_api::files::{FilesClient, Kind, WriteArgs, WriteMode};
 use backroom_dash::app::{App, Clock};
-use backroom_dash::conn;
+use backroom_dash::driver;
 use backroom_dash::server::Server;
 use bytes::Bytes;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -88,7 +88,7 @@ async fn the_files_tab_browses_transfers_and_follows_changes() {
     let server = FilesServer::start(&root).await;
     let endpoints = only(Server::Files, server.addr);
     let (updates_tx, mut updates) = mpsc::channel(64);
-    let connections = conn::spawn_all(&endpoints, timing(), updates_tx);
+    let connections = driver::spawn_all(&endpoints, timing(), updates_tx);
     let mut app = App::new(&endpoints, Default::default(), Clock::now());
     app.handle_key(key('2'));
     until(&mut app, &mut updates, |app| {

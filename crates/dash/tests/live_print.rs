@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use backroom_api::print::{JobState, PrinterState};
 use backroom_dash::app::{App, Clock};
-use backroom_dash::conn;
+use backroom_dash::driver;
 use backroom_dash::server::Server;
 use backroom_print::{Config, PrinterConfig};
 use crossterm::event::KeyCode;
@@ -66,7 +66,7 @@ async fn the_print_tab_shows_a_job_submitted_from_it_and_cancels_it() {
     let server = PrintServer::start(tmp.path()).await;
     let endpoints = only(Server::Print, server.addr);
     let (updates_tx, mut updates) = mpsc::channel(64);
-    let connections = conn::spawn_all(&endpoints, timing(), updates_tx);
+    let connections = driver::spawn_all(&endpoints, timing(), updates_tx);
     let mut app = App::new(&endpoints, Default::default(), Clock::now());
     app.handle_key(key('3'));
     until(&mut app, &mut updates, |app| {
@@ -147,7 +147,7 @@ async fn a_request_to_a_down_print_server_fails_at_once_with_a_reason() {
     drop(listener);
     let endpoints = only(Server::Print, addr);
     let (updates_tx, mut updates) = mpsc::channel(64);
-    let _connections = conn::spawn_all(&endpoints, timing(), updates_tx);
+    let _connections = driver::spawn_all(&endpoints, timing(), updates_tx);
     let mut app = App::new(&endpoints, Default::default(), Clock::now());
     app.handle_key(key('3'));
     until(&mut app, &mut updates, |app| app.outbox.print.is_some()).await;

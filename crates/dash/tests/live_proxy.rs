@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use backroom_dash::app::{App, Clock};
-use backroom_dash::conn;
+use backroom_dash::driver;
 use backroom_dash::server::Server;
 use backroom_frame::server::ServerConfig;
 use ratatui::Terminal;
@@ -80,7 +80,7 @@ async fn the_proxy_tab_shows_a_request_in_the_log_and_the_stats() {
     let proxy = Proxy::start().await;
     let endpoints = only(Server::Proxy, proxy.admin);
     let (updates_tx, mut updates) = mpsc::channel(64);
-    let connections = conn::spawn_all(&endpoints, timing(), updates_tx);
+    let connections = driver::spawn_all(&endpoints, timing(), updates_tx);
     let mut app = App::new(&endpoints, Default::default(), Clock::now());
     app.handle_key(key('5'));
     until(&mut app, &mut updates, |app| {

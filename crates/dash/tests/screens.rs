@@ -5,8 +5,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use backroom_dash::app::{App, Clock};
 use backroom_dash::config::{self, Flags};
-use backroom_dash::conn::{Update, UpdateKind};
 use backroom_dash::server::Server;
+use backroom_dash::update::{Update, UpdateKind};
 use backroom_frame::server::Info;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
@@ -249,7 +249,7 @@ fn four_reconnecting_chips_fit_in_80_columns() {
 /// plain one, on two printers, one of them paused.
 fn print_suite() -> App {
     use backroom_api::print::{Job, JobState, PrinterInfo, PrinterState};
-    use backroom_dash::tabs::print::Msg;
+    use backroom_dash::print::tab::Msg;
     let mut app = busy_suite();
     let now_ms = app
         .clock
@@ -404,7 +404,7 @@ fn the_print_tab_never_panics_at_any_small_size() {
 /// query with more columns than fit.
 fn db_suite() -> App {
     use backroom_api::db::{Column, QueryResult, Schema, Table, TableColumn, Value};
-    use backroom_dash::tabs::db::Msg;
+    use backroom_dash::db::tab::Msg;
     let mut app = busy_suite();
     connected(&mut app, Server::Db, "0.4.0");
     sample(&mut app, Server::Db, 300, 60_000, 1, 10);
@@ -500,7 +500,7 @@ fn db_tab_scrolls_the_results_sideways() {
 
 #[test]
 fn db_tab_shows_an_error_in_place_and_an_open_transaction() {
-    use backroom_dash::tabs::db::Msg;
+    use backroom_dash::db::tab::Msg;
     let mut app = db_suite();
     send(
         &mut app,
@@ -550,7 +550,7 @@ fn the_db_tab_never_panics_at_any_small_size() {
 /// The Proxy tab, connected, with a few seconds of traffic.
 fn proxy_suite() -> App {
     use backroom_api::proxy::{AccessRecord, HostCount, Stats, StatusClasses};
-    use backroom_dash::tabs::proxy::Msg;
+    use backroom_dash::proxy::tab::Msg;
     let mut app = busy_suite();
     connected(&mut app, Server::Proxy, "0.1.0");
     sample(&mut app, Server::Proxy, 500, 3_600_000, 3, 900);
@@ -642,7 +642,7 @@ fn proxy_tab_shows_stats_and_the_live_log() {
 
 #[test]
 fn proxy_tab_pauses_and_filters_the_log() {
-    use backroom_dash::tabs::proxy::Msg;
+    use backroom_dash::proxy::tab::Msg;
     let mut app = proxy_suite();
     app.handle_key(key(' '));
     let mut late = app.proxy.records[0].clone();
@@ -678,7 +678,7 @@ fn the_proxy_tab_never_panics_at_any_small_size() {
 /// an upload under way.
 fn files_suite() -> App {
     use backroom_api::files::{Entry, Kind};
-    use backroom_dash::tabs::files::{Msg, Transfer};
+    use backroom_dash::files::tab::{Msg, Transfer};
     let mut app = busy_suite();
     let entry = |name: &str, kind: Kind, size: u64| Entry {
         name: name.into(),

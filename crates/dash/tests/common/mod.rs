@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use backroom_dash::app::App;
 use backroom_dash::config::{self, Endpoint, Flags};
-use backroom_dash::conn::{Timing, Update};
 use backroom_dash::server::Server;
+use backroom_dash::update::{Timing, Update};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use tokio::sync::mpsc;
 

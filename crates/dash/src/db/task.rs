@@ -6,12 +6,13 @@ use backroom_api::db::{BeginArgs, DbClient, ExecArgs, SchemaArgs, Statement};
 use backroom_frame::Error;
 use backroom_frame::client::ClientConfig;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::conn::{Timing, Update, UpdateKind};
+use crate::db::tab::{Msg, Request};
+use crate::driver::{self, Link};
+use crate::outbox::Outlet;
 use crate::server::Server;
-use crate::tabs::Outlet;
-use crate::tabs::db::{Msg, Request};
+use crate::update::{Timing, Update, UpdateKind};
 
 /// Keeps a session open for the DB tab for as long as the UI listens.
 /// `database` is the one its statements run on; the server's `main` when
@@ -22,51 +23,75 @@ pub async fn run(
     timing: Timing,
     updates: mpsc::Sender<Update>,
 ) {
-    let (requests_tx, mut requests) = mpsc::unbounded_channel();
+    let (requests_tx, requests) = mpsc::unbounded_channel();
     if !send(&updates, Msg::Attached(Outlet(requests_tx))).await {
         return;
     }
-    let mut delay = timing.backoff_min;
-    loop {
-        let error = match DbClient::connect_with(&config).await {
-            Ok(client) => {
-                delay = timing.backoff_min;
-                match serve(&client, database.as_deref(), &updates, &mut requests).await {
-                    Some(error) => error,
-                    None => return,
-                }
-            }
-            Err(error) => error,
+    let session = Session {
+        config,
+        database,
+        timing,
+        updates,
+        requests,
+        pending: None,
+    };
+    driver::drive(session, timing).await;
+}
+
+/// The DB tab's link to its server.
+struct Session {
+    config: ClientConfig,
+    database: Option<String>,
+    timing: Timing,
+    updates: mpsc::Sender<Update>,
+    requests: mpsc::UnboundedReceiver<Request>,
+    /// A request that found the connection closed, to run on the next one.
+    pending: Option<Request>,
+}
+
+impl Link for Session {
+    type Client = DbClient;
+
+    async fn connect(&mut self) -> Result<DbClient, Error> {
+        let connected = DbClient::connect_with(&self.config).await;
+        if let (Err(error), Some(request)) = (&connected, self.pending.take()) {
+            let msg = Msg::Failed {
+                sql: describe(&request),
+                error: format!("not connected to the database server: {error}"),
+            };
+            send(&self.updates, msg).await;
+        }
+        connected
+    }
+
+    async fn serve(&mut self, client: &DbClient) -> Option<Error> {
+        serve(self, client).await
+    }
+
+    async fn down(&mut self, error: &Error, _: Instant, _: u32) -> bool {
+        send(&self.updates, Msg::Lost(error.to_string())).await
+    }
+
+    async fn wait(&mut self, retry_at: Instant) -> bool {
+        let refuse = |request| {
+            Some(UpdateKind::Db(Msg::Failed {
+                sql: describe(&request),
+                error: "not connected to the database server".into(),
+            }))
         };
-        if !send(&updates, Msg::Lost(error.to_string())).await {
-            return;
-        }
-        let retry_at = Instant::now() + delay;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(retry_at) => break,
-                request = requests.recv() => {
-                    let Some(request) = request else { return };
-                    let msg = Msg::Failed {
-                        sql: describe(&request),
-                        error: "not connected to the database server".into(),
-                    };
-                    if !send(&updates, msg).await {
-                        return;
-                    }
-                }
-            }
-        }
-        delay = (delay * 2).min(timing.backoff_max);
+        driver::refuse_until(
+            retry_at,
+            &mut self.requests,
+            &self.updates,
+            Server::Db,
+            refuse,
+        )
+        .await
     }
 }
 
 async fn send(updates: &mpsc::Sender<Update>, msg: Msg) -> bool {
-    let update = Update {
-        server: Server::Db,
-        kind: UpdateKind::Db(msg),
-    };
-    updates.send(update).await.is_ok()
+    driver::send(updates, Server::Db, UpdateKind::Db(msg)).await
 }
 
 fn describe(request: &Request) -> String {
@@ -80,31 +105,46 @@ fn describe(request: &Request) -> String {
 }
 
 /// Runs requests until the connection breaks (`Some`) or the UI goes away
-/// (`None`).
-async fn serve(
-    client: &DbClient,
-    database: Option<&str>,
-    updates: &mpsc::Sender<Update>,
-    requests: &mut mpsc::UnboundedReceiver<Request>,
-) -> Option<Error> {
-    if !send(updates, Msg::Connected).await {
+/// (`None`). The connection is checked before each request and at every
+/// poll, so a request never goes to a connection the server has left: it
+/// waits for the next one instead.
+async fn serve(session: &mut Session, client: &DbClient) -> Option<Error> {
+    let database = session.database.clone();
+    let database = database.as_deref();
+    let updates = session.updates.clone();
+    if !send(&updates, Msg::Connected).await {
         return None;
     }
-    if !refresh_schema(client, database, updates).await {
+    if !refresh_schema(client, database, &updates).await {
         return None;
     }
+    let mut ticker = tokio::time::interval(session.timing.poll);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        let request = requests.recv().await?;
+        let request = match session.pending.take() {
+            Some(request) => request,
+            None => tokio::select! {
+                request = session.requests.recv() => request?,
+                _ = ticker.tick() => match client.client().closed() {
+                    Some(error) => return Some(error),
+                    None => continue,
+                },
+            },
+        };
+        if let Some(error) = client.client().closed() {
+            session.pending = Some(request);
+            return Some(error);
+        }
         let schema_changes = matches!(&request, Request::Run(_) | Request::Commit);
         let msg = perform(client, database, request).await;
         let failed = matches!(msg, Msg::Failed { .. });
-        if !send(updates, msg).await {
+        if !send(&updates, msg).await {
             return None;
         }
         if let Some(error) = client.client().closed() {
             return Some(error);
         }
-        if schema_changes && !failed && !refresh_schema(client, database, updates).await {
+        if schema_changes && !failed && !refresh_schema(client, database, &updates).await {
             return None;
         }
     }

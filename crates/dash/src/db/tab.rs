@@ -5,7 +5,7 @@ use backroom_api::db::{QueryResult, Schema, Value};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::keymap::Action;
-use crate::tabs::Outlet;
+use crate::outbox::Outlet;
 
 /// How many statements the history keeps.
 pub const HISTORY_CAPACITY: usize = 200;

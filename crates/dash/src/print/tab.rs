@@ -11,9 +11,9 @@ use backroom_api::print::{
 
 use crate::filter::Filter;
 use crate::keymap::Action;
-use crate::tabs::Outlet;
-use crate::tabs::Status;
-use crate::tabs::prompt::Prompt;
+use crate::outbox::Outlet;
+use crate::prompt::Prompt;
+use crate::widgets::Status;
 
 /// How many jobs the tab lists when it (re)connects.
 pub const LIST_LIMIT: u32 = 10_000;

@@ -10,23 +10,20 @@ use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Paragraph, Sparkline, Widget};
 
-use crate::app::{App, Tab};
-use crate::server::Server;
-use crate::tabs::proxy::ProxyTab;
-use crate::ui;
+use crate::app::{Clock, ServerState};
+use crate::proxy::tab::ProxyTab;
 use crate::units;
+use crate::widgets;
 
 /// Draws the Proxy tab into `area`.
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
-    let state = app.server(Server::Proxy);
-    let tab = &app.proxy;
+pub fn render(tab: &ProxyTab, state: &ServerState, clock: &Clock, area: Rect, buf: &mut Buffer) {
     if !state.is_connected() || !tab.connected {
         let note = if state.is_connected() {
             "subscribing to the access log…"
         } else {
             "The access log and statistics show once the proxy's admin port answers."
         };
-        ui::render_connection(app, Tab::Proxy, state, note, area, buf);
+        widgets::render_connection("Proxy", state, clock.now, note, area, buf);
         return;
     }
     let [top, log] = Layout::vertical([Constraint::Length(8), Constraint::Min(3)]).areas(area);
@@ -190,7 +187,7 @@ fn record_line(record: &AccessRecord) -> Line<'static> {
     };
     let at = UNIX_EPOCH + Duration::from_millis(record.time_ms);
     Line::from(vec![
-        Span::raw(ui::format_clock(at)).dim(),
+        Span::raw(widgets::format_clock(at)).dim(),
         Span::raw(" "),
         Span::styled(record.status.to_string(), Style::new().fg(color).bold()),
         Span::raw(format!(" {:<7} ", record.method)),

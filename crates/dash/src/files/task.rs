@@ -14,69 +14,85 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::conn::{Timing, Update, UpdateKind};
+use crate::driver::{self, Link};
+use crate::files::tab::{Msg, Request, parent};
+use crate::outbox::Outlet;
 use crate::server::Server;
-use crate::tabs::Outlet;
-use crate::tabs::files::{Msg, Request, parent};
+use crate::update::{Timing, Update, UpdateKind};
 
 /// The size of each piece of an upload, and so of its progress steps.
 const UPLOAD_CHUNK: usize = 64 * 1024;
 
 /// Keeps the Files tab fed for as long as anybody listens to `updates`.
 pub async fn run(config: ClientConfig, timing: Timing, updates: mpsc::Sender<Update>) {
-    let (requests_tx, mut requests) = mpsc::unbounded_channel();
+    let (requests_tx, requests) = mpsc::unbounded_channel();
     if !send(&updates, Msg::Attached(Outlet(requests_tx))).await {
         return;
     }
-    // The folder the tab shows, which survives reconnects.
-    let mut cwd = String::new();
-    let mut delay = timing.backoff_min;
-    loop {
-        let error = match FilesClient::connect_with(&config).await {
-            Ok(client) => {
-                delay = timing.backoff_min;
-                match follow(&client, &updates, &mut requests, &mut cwd).await {
-                    Some(error) => error,
-                    None => return,
+    let link = FilesLink {
+        config,
+        updates,
+        requests,
+        cwd: String::new(),
+    };
+    driver::drive(link, timing).await;
+}
+
+/// The Files tab's link to its server.
+struct FilesLink {
+    config: ClientConfig,
+    updates: mpsc::Sender<Update>,
+    requests: mpsc::UnboundedReceiver<Request>,
+    /// The folder the tab shows, which survives reconnects.
+    cwd: String,
+}
+
+impl Link for FilesLink {
+    type Client = FilesClient;
+
+    async fn connect(&mut self) -> Result<FilesClient, Error> {
+        FilesClient::connect_with(&self.config).await
+    }
+
+    async fn serve(&mut self, client: &FilesClient) -> Option<Error> {
+        follow(client, &self.updates, &mut self.requests, &mut self.cwd).await
+    }
+
+    async fn down(&mut self, error: &Error, _: Instant, _: u32) -> bool {
+        send(&self.updates, Msg::Lost(error.to_string())).await
+    }
+
+    /// Requests made while the server is down fail at once; a change of
+    /// folder is kept for the next connection.
+    async fn wait(&mut self, retry_at: Instant) -> bool {
+        let cwd = &mut self.cwd;
+        let refuse = |request| {
+            let msg = match request {
+                Request::List(path) => {
+                    *cwd = path;
+                    return None;
                 }
-            }
-            Err(error) => error,
+                Request::Upload { id, .. } | Request::Download { id, .. } => Msg::Finished {
+                    id,
+                    result: Err("not connected".into()),
+                },
+                _ => Msg::Done(Err("not connected to the file server".into())),
+            };
+            Some(UpdateKind::Files(msg))
         };
-        if !send(&updates, Msg::Lost(error.to_string())).await {
-            return;
-        }
-        let retry_at = Instant::now() + delay;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(retry_at) => break,
-                request = requests.recv() => {
-                    let Some(request) = request else { return };
-                    let msg = match request {
-                        Request::List(path) => {
-                            cwd = path;
-                            continue;
-                        }
-                        Request::Upload { id, .. } | Request::Download { id, .. } => {
-                            Msg::Finished { id, result: Err("not connected".into()) }
-                        }
-                        _ => Msg::Done(Err("not connected to the file server".into())),
-                    };
-                    if !send(&updates, msg).await {
-                        return;
-                    }
-                }
-            }
-        }
-        delay = (delay * 2).min(timing.backoff_max);
+        driver::refuse_until(
+            retry_at,
+            &mut self.requests,
+            &self.updates,
+            Server::Files,
+            refuse,
+        )
+        .await
     }
 }
 
 async fn send(updates: &mpsc::Sender<Update>, msg: Msg) -> bool {
-    let update = Update {
-        server: Server::Files,
-        kind: UpdateKind::Files(msg),
-    };
-    updates.send(update).await.is_ok()
+    driver::send(updates, Server::Files, UpdateKind::Files(msg)).await
 }
 
 /// Watches the whole tree, lists `cwd`, then relays changes and runs

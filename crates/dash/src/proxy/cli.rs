@@ -2,13 +2,14 @@
 //! statistics, the access log (recent or followed), tunnels, and reload.
 
 use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
 
 use anyhow::anyhow;
 use backroom_api::proxy::{AccessRecord, ProxyClient, Reloaded, Stats, TunnelInfo};
-use backroom_frame::client::ClientConfig;
 use clap::Subcommand;
 use serde::Serialize;
 
+use crate::cli;
 use crate::config::Settings;
 use crate::server::Server;
 use crate::units;
@@ -49,29 +50,21 @@ pub enum ProxyCommand {
     Reload,
 }
 
-/// Runs one command against the proxy's admin port. A failure is one line
-/// on stderr, `backroom proxy: <why>`, and exit status 1.
-pub fn run(args: Args, settings: &Settings) -> anyhow::Result<()> {
-    if let Err(e) = execute(args, settings) {
-        eprintln!("backroom proxy: {}", one_line(&format!("{e:#}")));
-        std::process::exit(1);
-    }
-    Ok(())
+/// Runs one command against the proxy's admin port to its end.
+pub fn run(args: Args, settings: &Settings) -> ExitCode {
+    cli::run(Server::Proxy, 1, |runtime| execute(runtime, args, settings))
 }
 
-fn execute(args: Args, settings: &Settings) -> anyhow::Result<()> {
-    let config = client_config(&args, settings)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| anyhow!("cannot start the async runtime: {e}"))?;
+fn execute(
+    runtime: &tokio::runtime::Runtime,
+    args: Args,
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    let config = cli::endpoint(settings, Server::Proxy, args.addr.as_deref())?.client;
     runtime.block_on(async {
-        let client = ProxyClient::connect(&config).await.map_err(|e| {
-            anyhow!(
-                "cannot reach the proxy's admin port at {}: {e}",
-                config.addr
-            )
-        })?;
+        let client = ProxyClient::connect(&config)
+            .await
+            .map_err(|e| cli::connect_error(Server::Proxy, &config, &e))?;
         let mut out = Out::new(args.json);
         let result = match args.command {
             ProxyCommand::Stats => stats(&client, &mut out).await,
@@ -97,20 +90,6 @@ fn execute(args: Args, settings: &Settings) -> anyhow::Result<()> {
     })
 }
 
-/// The proxy endpoint the dash config resolved, with `--addr` on top.
-fn client_config(args: &Args, settings: &Settings) -> anyhow::Result<ClientConfig> {
-    let endpoint = settings
-        .endpoints
-        .iter()
-        .find(|e| e.server == Server::Proxy)
-        .ok_or_else(|| anyhow!("the config has no proxy endpoint"))?;
-    let mut config = endpoint.client.clone();
-    if let Some(addr) = &args.addr {
-        config.addr.clone_from(addr);
-    }
-    Ok(config)
-}
-
 /// Why a command stopped.
 enum Failure {
     /// Whoever reads standard output has gone: stop quietly.
@@ -123,22 +102,6 @@ impl From<backroom_frame::Error> for Failure {
     fn from(e: backroom_frame::Error) -> Failure {
         Failure::Call(anyhow!("{e}"))
     }
-}
-
-/// Folds a message onto one line. Parse errors from the proxy (TOML's, for
-/// a bad config file on reload) draw the offending line under a `|` gutter;
-/// that drawing is dropped and the words are kept.
-fn one_line(message: &str) -> String {
-    let is_drawing = |line: &str| {
-        let rest = line.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ');
-        rest.starts_with('|')
-    };
-    message
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !is_drawing(line))
-        .collect::<Vec<_>>()
-        .join(": ")
 }
 
 impl From<std::io::Error> for Failure {
@@ -363,16 +326,6 @@ mod tests {
     use backroom_api::proxy::{HostCount, StatusClasses};
 
     use super::*;
-
-    #[test]
-    fn multi_line_errors_fold_onto_one_line() {
-        let toml = "bad_request: invalid config: TOML parse error at line 1, column 5\n  |\n1 | [acl\n  |     ^\nunclosed table, expected `]`\n";
-        assert_eq!(
-            one_line(toml),
-            "bad_request: invalid config: TOML parse error at line 1, column 5: unclosed table, expected `]`"
-        );
-        assert_eq!(one_line("plain"), "plain");
-    }
 
     #[test]
     fn durations_read_like_a_person_wrote_them() {

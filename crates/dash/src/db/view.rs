@@ -7,25 +7,22 @@ use ratatui::style::{Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Paragraph, Row, Table, Widget, Wrap};
 
-use crate::app::{App, Tab};
-use crate::server::Server;
-use crate::tabs::db::{DbTab, Focus, Output};
-use crate::ui;
+use crate::app::{Clock, ServerState};
+use crate::db::tab::{DbTab, Focus, Output};
+use crate::widgets;
 
 /// The schema browser's width.
 const SCHEMA_WIDTH: u16 = 24;
 
 /// Draws the DB tab into `area`.
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
-    let state = app.server(Server::Db);
-    let tab = &app.db;
+pub fn render(tab: &DbTab, state: &ServerState, clock: &Clock, area: Rect, buf: &mut Buffer) {
     if !state.is_connected() || !tab.connected {
         let note = if state.is_connected() {
             "opening a session…"
         } else {
             "The SQL editor opens once the database server answers."
         };
-        ui::render_connection(app, Tab::Db, state, note, area, buf);
+        widgets::render_connection("DB", state, clock.now, note, area, buf);
         return;
     }
     let [main, schema] =

@@ -7,38 +7,46 @@ use backroom_frame::client::ClientConfig;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::conn::{Timing, Update, UpdateKind};
+use crate::driver::{self, Link};
+use crate::proxy::tab::Msg;
 use crate::server::Server;
-use crate::tabs::proxy::Msg;
+use crate::update::{Timing, Update, UpdateKind};
 
 /// Keeps the Proxy tab fed for as long as anybody listens to `updates`.
 pub async fn run(config: ClientConfig, timing: Timing, updates: mpsc::Sender<Update>) {
-    let mut delay = timing.backoff_min;
-    loop {
-        let error = match ProxyClient::connect(&config).await {
-            Ok(client) => {
-                delay = timing.backoff_min;
-                match follow(&client, timing, &updates).await {
-                    Some(error) => error,
-                    None => return,
-                }
-            }
-            Err(error) => error,
-        };
-        if !send(&updates, Msg::Lost(error.to_string())).await {
-            return;
-        }
-        tokio::time::sleep_until(Instant::now() + delay).await;
-        delay = (delay * 2).min(timing.backoff_max);
+    let link = ProxyLink {
+        config,
+        timing,
+        updates,
+    };
+    driver::drive(link, timing).await;
+}
+
+/// The Proxy tab's link to the admin port.
+struct ProxyLink {
+    config: ClientConfig,
+    timing: Timing,
+    updates: mpsc::Sender<Update>,
+}
+
+impl Link for ProxyLink {
+    type Client = ProxyClient;
+
+    async fn connect(&mut self) -> Result<ProxyClient, Error> {
+        ProxyClient::connect(&self.config).await
+    }
+
+    async fn serve(&mut self, client: &ProxyClient) -> Option<Error> {
+        follow(client, self.timing, &self.updates).await
+    }
+
+    async fn down(&mut self, error: &Error, _: Instant, _: u32) -> bool {
+        send(&self.updates, Msg::Lost(error.to_string())).await
     }
 }
 
 async fn send(updates: &mpsc::Sender<Update>, msg: Msg) -> bool {
-    let update = Update {
-        server: Server::Proxy,
-        kind: UpdateKind::Proxy(msg),
-    };
-    updates.send(update).await.is_ok()
+    driver::send(updates, Server::Proxy, UpdateKind::Proxy(msg)).await
 }
 
 /// Relays the log and the stats until the connection fails (`Some`) or the

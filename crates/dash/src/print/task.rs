@@ -9,58 +9,67 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::conn::{Timing, Update, UpdateKind};
+use crate::driver::{self, Link};
+use crate::outbox::Outlet;
+use crate::print::tab::{LIST_LIMIT, Msg, Request};
 use crate::server::Server;
-use crate::tabs::Outlet;
-use crate::tabs::print::{LIST_LIMIT, Msg, Request};
+use crate::update::{Timing, Update, UpdateKind};
 
 /// Keeps the Print tab fed for as long as anybody listens to `updates`.
 pub async fn run(config: ClientConfig, timing: Timing, updates: mpsc::Sender<Update>) {
-    let (requests_tx, mut requests) = mpsc::unbounded_channel();
+    let (requests_tx, requests) = mpsc::unbounded_channel();
     if !send(&updates, Msg::Attached(Outlet(requests_tx))).await {
         return;
     }
-    let mut delay = timing.backoff_min;
-    loop {
-        let error = match PrintClient::connect_with(&config).await {
-            Ok(client) => {
-                delay = timing.backoff_min;
-                match follow(&client, &updates, &mut requests).await {
-                    Some(error) => error,
-                    None => return,
-                }
-            }
-            Err(error) => error,
+    let link = PrintLink {
+        config,
+        updates,
+        requests,
+    };
+    driver::drive(link, timing).await;
+}
+
+/// The Print tab's link to its server.
+struct PrintLink {
+    config: ClientConfig,
+    updates: mpsc::Sender<Update>,
+    requests: mpsc::UnboundedReceiver<Request>,
+}
+
+impl Link for PrintLink {
+    type Client = PrintClient;
+
+    async fn connect(&mut self) -> Result<PrintClient, Error> {
+        PrintClient::connect_with(&self.config).await
+    }
+
+    async fn serve(&mut self, client: &PrintClient) -> Option<Error> {
+        follow(client, &self.updates, &mut self.requests).await
+    }
+
+    async fn down(&mut self, error: &Error, _: Instant, _: u32) -> bool {
+        send(&self.updates, Msg::Lost(error.to_string())).await
+    }
+
+    /// Requests made while the server is down fail at once, not later.
+    async fn wait(&mut self, retry_at: Instant) -> bool {
+        let refuse = |request: Request| {
+            let text = format!("cannot {}: not connected", request.describe());
+            Some(UpdateKind::Print(Msg::Done(Err(text))))
         };
-        if !send(&updates, Msg::Lost(error.to_string())).await {
-            return;
-        }
-        // Requests made while the server is down fail at once, not later.
-        let retry_at = Instant::now() + delay;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(retry_at) => break,
-                request = requests.recv() => match request {
-                    Some(request) => {
-                        let text = format!("cannot {}: not connected", request.describe());
-                        if !send(&updates, Msg::Done(Err(text))).await {
-                            return;
-                        }
-                    }
-                    None => return,
-                },
-            }
-        }
-        delay = (delay * 2).min(timing.backoff_max);
+        driver::refuse_until(
+            retry_at,
+            &mut self.requests,
+            &self.updates,
+            Server::Print,
+            refuse,
+        )
+        .await
     }
 }
 
 async fn send(updates: &mpsc::Sender<Update>, msg: Msg) -> bool {
-    let update = Update {
-        server: Server::Print,
-        kind: UpdateKind::Print(msg),
-    };
-    updates.send(update).await.is_ok()
+    driver::send(updates, Server::Print, UpdateKind::Print(msg)).await
 }
 
 /// Subscribes, lists, then relays events and runs requests until the

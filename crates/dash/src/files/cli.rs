@@ -10,8 +10,9 @@
 #![allow(clippy::print_stdout)]
 
 use std::fs::File;
-use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
@@ -22,9 +23,11 @@ use backroom_api::files::{
 };
 use backroom_frame::error::{Error, ErrorCode};
 use bytes::{Bytes, BytesMut};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
+use serde_json::json;
 use tokio::sync::mpsc;
 
+use crate::cli;
 use crate::config::Settings;
 use crate::server::Server;
 use crate::units;
@@ -153,45 +156,20 @@ pub enum Algo {
     Blake3,
 }
 
-/// Runs one command and returns the process exit code; a failure has
-/// already been printed on stderr as one line.
-pub fn main(args: Args, settings: &Settings) -> i32 {
-    match run(args, settings) {
-        Ok(()) => 0,
-        Err(e) => {
-            // `{:#}` joins the causes with ": "; a message with line breaks
-            // of its own still makes one line.
-            let message = format!("{e:#}").replace(['\n', '\r'], " ");
-            eprintln!("backroom files: {message}");
-            1
-        }
-    }
-}
-
-fn run(args: Args, settings: &Settings) -> anyhow::Result<()> {
-    let endpoint = settings
-        .endpoints
-        .iter()
-        .find(|e| e.server == Server::Files)
-        .context("the config resolved no files server")?;
-    let mut config = endpoint.client.clone();
-    if let Some(addr) = args.addr {
-        config.addr = addr;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let out = Output {
-        json: args.json,
-        progress: args.progress,
-    };
-    runtime.block_on(async move {
-        let files = FilesClient::connect_with(&config)
-            .await
-            .map_err(|e| anyhow!("{}", describe(&e)))?;
-        execute(&files, args.command, out).await
+/// Runs one `backroom files` command to its end.
+pub fn run(args: Args, settings: &Settings) -> ExitCode {
+    cli::run(Server::Files, 2, |runtime| {
+        let config = cli::endpoint(settings, Server::Files, args.addr.as_deref())?.client;
+        let out = Output {
+            json: args.json,
+            progress: args.progress,
+        };
+        runtime.block_on(async move {
+            let files = FilesClient::connect_with(&config)
+                .await
+                .map_err(|e| cli::connect_error(Server::Files, &config, &e))?;
+            execute(&files, args.command, out).await
+        })
     })
 }
 
@@ -291,13 +269,13 @@ async fn execute(files: &FilesClient, command: FilesCommand, out: Output) -> any
         FilesCommand::Du { path } => {
             let usage = files.du(&path).await.map_err(|e| fail("du", &path, e))?;
             if out.json {
-                println!(
-                    "{{\"path\":{},\"bytes\":{},\"files\":{},\"dirs\":{}}}",
-                    json_str(&path),
-                    usage.bytes,
-                    usage.files,
-                    usage.dirs
-                );
+                let usage = json!({
+                    "path": path,
+                    "bytes": usage.bytes,
+                    "files": usage.files,
+                    "dirs": usage.dirs,
+                });
+                println!("{usage}");
             } else {
                 println!(
                     "{}\t{} bytes\t{} files\t{} dirs\t{}",
@@ -350,7 +328,7 @@ impl Output {
     /// in text, like the coreutils, and an object in JSON.
     fn done(self, what: &str, path: &str) {
         if self.json {
-            println!("{{\"{what}\":{}}}", json_str(path));
+            println!("{}", json!({ what: path }));
         }
     }
 }
@@ -364,13 +342,7 @@ fn fail(verb: &str, path: &str, error: Error) -> anyhow::Error {
 
 /// The server's message with its stable code, which scripts can match on.
 fn describe(error: &Error) -> String {
-    match error.code {
-        ErrorCode::Unauthorized => format!(
-            "{} ({}; pass --token or set BACKROOM_TOKEN)",
-            error.message, error.code
-        ),
-        _ => format!("{} ({})", error.message, error.code),
-    }
+    format!("{} ({})", error.message, error.code)
 }
 
 /// A remote path as people read it: the root is `/`.
@@ -441,15 +413,14 @@ fn print_stat(path: &str, entry: &Entry, out: Output) {
     println!("modified: {} UTC", units::utc_minute(entry.modified_ms));
 }
 
-fn entry_json(entry: &Entry) -> String {
-    format!(
-        "{{\"name\":{},\"kind\":\"{}\",\"size\":{},\"modified_ms\":{},\"mode\":{}}}",
-        json_str(&entry.name),
-        kind_name(entry.kind),
-        entry.size,
-        entry.modified_ms,
-        entry.mode
-    )
+fn entry_json(entry: &Entry) -> serde_json::Value {
+    json!({
+        "name": entry.name,
+        "kind": kind_name(entry.kind),
+        "size": entry.size,
+        "modified_ms": entry.modified_ms,
+        "mode": entry.mode,
+    })
 }
 
 fn kind_name(kind: Kind) -> &'static str {
@@ -774,11 +745,13 @@ pub fn upload_id(remote: &str, meta: &std::fs::Metadata) -> String {
 
 fn report_transfer(out: Output, verb: &str, remote: &str, local: &Path, size: u64, resumed: u64) {
     if out.json {
-        println!(
-            "{{\"{verb}\":{},\"local\":{},\"size\":{size},\"resumed_at\":{resumed}}}",
-            json_str(remote),
-            json_str(&local.display().to_string())
-        );
+        let report = json!({
+            verb: remote,
+            "local": local.display().to_string(),
+            "size": size,
+            "resumed_at": resumed,
+        });
+        println!("{report}");
     } else if resumed > 0 {
         println!("{verb} {remote}: {size} bytes (resumed at {resumed})");
     } else {
@@ -808,13 +781,7 @@ struct ProgressLines {
 
 impl Progress {
     fn new(label: String, total: u64, done: u64, out: Output) -> Progress {
-        if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(total);
-            if let Ok(style) = ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            ) {
-                bar.set_style(style);
-            }
+        if let Some(bar) = cli::progress_bar(total) {
             bar.set_position(done);
             return Progress::Bar(bar);
         }
@@ -885,12 +852,13 @@ async fn sum(files: &FilesClient, path: &str, algo: Algo, out: Output) -> anyhow
             Algo::Sha256 => "sha256",
             Algo::Blake3 => "blake3",
         };
-        println!(
-            "{{\"path\":{},\"algorithm\":\"{name}\",\"hex\":{},\"size\":{}}}",
-            json_str(path),
-            json_str(&digest.hex),
-            digest.size
-        );
+        let digest = json!({
+            "path": path,
+            "algorithm": name,
+            "hex": digest.hex,
+            "size": digest.size,
+        });
+        println!("{digest}");
     } else {
         println!("{}", digest.hex);
     }
@@ -917,12 +885,8 @@ async fn find(
         .map_err(|e| fail("find", &args.path, e))?;
     for m in &found.matches {
         if out.json {
-            println!(
-                "{{\"path\":{},\"kind\":\"{}\",\"size\":{}}}",
-                json_str(&m.path),
-                kind_name(m.kind),
-                m.size
-            );
+            let found = json!({ "path": m.path, "kind": kind_name(m.kind), "size": m.size });
+            println!("{found}");
         } else {
             let slash = if m.kind == Kind::Dir { "/" } else { "" };
             println!("{}{slash}", m.path);
@@ -932,6 +896,14 @@ async fn find(
         eprintln!(
             "backroom files: find: stopped at {} matches; narrow the pattern or raise --limit",
             found.matches.len()
+        );
+    }
+    // Like grep: nothing found is a failure a script can test for.
+    if found.matches.is_empty() {
+        bail!(
+            "find: nothing under {} matches {:?}",
+            shown(&args.path),
+            args.pattern
         );
     }
     Ok(())
@@ -981,39 +953,19 @@ fn print_change(change: &Change, out: Output) {
         Origin::Disk => "disk",
     };
     if out.json {
-        let to = change.to.as_deref().map_or("null".to_owned(), json_str);
-        println!(
-            "{{\"kind\":\"{kind}\",\"path\":{},\"to\":{to},\"origin\":\"{origin}\"}}",
-            json_str(&change.path)
-        );
+        let change = json!({
+            "kind": kind,
+            "path": change.path,
+            "to": change.to,
+            "origin": origin,
+        });
+        println!("{change}");
         return;
     }
     match &change.to {
         Some(to) => println!("{kind:<9}{origin:<8}{} -> {to}", change.path),
         None => println!("{kind:<9}{origin:<8}{}", change.path),
     }
-}
-
-// --------------------------------------------------------------- json
-
-/// A JSON string literal. The dashboard has no JSON library, and these few
-/// flat objects do not need one.
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]
@@ -1024,11 +976,6 @@ mod tests {
     fn modes_read_like_ls() {
         assert_eq!(mode_string(Kind::Dir, 0o755), "drwxr-xr-x");
         assert_eq!(mode_string(Kind::File, 0o640), "-rw-r-----");
-    }
-
-    #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(json_str("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
     }
 
     #[test]

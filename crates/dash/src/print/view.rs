@@ -8,27 +8,21 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, Widget};
+use ratatui::widgets::{Block, BorderType, Cell, Row, Table, Widget};
 
-use crate::app::{App, Tab};
-use crate::filter::Filter;
-use crate::server::Server;
-use crate::tabs::Status;
-use crate::tabs::print::{Pane, PrintTab};
-use crate::tabs::prompt::Prompt;
-use crate::ui;
+use crate::app::{Clock, ServerState};
+use crate::print::tab::{Pane, PrintTab};
+use crate::widgets;
 
 /// Draws the Print tab into `area`.
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
-    let state = app.server(Server::Print);
-    let tab = &app.print;
+pub fn render(tab: &PrintTab, state: &ServerState, clock: &Clock, area: Rect, buf: &mut Buffer) {
     if !state.is_connected() || !tab.loaded {
         let note = if state.is_connected() {
             "loading the queue…"
         } else {
             "The queue shows once the print server answers."
         };
-        ui::render_connection(app, Tab::Print, state, note, area, buf);
+        widgets::render_connection("Print", state, clock.now, note, area, buf);
         return;
     }
     let printers_height = (tab.printers.len() as u16 + 3).clamp(4, 8);
@@ -42,16 +36,15 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         Constraint::Length(bottom_height),
     ])
     .areas(area);
-    let now_ms = app
-        .clock
+    let now_ms = clock
         .wall
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     render_queue(tab, now_ms, queue, buf);
     render_printers(tab, printers, buf);
     match &tab.prompt {
-        Some(prompt) => render_prompt(prompt, bottom, buf),
-        None => render_status_line(&tab.filter, tab.status.as_ref(), bottom, buf),
+        Some(prompt) => widgets::render_prompt(prompt, bottom, buf),
+        None => widgets::render_status_line(&tab.filter, tab.status.as_ref(), bottom, buf),
     }
 }
 
@@ -255,57 +248,10 @@ fn printer_row(printer: &PrinterInfo) -> Row<'static> {
     ])
 }
 
-pub fn render_prompt<T>(prompt: &Prompt<T>, area: Rect, buf: &mut Buffer) {
-    let width = prompt
-        .fields
-        .iter()
-        .map(|f| f.label.chars().count())
-        .max()
-        .unwrap_or(0);
-    let lines: Vec<Line> = prompt
-        .fields
-        .iter()
-        .enumerate()
-        .map(|(i, field)| {
-            let mut spans = vec![
-                Span::raw(format!("{:>width$}: ", field.label)).bold(),
-                Span::raw(field.value.clone()),
-            ];
-            if i == prompt.focus {
-                spans.push(Span::raw(" ").reversed());
-            }
-            Line::from(spans)
-        })
-        .collect();
-    Paragraph::new(lines)
-        .block(
-            Block::bordered()
-                .border_type(BorderType::Double)
-                .border_style(Style::new().cyan())
-                .title(Line::from(format!(" {} ", prompt.title)).bold()),
-        )
-        .render(area, buf);
-}
-
-/// The bottom line of a tab: its filter while one is in use, otherwise the
-/// result of its last request.
-pub fn render_status_line(filter: &Filter, status: Option<&Status>, area: Rect, buf: &mut Buffer) {
-    if filter.is_editing() || filter.is_active() {
-        filter.render(area, buf);
-        return;
-    }
-    match status {
-        Some(status) if status.ok => Line::from(status.text.clone()).green(),
-        Some(status) => Line::from(status.text.clone()).red(),
-        None => Line::from(""),
-    }
-    .render(area, buf);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tabs::print::tests::job;
+    use crate::print::tab::tests::job;
 
     #[test]
     fn progress_is_a_bar_and_a_percentage_while_printing() {

@@ -13,6 +13,7 @@
 use std::fs::File;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
 use backroom_api::db::{
@@ -24,7 +25,8 @@ use backroom_frame::client::ClientConfig;
 use backroom_frame::error::ErrorCode;
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, Flags};
+use crate::cli;
+use crate::config::Settings;
 use crate::server::Server;
 
 /// The database server: run SQL, open a shell, read the schema, back up and
@@ -133,66 +135,30 @@ impl BlobCommand {
 }
 
 /// Runs one `backroom db` command to its end.
-///
-/// Takes the flags rather than the resolved settings: clap shares `--db`
-/// between the global server flag and this command's database name, so the
-/// endpoint is resolved again here without it.
-pub fn run(args: Args, flags: &Flags) -> anyhow::Result<()> {
-    let (config, database) = client_config(&args, flags)?;
-    let db = args.db.or(database);
+pub fn run(args: Args, settings: &Settings) -> ExitCode {
     // Multi-threaded, with one worker, so the connection's keepalive runs
     // while the shell waits for the user to type.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let result = match args.command {
-        DbCommand::Shell => shell(&runtime, &config, db, args.json),
-        command => runtime.block_on(execute(command, &config, db, args.json)),
-    };
-    // One line whatever the environment: anyhow would add a backtrace
-    // under RUST_BACKTRACE, and a script reading stderr wants the cause.
-    if let Err(e) = result {
-        drop(runtime);
-        eprintln!("Error: {e:#}");
-        std::process::exit(1);
-    }
-    Ok(())
-}
-
-/// The database server's endpoint, with `--addr` over whatever the config
-/// file says, and the config file's database, if it names one.
-fn client_config(args: &Args, flags: &Flags) -> anyhow::Result<(ClientConfig, Option<String>)> {
-    if let Some(name) = &args.db {
-        if name.contains(':') {
+    cli::run(Server::Db, 1, |runtime| {
+        if let Some(name) = args.db.as_deref().filter(|name| name.contains(':')) {
             bail!(
                 "--db {name:?} looks like an address; under `backroom db`, --db names a \
                  database: give the server with --addr"
             );
         }
-    }
-    let flags = Flags {
-        db: None,
-        ..flags.clone()
-    };
-    let settings = config::resolve(&flags, config::user_config_path().as_deref(), &[Server::Db])?;
-    let endpoint = settings
-        .endpoints
-        .into_iter()
-        .find(|e| e.server == Server::Db)
-        .ok_or_else(|| anyhow!("no database server is configured"))?;
-    let mut config = endpoint.client;
-    if let Some(addr) = &args.addr {
-        config.addr.clone_from(addr);
-    }
-    Ok((config, endpoint.database))
+        let endpoint = cli::endpoint(settings, Server::Db, args.addr.as_deref())?;
+        let db = args.db.or(endpoint.database);
+        let config = endpoint.client;
+        match args.command {
+            DbCommand::Shell => shell(runtime, &config, db, args.json),
+            command => runtime.block_on(execute(command, &config, db, args.json)),
+        }
+    })
 }
 
 async fn connect(config: &ClientConfig) -> anyhow::Result<DbClient> {
     DbClient::connect_with(config)
         .await
-        .with_context(|| format!("cannot reach the database server at {}", config.addr))
+        .map_err(|e| cli::connect_error(Server::Db, config, &e))
 }
 
 async fn execute(
@@ -1027,7 +993,7 @@ async fn save(
     out: &Path,
     bytes: u64,
 ) -> anyhow::Result<()> {
-    let bar = progress_bar(bytes);
+    let bar = cli::progress_bar(bytes);
     let mut written = 0u64;
     while let Some(chunk) = stream.chunk().await? {
         file.write_all(&chunk)
@@ -1090,19 +1056,6 @@ async fn get_blob(
     save(stream, &mut file, out, info.bytes).await?;
     print!("{}", mode.blob("read", &args, info.bytes, out));
     Ok(())
-}
-
-fn progress_bar(len: u64) -> Option<indicatif::ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
-    {
-        bar.set_style(style);
-    }
-    Some(bar)
 }
 
 // ----------------------------------------------------------------- watch

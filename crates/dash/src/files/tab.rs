@@ -7,9 +7,9 @@ use backroom_api::files::{Entry, Kind};
 
 use crate::filter::Filter;
 use crate::keymap::Action;
-use crate::tabs::Outlet;
-use crate::tabs::Status;
-use crate::tabs::prompt::Prompt;
+use crate::outbox::Outlet;
+use crate::prompt::Prompt;
+use crate::widgets::Status;
 
 /// How many finished transfers stay on screen.
 pub const FINISHED_TRANSFERS_SHOWN: usize = 3;

@@ -8,24 +8,20 @@ use ratatui::style::{Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Cell, Gauge, Row, Table, Widget};
 
-use crate::app::{App, Tab};
-use crate::server::Server;
-use crate::tabs::files::{FilesTab, Transfer};
-use crate::tabs::print_ui;
-use crate::ui;
+use crate::app::{Clock, ServerState};
+use crate::files::tab::{FilesTab, Transfer};
 use crate::units;
+use crate::widgets;
 
 /// Draws the Files tab into `area`.
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
-    let state = app.server(Server::Files);
-    let tab = &app.files;
+pub fn render(tab: &FilesTab, state: &ServerState, clock: &Clock, area: Rect, buf: &mut Buffer) {
     if !state.is_connected() || !tab.loaded {
         let note = if state.is_connected() {
             "listing…"
         } else {
             "The files show once the file server answers."
         };
-        ui::render_connection(app, Tab::Files, state, note, area, buf);
+        widgets::render_connection("Files", state, clock.now, note, area, buf);
         return;
     }
     let transfers_height = if tab.transfers.is_empty() {
@@ -48,8 +44,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         render_transfers(tab, transfers, buf);
     }
     match &tab.prompt {
-        Some(prompt) => print_ui::render_prompt(prompt, bottom, buf),
-        None => print_ui::render_status_line(&tab.filter, tab.status.as_ref(), bottom, buf),
+        Some(prompt) => widgets::render_prompt(prompt, bottom, buf),
+        None => widgets::render_status_line(&tab.filter, tab.status.as_ref(), bottom, buf),
     }
 }
 

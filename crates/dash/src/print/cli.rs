@@ -9,19 +9,20 @@
 // A command-line tool: printing to standard output is its job.
 #![allow(clippy::print_stdout)]
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use backroom_api::print::{
     Event, Job, JobList, JobState, ListArgs, PrintClient, PrinterInfo, PrinterState, Printers,
     SubmitArgs,
 };
-use backroom_frame::client::ClientConfig;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+use crate::cli;
 use crate::config::Settings;
 use crate::server::Server;
 use crate::units;
@@ -133,55 +134,15 @@ pub enum PrintCommand {
     },
 }
 
-/// Runs one `backroom print` command. A failure is printed here as one line
-/// and ends the process with status 1: returned to `main`, anyhow would add
-/// a backtrace whenever `RUST_BACKTRACE` is set.
-pub fn run(args: Args, settings: &Settings) -> anyhow::Result<()> {
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-        .and_then(|runtime| runtime.block_on(execute(args, settings)));
-    if let Err(e) = result {
-        eprintln!("backroom print: {}", one_line(&e));
-        std::process::exit(1);
-    }
-    Ok(())
-}
-
-/// The error and its causes on one line, without repeats: a context that
-/// already quotes its cause is not followed by the cause again.
-fn one_line(error: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string().replace('\n', " ");
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
-}
-
-/// The print server's endpoint, with `--addr` over whatever the config says.
-fn client_config(args: &Args, settings: &Settings) -> anyhow::Result<ClientConfig> {
-    let endpoint = settings
-        .endpoints
-        .iter()
-        .find(|e| e.server == Server::Print)
-        .ok_or_else(|| anyhow!("no print server is configured"))?;
-    let mut config = endpoint.client.clone();
-    if let Some(addr) = &args.addr {
-        config.addr.clone_from(addr);
-    }
-    Ok(config)
+/// Runs one `backroom print` command to its end.
+pub fn run(args: Args, settings: &Settings) -> ExitCode {
+    cli::run(Server::Print, 1, |runtime| {
+        runtime.block_on(execute(args, settings))
+    })
 }
 
 async fn execute(args: Args, settings: &Settings) -> anyhow::Result<()> {
-    let config = client_config(&args, settings)?;
+    let config = cli::endpoint(settings, Server::Print, args.addr.as_deref())?.client;
     // A missing document is the user's mistake, not the server's: say so
     // before connecting.
     let document = match &args.command {
@@ -194,7 +155,7 @@ async fn execute(args: Args, settings: &Settings) -> anyhow::Result<()> {
     };
     let client = PrintClient::connect_with(&config)
         .await
-        .with_context(|| format!("cannot connect to the print server at {}", config.addr))?;
+        .map_err(|e| cli::connect_error(Server::Print, &config, &e))?;
     let out = Output { json: args.json };
     match args.command {
         PrintCommand::Submit {
@@ -364,7 +325,7 @@ async fn submit_document(
     args.size = Some(document.size);
     let refused = || "the print server refused the job";
     let mut upload = client.submit_stream(&args).await.context(refused())?;
-    let bar = progress_bar(document.size);
+    let bar = cli::progress_bar(document.size);
     let mut buf = vec![0u8; CHUNK];
     loop {
         // A blocking read: the runtime serves this one upload only, and a
@@ -390,19 +351,6 @@ async fn submit_document(
         bar.finish_and_clear();
     }
     out.value(&job, || job.id.to_string())
-}
-
-fn progress_bar(len: u64) -> Option<indicatif::ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-    ) {
-        bar.set_style(style);
-    }
-    Some(bar)
 }
 
 /// The answer to an operation on one job: its new state, or one line saying
