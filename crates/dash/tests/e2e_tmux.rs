@@ -163,6 +163,24 @@ async fn start_files(root: &Path) -> Running {
     Running { addr, _stop: stop }
 }
 
+/// A database server on `addr` (port 0 for any), with its files in `dir`,
+/// and the task to wait on once it is told to stop.
+async fn start_db(dir: &Path, addr: SocketAddr) -> (Running, tokio::task::JoinHandle<()>) {
+    let config = backroom_db::Config::new(dir.join("data"));
+    let listener = TcpListener::bind(addr).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        backroom_db::run(listener, config, shutdown)
+            .await
+            .expect("the db server runs");
+    });
+    (Running { addr, _stop: stop }, task)
+}
+
 /// A loopback port with nothing listening, for the servers not started.
 async fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -227,4 +245,48 @@ async fn the_real_binary_switches_tabs_and_submits_a_print_job() {
         "the prompt closed:\n{screen}"
     );
     tmux.keys(&["q"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_after_the_db_server_restarts_succeeds_at_the_first_try() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    let (first, first_task) = start_db(dir.path(), any_port).await;
+    let addr = first.addr;
+    let config = dir.path().join("empty.toml");
+    std::fs::write(&config, "").expect("empty config");
+    let command = vec![
+        env!("CARGO_BIN_EXE_backroom").to_string(),
+        "--config".into(),
+        config.display().to_string(),
+        "--db".into(),
+        addr.to_string(),
+        "--print".into(),
+        closed_port().await.to_string(),
+        "--files".into(),
+        closed_port().await.to_string(),
+        "--proxy-admin".into(),
+        closed_port().await.to_string(),
+    ];
+    let tmux = Tmux::start(100, 30, &command);
+    tmux.wait_for(&["● db"]).await;
+    tmux.keys(&["4"]);
+    tmux.wait_for(&["╭ SQL", "╭ Results"]).await;
+
+    // Restart the server on the same port under the open DB tab.
+    drop(first);
+    first_task.await.expect("the first server stops");
+    tmux.wait_for(&["○ db"]).await;
+    let (_second, _second_task) = start_db(dir.path(), addr).await;
+    tmux.wait_for(&["● db"]).await;
+
+    tmux.keys(&["e"]);
+    tmux.type_text("SELECT 6 * 7 AS answer");
+    tmux.keys(&["F5"]);
+    let screen = tmux.wait_for(&["answer", "42", "1 row"]).await;
+    assert!(
+        !screen.contains("goodbye") && !screen.contains("not connected"),
+        "the first query after the restart failed:\n{screen}"
+    );
+    tmux.keys(&["Escape", "q"]);
 }

@@ -72,21 +72,17 @@ impl Link for Session {
         send(&self.updates, Msg::Lost(error.to_string())).await
     }
 
+    /// A request made while the server is down is not refused: it is kept
+    /// for the connection that is tried at once, and fails only if that
+    /// attempt does.
     async fn wait(&mut self, retry_at: Instant) -> bool {
-        let refuse = |request| {
-            Some(UpdateKind::Db(Msg::Failed {
-                sql: describe(&request),
-                error: "not connected to the database server".into(),
-            }))
-        };
-        driver::refuse_until(
-            retry_at,
-            &mut self.requests,
-            &self.updates,
-            Server::Db,
-            refuse,
-        )
-        .await
+        tokio::select! {
+            _ = tokio::time::sleep_until(retry_at) => true,
+            request = self.requests.recv() => {
+                self.pending = request;
+                self.pending.is_some()
+            }
+        }
     }
 }
 
