@@ -74,74 +74,15 @@ impl Tab {
         Tab::ALL[(self.index() as isize + by).rem_euclid(n) as usize]
     }
 
-    /// The keys that do something on this tab, in the help overlay's order.
+    /// The keys that do something on this tab, in the help overlay's order:
+    /// the actions whose scope holds the tab.
     pub fn actions(self) -> Vec<Action> {
-        let mut actions = vec![
-            Action::Quit,
-            Action::Help,
-            Action::NextTab,
-            Action::PrevTab,
-            Action::Overview,
-            Action::Files,
-            Action::Print,
-            Action::Db,
-            Action::Proxy,
-        ];
-        match self {
-            Tab::Overview => actions.extend([
-                Action::Filter,
-                Action::Up,
-                Action::Down,
-                Action::ClearEvents,
-            ]),
-            Tab::Print => actions.extend([
-                Action::Filter,
-                Action::Up,
-                Action::Down,
-                Action::SwitchPane,
-                Action::Submit,
-                Action::CancelJob,
-                Action::Hold,
-                Action::Release,
-                Action::PriorityUp,
-                Action::PriorityDown,
-                Action::Promote,
-                Action::MoveJob,
-                Action::Pause,
-                Action::Resume,
-            ]),
-            Tab::Db => actions.extend([
-                Action::Edit,
-                Action::RunQuery,
-                Action::Up,
-                Action::Down,
-                Action::ScrollLeft,
-                Action::ScrollRight,
-                Action::Schema,
-                Action::Refresh,
-            ]),
-            Tab::Proxy => actions.extend([
-                Action::Filter,
-                Action::Up,
-                Action::Down,
-                Action::Follow,
-                Action::PauseLog,
-            ]),
-            Tab::Files => actions.extend([
-                Action::Filter,
-                Action::Up,
-                Action::Down,
-                Action::Open,
-                Action::Parent,
-                Action::Upload,
-                Action::Download,
-                Action::Mkdir,
-                Action::Rename,
-                Action::Delete,
-                Action::Checksum,
-            ]),
-        }
-        actions
+        let here = 1 << self.index();
+        Action::ALL
+            .iter()
+            .copied()
+            .filter(|action| action.scope() & here != 0)
+            .collect()
     }
 }
 
@@ -667,6 +608,21 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_tabs_scope_bit_is_its_index() {
+        use crate::keymap::scope;
+        let bits = [
+            scope::OVERVIEW,
+            scope::FILES,
+            scope::PRINT,
+            scope::DB,
+            scope::PROXY,
+        ];
+        for (tab, bit) in Tab::ALL.into_iter().zip(bits) {
+            assert_eq!(1 << tab.index(), bit, "{}", tab.title());
+        }
+    }
 
     fn app() -> App {
         App::new(&[], Keymap::default(), Clock::now())

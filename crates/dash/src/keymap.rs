@@ -8,313 +8,123 @@ use std::str::FromStr;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde::Deserialize;
 
-/// Something a key can make the dashboard do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Action {
-    Quit,
-    Help,
-    NextTab,
-    PrevTab,
-    Overview,
-    Files,
-    Print,
-    Db,
-    Proxy,
-    Filter,
-    Up,
-    Down,
-    ClearEvents,
-    Submit,
-    CancelJob,
-    Hold,
-    Release,
-    PriorityUp,
-    PriorityDown,
-    Promote,
-    MoveJob,
-    Pause,
-    Resume,
-    SwitchPane,
-    Edit,
-    RunQuery,
-    ScrollLeft,
-    ScrollRight,
-    Schema,
-    Refresh,
-    Follow,
-    PauseLog,
-    Open,
-    Parent,
-    Upload,
-    Download,
-    Mkdir,
-    Rename,
-    Delete,
-    Checksum,
-    Confirm,
-    Cancel,
+/// Declares every action once, as a row of the table below, and derives
+/// from it the [`Action`] enum and everything the keymap, the help overlay,
+/// the footer and read-only mode ask of an action.
+macro_rules! actions {
+    ($($action:ident: $name:literal, [$($key:literal),*], $scope:expr, $changes:literal, $describe:literal;)*) => {
+        /// Something a key can make the dashboard do.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Action {
+            $($action,)*
+        }
+
+        impl Action {
+            /// Every action, in the order the help overlay lists them.
+            pub const ALL: &'static [Action] = &[$(Action::$action,)*];
+
+            /// The action's name in the config file's `[keys]` table.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Action::$action => $name,)*
+                }
+            }
+
+            /// What the action does, for the help overlay.
+            pub fn describe(self) -> &'static str {
+                match self {
+                    $(Action::$action => $describe,)*
+                }
+            }
+
+            fn defaults(self) -> &'static [&'static str] {
+                match self {
+                    $(Action::$action => &[$($key),*],)*
+                }
+            }
+
+            /// Where the action works, as a set of [`scope`] bits. Two
+            /// actions may share a key when their scopes do not meet: the
+            /// Print tab's keys and the DB tab's never compete. Confirmation
+            /// keys live in the dialog's own mode, so they may share keys
+            /// with any other action.
+            pub fn scope(self) -> u8 {
+                use scope::*;
+                match self {
+                    $(Action::$action => $scope,)*
+                }
+            }
+
+            /// Whether the action asks a server to change something, and so
+            /// is turned off in read-only mode. Running SQL is not one:
+            /// whether a statement writes depends on its text, which the DB
+            /// tab checks.
+            pub fn changes_something(self) -> bool {
+                match self {
+                    $(Action::$action => $changes,)*
+                }
+            }
+        }
+    };
+}
+
+// One row per action: its enum variant, its name in `[keys]`, its default
+// keys, where it works, whether it changes anything on a server, and what
+// the help overlay says of it. Adding a key is adding a row.
+#[rustfmt::skip]
+actions! {
+    Quit:         "quit",          ["q", "ctrl-c"],      EVERYWHERE,                       false, "quit";
+    Help:         "help",          ["?"],                EVERYWHERE,                       false, "show or hide this help";
+    NextTab:      "next-tab",      ["tab"],              EVERYWHERE,                       false, "next tab";
+    PrevTab:      "prev-tab",      ["shift-tab"],        EVERYWHERE,                       false, "previous tab";
+    Overview:     "overview",      ["1"],                EVERYWHERE,                       false, "Overview tab";
+    Files:        "files",         ["2"],                EVERYWHERE,                       false, "Files tab";
+    Print:        "print",         ["3"],                EVERYWHERE,                       false, "Print tab";
+    Db:           "db",            ["4"],                EVERYWHERE,                       false, "DB tab";
+    Proxy:        "proxy",         ["5"],                EVERYWHERE,                       false, "Proxy tab";
+    Filter:       "filter",        ["/"],                OVERVIEW | FILES | PRINT | PROXY, false, "filter the list";
+    Up:           "up",            ["up", "k"],          EVERYWHERE,                       false, "scroll up";
+    Down:         "down",          ["down", "j"],        EVERYWHERE,                       false, "scroll down";
+    ClearEvents:  "clear-events",  ["c"],                OVERVIEW,                         false, "clear the events (asks first)";
+    SwitchPane:   "switch-pane",   ["left", "right"],    PRINT,                            false, "switch between the panes";
+    Submit:       "submit",        ["a"],                PRINT,                            true,  "submit a local file to print";
+    CancelJob:    "cancel-job",    ["x"],                PRINT,                            true,  "cancel the selected job (asks first)";
+    Hold:         "hold",          ["h"],                PRINT,                            true,  "hold the selected job";
+    Release:      "release",       ["r"],                PRINT,                            true,  "release the selected job";
+    PriorityUp:   "priority-up",   ["+"],                PRINT,                            true,  "raise the selected job's priority";
+    PriorityDown: "priority-down", ["-"],                PRINT,                            true,  "lower the selected job's priority";
+    Promote:      "promote",       ["t"],                PRINT,                            true,  "promote the job to the front";
+    MoveJob:      "move",          ["m"],                PRINT,                            true,  "move the job to another printer";
+    Pause:        "pause",         ["p"],                PRINT,                            true,  "pause the selected printer";
+    Resume:       "resume",        ["P"],                PRINT,                            true,  "resume the selected printer";
+    Edit:         "edit",          ["e", "enter"],       DB,                               false, "edit the SQL (esc leaves the editor)";
+    RunQuery:     "run",           ["f5", "ctrl-enter"], DB,                               false, "run the SQL";
+    ScrollLeft:   "scroll-left",   ["left"],             DB,                               false, "scroll the results left";
+    ScrollRight:  "scroll-right",  ["right"],            DB,                               false, "scroll the results right";
+    Schema:       "schema",        ["s"],                DB,                               false, "move to the schema browser and back";
+    Refresh:      "refresh",       ["R"],                DB,                               false, "read the schema again";
+    Follow:       "follow",        ["f"],                PROXY,                            false, "follow the newest requests";
+    PauseLog:     "pause-log",     ["space"],            PROXY,                            false, "pause or resume the log";
+    Open:         "open",          ["enter"],            FILES,                            false, "open the selected folder";
+    Parent:       "parent",        ["backspace"],        FILES,                            false, "go up to the parent folder";
+    Upload:       "upload",        ["u"],                FILES,                            true,  "upload a local file into this folder";
+    Download:     "download",      ["d"],                FILES,                            false, "download the selected file";
+    Mkdir:        "mkdir",         ["n"],                FILES,                            true,  "create a folder";
+    Rename:       "rename",        ["r"],                FILES,                            true,  "rename the selected entry";
+    Delete:       "delete",        ["x", "delete"],      FILES,                            true,  "delete the selected entry (asks first)";
+    Checksum:     "checksum",      ["c"],                FILES,                            false, "SHA-256 of the selected file";
+    Confirm:      "confirm",       ["y"],                DIALOG,                           false, "answer yes in a confirmation";
+    Cancel:       "cancel",        ["n", "esc"],         DIALOG,                           false, "answer no in a confirmation";
 }
 
 impl Action {
-    /// Every action, in the order the help overlay lists them.
-    pub const ALL: [Action; 42] = [
-        Action::Quit,
-        Action::Help,
-        Action::NextTab,
-        Action::PrevTab,
-        Action::Overview,
-        Action::Files,
-        Action::Print,
-        Action::Db,
-        Action::Proxy,
-        Action::Filter,
-        Action::Up,
-        Action::Down,
-        Action::ClearEvents,
-        Action::Submit,
-        Action::CancelJob,
-        Action::Hold,
-        Action::Release,
-        Action::PriorityUp,
-        Action::PriorityDown,
-        Action::Promote,
-        Action::MoveJob,
-        Action::Pause,
-        Action::Resume,
-        Action::SwitchPane,
-        Action::Edit,
-        Action::RunQuery,
-        Action::ScrollLeft,
-        Action::ScrollRight,
-        Action::Schema,
-        Action::Refresh,
-        Action::Follow,
-        Action::PauseLog,
-        Action::Open,
-        Action::Parent,
-        Action::Upload,
-        Action::Download,
-        Action::Mkdir,
-        Action::Rename,
-        Action::Delete,
-        Action::Checksum,
-        Action::Confirm,
-        Action::Cancel,
-    ];
-
-    /// Whether the action asks a server to change something, and so is
-    /// turned off in read-only mode. Running SQL is not here: whether a
-    /// statement writes depends on its text, which the DB tab checks.
-    pub fn changes_something(self) -> bool {
-        matches!(
-            self,
-            Action::Submit
-                | Action::CancelJob
-                | Action::Hold
-                | Action::Release
-                | Action::PriorityUp
-                | Action::PriorityDown
-                | Action::Promote
-                | Action::MoveJob
-                | Action::Pause
-                | Action::Resume
-                | Action::Upload
-                | Action::Mkdir
-                | Action::Rename
-                | Action::Delete
-        )
-    }
-
-    /// The action's name in the config file's `[keys]` table.
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::Quit => "quit",
-            Action::Help => "help",
-            Action::NextTab => "next-tab",
-            Action::PrevTab => "prev-tab",
-            Action::Overview => "overview",
-            Action::Files => "files",
-            Action::Print => "print",
-            Action::Db => "db",
-            Action::Proxy => "proxy",
-            Action::Filter => "filter",
-            Action::Up => "up",
-            Action::Down => "down",
-            Action::ClearEvents => "clear-events",
-            Action::Submit => "submit",
-            Action::CancelJob => "cancel-job",
-            Action::Hold => "hold",
-            Action::Release => "release",
-            Action::PriorityUp => "priority-up",
-            Action::PriorityDown => "priority-down",
-            Action::Promote => "promote",
-            Action::MoveJob => "move",
-            Action::Pause => "pause",
-            Action::Resume => "resume",
-            Action::SwitchPane => "switch-pane",
-            Action::Edit => "edit",
-            Action::RunQuery => "run",
-            Action::ScrollLeft => "scroll-left",
-            Action::ScrollRight => "scroll-right",
-            Action::Schema => "schema",
-            Action::Refresh => "refresh",
-            Action::Follow => "follow",
-            Action::PauseLog => "pause-log",
-            Action::Open => "open",
-            Action::Parent => "parent",
-            Action::Upload => "upload",
-            Action::Download => "download",
-            Action::Mkdir => "mkdir",
-            Action::Rename => "rename",
-            Action::Delete => "delete",
-            Action::Checksum => "checksum",
-            Action::Confirm => "confirm",
-            Action::Cancel => "cancel",
-        }
-    }
-
-    /// What the action does, for the help overlay.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Action::Quit => "quit",
-            Action::Help => "show or hide this help",
-            Action::NextTab => "next tab",
-            Action::PrevTab => "previous tab",
-            Action::Overview => "Overview tab",
-            Action::Files => "Files tab",
-            Action::Print => "Print tab",
-            Action::Db => "DB tab",
-            Action::Proxy => "Proxy tab",
-            Action::Filter => "filter the list",
-            Action::Up => "scroll up",
-            Action::Down => "scroll down",
-            Action::ClearEvents => "clear the events (asks first)",
-            Action::Submit => "submit a local file to print",
-            Action::CancelJob => "cancel the selected job (asks first)",
-            Action::Hold => "hold the selected job",
-            Action::Release => "release the selected job",
-            Action::PriorityUp => "raise the selected job's priority",
-            Action::PriorityDown => "lower the selected job's priority",
-            Action::Promote => "promote the job to the front",
-            Action::MoveJob => "move the job to another printer",
-            Action::Pause => "pause the selected printer",
-            Action::Resume => "resume the selected printer",
-            Action::SwitchPane => "switch between the panes",
-            Action::Edit => "edit the SQL (esc leaves the editor)",
-            Action::RunQuery => "run the SQL",
-            Action::ScrollLeft => "scroll the results left",
-            Action::ScrollRight => "scroll the results right",
-            Action::Schema => "move to the schema browser and back",
-            Action::Refresh => "read the schema again",
-            Action::Follow => "follow the newest requests",
-            Action::PauseLog => "pause or resume the log",
-            Action::Open => "open the selected folder",
-            Action::Parent => "go up to the parent folder",
-            Action::Upload => "upload a local file into this folder",
-            Action::Download => "download the selected file",
-            Action::Mkdir => "create a folder",
-            Action::Rename => "rename the selected entry",
-            Action::Delete => "delete the selected entry (asks first)",
-            Action::Checksum => "SHA-256 of the selected file",
-            Action::Confirm => "answer yes in a confirmation",
-            Action::Cancel => "answer no in a confirmation",
-        }
-    }
-
-    fn defaults(self) -> &'static [&'static str] {
-        match self {
-            Action::Quit => &["q", "ctrl-c"],
-            Action::Help => &["?"],
-            Action::NextTab => &["tab"],
-            Action::PrevTab => &["shift-tab"],
-            Action::Overview => &["1"],
-            Action::Files => &["2"],
-            Action::Print => &["3"],
-            Action::Db => &["4"],
-            Action::Proxy => &["5"],
-            Action::Filter => &["/"],
-            Action::Up => &["up", "k"],
-            Action::Down => &["down", "j"],
-            Action::ClearEvents => &["c"],
-            Action::Submit => &["a"],
-            Action::CancelJob => &["x"],
-            Action::Hold => &["h"],
-            Action::Release => &["r"],
-            Action::PriorityUp => &["+"],
-            Action::PriorityDown => &["-"],
-            Action::Promote => &["t"],
-            Action::MoveJob => &["m"],
-            Action::Pause => &["p"],
-            Action::Resume => &["P"],
-            Action::SwitchPane => &["left", "right"],
-            Action::Edit => &["e", "enter"],
-            Action::RunQuery => &["f5", "ctrl-enter"],
-            Action::ScrollLeft => &["left"],
-            Action::ScrollRight => &["right"],
-            Action::Schema => &["s"],
-            Action::Refresh => &["R"],
-            Action::Follow => &["f"],
-            Action::PauseLog => &["space"],
-            Action::Open => &["enter"],
-            Action::Parent => &["backspace"],
-            Action::Upload => &["u"],
-            Action::Download => &["d"],
-            Action::Mkdir => &["n"],
-            Action::Rename => &["r"],
-            Action::Delete => &["x", "delete"],
-            Action::Checksum => &["c"],
-            Action::Confirm => &["y"],
-            Action::Cancel => &["n", "esc"],
-        }
-    }
-
-    /// Where the action works, as a set of [`scope`] bits. Two actions may
-    /// share a key when their scopes do not meet: the Print tab's keys and
-    /// the DB tab's never compete. Confirmation keys live in the dialog's
-    /// own mode, so they may share keys with any other action.
-    pub fn scope(self) -> u8 {
-        use scope::*;
-        match self {
-            Action::Confirm | Action::Cancel => DIALOG,
-            Action::Filter => OVERVIEW | FILES | PRINT | PROXY,
-            Action::Up | Action::Down => EVERYWHERE,
-            Action::Follow | Action::PauseLog => PROXY,
-            Action::Open
-            | Action::Parent
-            | Action::Upload
-            | Action::Download
-            | Action::Mkdir
-            | Action::Rename
-            | Action::Delete
-            | Action::Checksum => FILES,
-            Action::ClearEvents => OVERVIEW,
-            Action::Submit
-            | Action::CancelJob
-            | Action::Hold
-            | Action::Release
-            | Action::PriorityUp
-            | Action::PriorityDown
-            | Action::Promote
-            | Action::MoveJob
-            | Action::Pause
-            | Action::Resume
-            | Action::SwitchPane => PRINT,
-            Action::Edit
-            | Action::RunQuery
-            | Action::ScrollLeft
-            | Action::ScrollRight
-            | Action::Schema
-            | Action::Refresh => DB,
-            _ => EVERYWHERE,
-        }
-    }
-
     fn in_dialog(self) -> bool {
         self.scope() == scope::DIALOG
     }
 }
 
 /// The bits of [`Action::scope`]: one per tab, and one for dialogs.
+/// A tab's bit is `1 << Tab::index()`.
 pub mod scope {
     pub const OVERVIEW: u8 = 1;
     pub const FILES: u8 = 2;
@@ -330,7 +140,8 @@ impl FromStr for Action {
 
     fn from_str(s: &str) -> Result<Action, String> {
         Action::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|a| a.name() == s)
             .ok_or_else(|| {
                 let names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
@@ -485,7 +296,7 @@ impl Keymap {
     /// since one of them could never be reached.
     pub fn with_overrides(table: &BTreeMap<String, KeySpec>) -> Result<Keymap, String> {
         let mut chosen: BTreeMap<Action, Vec<Key>> = BTreeMap::new();
-        for action in Action::ALL {
+        for &action in Action::ALL {
             let keys = action
                 .defaults()
                 .iter()
