@@ -8,12 +8,15 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Sparkline, Tabs, Widget, Wrap};
 use tokio::time::Instant;
 
+use backroom_frame::server::Info;
+
 use crate::app::{App, Event, Level, Link, ServerState, Tab};
 use crate::confirm::ConfirmDialog;
 use crate::db::tab::Focus;
 use crate::keymap::Action;
 use crate::print::tab::Pane;
 use crate::server::Server;
+use crate::units;
 use crate::widgets::{format_clock, format_latency, format_uptime, link_mark, retry_label};
 use crate::{db, files, print, proxy};
 
@@ -278,18 +281,34 @@ fn tab_keys_label(app: &App) -> String {
 }
 
 fn render_overview(app: &App, area: Rect, buf: &mut Buffer) {
-    let pane_height = if area.height >= 16 { 8 } else { 6 };
-    let [panes, events] =
-        Layout::vertical([Constraint::Length(pane_height), Constraint::Min(0)]).areas(area);
-    let columns = Layout::horizontal([Constraint::Ratio(1, 4); 4]).split(panes);
+    // Every card is as tall as the one with the most vital signs, with the
+    // events keeping at least a few lines.
+    let vitals = app
+        .servers
+        .iter()
+        .filter_map(|s| s.info.as_ref().map(|info| info.vitals.len()))
+        .max()
+        .unwrap_or(0) as u16;
+    let sparkline = if area.height >= 16 { 2 } else { 0 };
+    let card_height = (2 + CARD_FACTS + vitals + sparkline).min(area.height.saturating_sub(5));
+    let [cards, events] =
+        Layout::vertical([Constraint::Length(card_height), Constraint::Min(0)]).areas(area);
+    let count = app.servers.len().max(1) as u32;
+    let columns =
+        Layout::horizontal(vec![Constraint::Ratio(1, count); count as usize]).split(cards);
     for (state, column) in app.servers.iter().zip(columns.iter()) {
-        render_server_pane(state, app.clock.now, *column, buf);
+        render_server_card(state, app.clock.now, *column, buf);
     }
     render_events(app, events, buf);
 }
 
-/// One server's box on the Overview: status, `info` and a sparkline.
-fn render_server_pane(state: &ServerState, now: Instant, area: Rect, buf: &mut Buffer) {
+/// The lines every card has before its vital signs: status, uptime,
+/// connections and requests.
+const CARD_FACTS: u16 = 4;
+
+/// One server's card on the Overview: status, `info` with the server's own
+/// vital signs as it sends them, and a sparkline of its requests.
+fn render_server_card(state: &ServerState, now: Instant, area: Rect, buf: &mut Buffer) {
     let (_, color) = link_mark(&state.link);
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
@@ -297,30 +316,41 @@ fn render_server_pane(state: &ServerState, now: Instant, area: Rect, buf: &mut B
         .title(Line::from(format!(" {} ", state.server.name())).bold());
     let inner = block.inner(area);
     block.render(area, buf);
-    let stale = !state.is_connected();
     let mut lines = vec![status_line(state, now)];
     match &state.info {
-        Some(info) => {
-            let style = if stale {
-                Style::new().dim()
-            } else {
-                Style::new()
-            };
-            lines.push(Line::styled(
-                format!("up {}", format_uptime(info.uptime_ms)),
-                style,
-            ));
-            lines.push(Line::styled(format!("conns {}", info.connections), style));
-            lines.push(Line::styled(
-                format!("reqs {}", info.requests_served),
-                style,
-            ));
-        }
+        Some(info) => lines.extend(info_lines(info, state.is_connected())),
         None => lines.push(Line::from("no info yet").dim()),
     }
-    let [text, spark] = Layout::vertical([Constraint::Length(4), Constraint::Min(0)]).areas(inner);
+    let height = (lines.len() as u16).min(inner.height);
+    let [text, spark] =
+        Layout::vertical([Constraint::Length(height), Constraint::Min(0)]).areas(inner);
     Paragraph::new(lines).render(text, buf);
     render_activity(state, spark, buf);
+}
+
+/// `info` as card lines, dimmed when it is from before the server went
+/// away; a vital sign that calls for attention is in the error colour.
+fn info_lines(info: &Info, fresh: bool) -> Vec<Line<'static>> {
+    let style = if fresh {
+        Style::new()
+    } else {
+        Style::new().dim()
+    };
+    let mut lines = vec![
+        Line::styled(format!("up {}", format_uptime(info.uptime_ms)), style),
+        Line::styled(format!("conns {}", info.connections), style),
+        Line::styled(format!("reqs {}", info.requests_served), style),
+    ];
+    for vital in &info.vitals {
+        let text = format!("{} {}", vital.name, units::vital(vital.value, &vital.unit));
+        let style = if vital.alert {
+            style.red().bold()
+        } else {
+            style
+        };
+        lines.push(Line::styled(text, style));
+    }
+    lines
 }
 
 fn status_line(state: &ServerState, now: Instant) -> Line<'static> {

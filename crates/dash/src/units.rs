@@ -17,6 +17,19 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// A server's vital sign as its unit says: sizes and byte rates in binary
+/// units, rates and percentages with one decimal, counts whole.
+pub fn vital(value: f64, unit: &str) -> String {
+    match unit {
+        "B" => bytes(value.max(0.0) as u64),
+        "B/s" => format!("{}/s", bytes(value.max(0.0) as u64)),
+        "/s" => format!("{value:.1}/s"),
+        "%" => format!("{value:.1}%"),
+        _ if value.fract() == 0.0 => format!("{value:.0}"),
+        unit => format!("{value:.1}{unit}"),
+    }
+}
+
 /// Milliseconds since the Unix epoch as `YYYY-MM-DD HH:MM` in UTC.
 pub fn utc_minute(ms: i64) -> String {
     Civil::from_ms(ms).to_minute()
@@ -93,6 +106,16 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vitals_are_written_as_their_unit_says() {
+        assert_eq!(vital(12.0, ""), "12");
+        assert_eq!(vital(2.5, ""), "2.5");
+        assert_eq!(vital(3_355_443.0, "B/s"), "3.2 MiB/s");
+        assert_eq!(vital(512.0, "B"), "512 B");
+        assert_eq!(vital(41.25, "/s"), "41.2/s");
+        assert_eq!(vital(0.5, "%"), "0.5%");
+    }
 
     #[test]
     fn sizes_read_in_binary_units() {

@@ -7,7 +7,7 @@ use backroom_dash::app::{App, Clock};
 use backroom_dash::config::{self, Flags};
 use backroom_dash::server::Server;
 use backroom_dash::update::{Update, UpdateKind};
-use backroom_frame::server::Info;
+use backroom_frame::server::{Info, Vital};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -49,6 +49,26 @@ fn sample(
     connections: u64,
     served: u64,
 ) {
+    sample_with_vitals(
+        app,
+        server,
+        latency_us,
+        uptime_ms,
+        connections,
+        served,
+        Vec::new(),
+    );
+}
+
+fn sample_with_vitals(
+    app: &mut App,
+    server: Server,
+    latency_us: u64,
+    uptime_ms: u64,
+    connections: u64,
+    served: u64,
+    vitals: Vec<Vital>,
+) {
     send(
         app,
         server,
@@ -60,7 +80,7 @@ fn sample(
                 uptime_ms,
                 connections,
                 requests_served: served,
-                vitals: Vec::new(),
+                vitals,
             },
         },
     );
@@ -108,6 +128,39 @@ fn busy_suite() -> App {
             50 + i as u64 * 4,
         );
     }
+    let vital = |name: &str, value: f64, unit: &str, alert: bool| Vital {
+        name: name.into(),
+        value,
+        unit: unit.into(),
+        alert,
+    };
+    sample_with_vitals(
+        &mut app,
+        Server::Files,
+        420,
+        7_524_000,
+        4,
+        served,
+        vec![
+            vital("in", 3_355_443.0, "B/s", false),
+            vital("out", 0.0, "B/s", false),
+            vital("transfers", 1.0, "", false),
+            vital("free", 2_147_483_648.0, "B", false),
+        ],
+    );
+    sample_with_vitals(
+        &mut app,
+        Server::Print,
+        12_700,
+        249_000,
+        2,
+        98,
+        vec![
+            vital("queued", 3.0, "", false),
+            vital("printing", 1.0, "", false),
+            vital("in error", 1.0, "", true),
+        ],
+    );
     down(
         &mut app,
         Server::Db,
@@ -138,6 +191,26 @@ fn overview_at_startup_shows_every_server_connecting() {
 #[test]
 fn overview_shows_info_activity_and_events() {
     insta::assert_snapshot!(screen(&busy_suite(), 80, 24).backend());
+}
+
+#[test]
+fn a_vital_sign_that_calls_for_attention_is_in_the_error_colour() {
+    let terminal = screen(&busy_suite(), 80, 24);
+    let buffer = terminal.backend().buffer();
+    let (x, y) = (0..buffer.area.height)
+        .flat_map(|y| (0..buffer.area.width).map(move |x| (x, y)))
+        .find(|&(x, y)| {
+            let row: String = (x..buffer.area.width.min(x + 8))
+                .map(|x| buffer[(x, y)].symbol())
+                .collect();
+            row == "in error"
+        })
+        .expect("the print card shows its printers in error");
+    assert_eq!(buffer[(x, y)].fg, ratatui::style::Color::Red);
+    let queued = (0..buffer.area.width)
+        .find(|&x| buffer[(x, y - 2)].symbol() == "q")
+        .expect("queued is two lines up");
+    assert_ne!(buffer[(queued, y - 2)].fg, ratatui::style::Color::Red);
 }
 
 #[test]
