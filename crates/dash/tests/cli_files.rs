@@ -427,6 +427,20 @@ fn find_and_du_report_the_subtree() {
 }
 
 #[test]
+fn find_with_no_match_says_so_and_fails_like_grep() {
+    let server = Server::start();
+    std::fs::write(server.root.join("notes.txt"), b"1").expect("file");
+    let out = server.run(&["find", "*.pdf"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(
+        stderr.starts_with("backroom files: find: nothing under / matches"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn watch_prints_an_external_touch_and_rm_and_stops_on_ctrl_c() {
     let server = Server::start();
     let mut child: Child = server
