@@ -910,6 +910,7 @@ mod tests {
         assert!(!app.quit);
         app.handle_key(code(KeyCode::Enter));
         app.handle_key(code(KeyCode::Enter));
+        app.handle_key(code(KeyCode::Enter));
         assert!(app.print.prompt.is_none());
         assert_eq!(
             app.outbox.queued,
@@ -917,6 +918,7 @@ mod tests {
                 path: "/tmp/q3.txt".into(),
                 name: "q3.txt".into(),
                 priority: 50,
+                printer: None,
             })]
         );
     }

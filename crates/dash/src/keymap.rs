@@ -97,6 +97,7 @@ actions! {
     MoveJob:      "move",          ["m"],                PRINT,                            true,  "move the job to another printer";
     Pause:        "pause",         ["p"],                PRINT,                            true,  "pause the selected printer";
     Resume:       "resume",        ["P"],                PRINT,                            true,  "resume the selected printer";
+    Finished:     "finished",      ["F"],                PRINT,                            false, "show the finished jobs or the queue";
     Edit:         "edit",          ["e", "enter"],       DB,                               false, "edit the SQL (esc leaves the editor)";
     RunQuery:     "run",           ["f5", "ctrl-enter"], DB,                               false, "run the SQL";
     ScrollLeft:   "scroll-left",   ["left"],             DB,                               false, "scroll the results left";

@@ -304,7 +304,7 @@ fn the_queue_lists_in_dispatch_order_and_priority_and_promote_reorder_it() {
         "{table}"
     );
     assert!(
-        lines[1].contains(&mid.to_string()) && lines[1].contains("50^"),
+        lines[1].contains(&mid.to_string()) && lines[1].contains("⇡50"),
         "{table}"
     );
     assert_eq!(lines.len(), 4, "{table}");
@@ -451,13 +451,33 @@ fn a_server_that_is_down_is_one_line_and_a_failure() {
 }
 
 #[test]
+fn jobs_completed_lists_the_jobs_that_printed() {
+    let server = Server::start(&["office=file:{out}"]);
+    let mut watcher = Watcher::new(&server.addr);
+    let printed = server.submit("printed.txt", &[]);
+    watcher.wait_for(printed, JobState::Completed);
+    server.ok(&["pause", "office"]);
+    let waiting = server.submit("waiting.txt", &[]);
+    assert_eq!(server.queue(&["--completed"]), [printed]);
+    assert_eq!(server.queue(&[]), [waiting]);
+}
+
+#[test]
 fn unknown_jobs_bad_priorities_and_unknown_printers_are_refused_in_one_line() {
     let server = Server::start(&["office=file:{out}"]);
     server.ok(&["pause", "office"]);
     assert_one_line_failure(&server.print(&["info", "999"]), "not_found");
     assert_one_line_failure(&server.print(&["cancel", "999"]), "cannot cancel job 999");
     let id = server.submit("doc", &[]).to_string();
-    assert_one_line_failure(&server.print(&["priority", &id, "0"]), "bad_request");
+    for args in [
+        &["priority", &id, "0"][..],
+        &["submit", "doc", "--priority", "500"],
+    ] {
+        let refused = server.print(args);
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{args:?}");
+        assert!(said.contains("not in 1..=100"), "{args:?}: {said}");
+    }
     assert_one_line_failure(&server.print(&["move", &id, "nowhere"]), "not_found");
     assert_one_line_failure(&server.print(&["pause", "nowhere"]), "nowhere");
     assert_one_line_failure(&server.print(&["restart", &id]), "conflict");

@@ -239,6 +239,7 @@ async fn the_real_binary_switches_tabs_and_submits_a_print_job() {
     tmux.type_text(&document.display().to_string());
     tmux.keys(&["Enter"]);
     tmux.keys(&["Enter"]);
+    tmux.keys(&["Enter"]);
     let screen = tmux.wait_for(&["e2e-memo.txt", "pending"]).await;
     assert!(
         !screen.contains("Submit a local file"),

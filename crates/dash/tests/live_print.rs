@@ -98,6 +98,8 @@ async fn the_print_tab_shows_a_job_submitted_from_it_and_cancels_it() {
     for c in "75".chars() {
         app.handle_key(key(c));
     }
+    // The printer field holds the default printer already.
+    app.handle_key(code(KeyCode::Enter));
     app.handle_key(code(KeyCode::Enter));
     // The watch event and the request's answer race; wait for both.
     until(&mut app, &mut updates, |app| {
@@ -173,4 +175,54 @@ async fn a_request_to_a_down_print_server_fails_at_once_with_a_reason() {
         text.contains("reconnecting") || text.contains("connecting"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_job_that_prints_at_once_leaves_a_notice_and_stays_in_the_history() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let server = PrintServer::start(tmp.path()).await;
+    let endpoints = only(Server::Print, server.addr);
+    let (updates_tx, mut updates) = mpsc::channel(64);
+    let connections = driver::spawn_all(&endpoints, timing(), updates_tx);
+    let mut app = App::new(&endpoints, Default::default(), Clock::now());
+    app.handle_key(key('3'));
+    until(&mut app, &mut updates, |app| app.print.loaded).await;
+
+    let document = tmp.path().join("quick.txt");
+    std::fs::write(&document, "printed at once\n").expect("document");
+    app.handle_key(key('a'));
+    for c in document.display().to_string().chars() {
+        app.handle_key(key(c));
+    }
+    app.handle_key(code(KeyCode::Enter));
+    app.handle_key(code(KeyCode::Enter));
+    let prompt = app.print.prompt.as_ref().expect("the form is open");
+    assert_eq!(
+        prompt.value(2),
+        "laser",
+        "the printer field holds the default"
+    );
+    app.handle_key(code(KeyCode::Enter));
+    until(&mut app, &mut updates, |app| {
+        let printed = app
+            .print
+            .status
+            .as_ref()
+            .is_some_and(|s| s.ok && s.text.contains("printed on laser"));
+        printed && app.print.jobs.is_empty()
+    })
+    .await;
+    assert_eq!(app.print.finished[0].name, "quick.txt");
+    assert_eq!(app.print.finished[0].state, JobState::Completed);
+
+    app.handle_key(key('F'));
+    let text = screen(&app);
+    assert!(text.contains("Finished"), "{text}");
+    assert!(
+        text.contains("quick.txt") && text.contains("completed"),
+        "{text}"
+    );
+
+    drop(connections);
+    server.stop().await;
 }

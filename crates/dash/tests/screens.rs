@@ -394,6 +394,14 @@ fn print_tab_shows_the_queue_in_dispatch_order_and_the_printers() {
 }
 
 #[test]
+fn a_narrow_print_tab_keeps_the_job_names_and_drops_the_owners() {
+    let text = format!("{}", screen(&print_suite(), 60, 24).backend());
+    assert!(text.contains("quarterly-rep"), "{text}");
+    assert!(text.contains("boarding-pass"), "{text}");
+    assert!(!text.contains("alice"), "{text}");
+}
+
+#[test]
 fn print_tab_asks_before_cancelling_a_job() {
     let mut app = print_suite();
     app.handle_key(key('j'));

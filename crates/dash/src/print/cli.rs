@@ -15,8 +15,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use backroom_api::print::{
-    Event, Job, JobList, JobState, ListArgs, PrintClient, PrinterInfo, PrinterState, Printers,
-    SubmitArgs,
+    Event, Job, JobList, JobState, ListArgs, MAX_PRIORITY, MIN_PRIORITY, PrintClient, PrinterInfo,
+    PrinterState, Printers, SubmitArgs,
 };
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use crate::cli;
 use crate::config::Settings;
+use crate::print::tab::priority_label;
 use crate::server::Server;
 use crate::units;
 
@@ -40,6 +41,11 @@ pub struct Args {
     pub command: PrintCommand,
 }
 
+/// The priorities the server takes, checked before connecting.
+fn priority_range() -> clap::builder::RangedI64ValueParser<u8> {
+    clap::value_parser!(u8).range(i64::from(MIN_PRIORITY)..=i64::from(MAX_PRIORITY))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum PrintCommand {
     /// Queue a document; prints the job id once it is durably spooled.
@@ -47,7 +53,7 @@ pub enum PrintCommand {
         /// The document to print.
         file: PathBuf,
         /// 1 (lowest) to 100 (highest); the server's default is 50.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = priority_range())]
         priority: Option<u8>,
         /// A printer or class; the server's default printer otherwise.
         #[arg(long, value_name = "P")]
@@ -70,6 +76,9 @@ pub enum PrintCommand {
         /// Finished jobs too, newest first after the queue.
         #[arg(long)]
         all: bool,
+        /// Only the jobs that printed, newest first: the server's history.
+        #[arg(long, conflicts_with_all = ["all", "state"])]
+        completed: bool,
         /// Only jobs in this state (pending, held, printing, completed,
         /// cancelled, aborted).
         #[arg(long)]
@@ -103,7 +112,11 @@ pub enum PrintCommand {
         printer: Option<String>,
     },
     /// Set a job's priority (1 to 100); the queue reorders at once.
-    Priority { id: u64, priority: u8 },
+    Priority {
+        id: u64,
+        #[arg(value_parser = priority_range())]
+        priority: u8,
+    },
     /// Move a job to the front of its queue.
     Promote { id: u64 },
     /// Send a waiting job to another printer or class.
@@ -188,13 +201,14 @@ async fn execute(args: Args, settings: &Settings) -> anyhow::Result<()> {
         }
         PrintCommand::Jobs {
             all,
+            completed,
             state,
             owner,
             printer,
             limit,
         } => {
             let list = ListArgs {
-                state,
+                state: state.or(completed.then_some(JobState::Completed)),
                 all,
                 owner,
                 printer,
@@ -462,17 +476,6 @@ fn printer_state(state: PrinterState) -> &'static str {
 
 /// The priority as `set` or, when aging lifted it, `set→effective`; a `^`
 /// marks a promoted job.
-fn priority_cell(job: &Job) -> String {
-    let mut cell = job.priority.to_string();
-    if job.effective_priority != job.priority && !job.state.is_finished() {
-        cell = format!("{cell}>{}", job.effective_priority);
-    }
-    if job.promoted {
-        cell.push('^');
-    }
-    cell
-}
-
 fn jobs_table(list: &JobList) -> String {
     let mut lines = vec![format!(
         "{:>8}  {:<10} {:>7}  {:<12} {:<12} {:>9}  NAME",
@@ -483,7 +486,7 @@ fn jobs_table(list: &JobList) -> String {
             "{:>8}  {:<10} {:>7}  {:<12} {:<12} {:>9}  {}",
             job.id,
             job.state.as_str(),
-            priority_cell(job),
+            priority_label(job),
             job.device.as_deref().unwrap_or(&job.printer),
             job.owner,
             units::bytes(job.size),
@@ -585,7 +588,7 @@ fn event_line(event: &Event) -> String {
             "job {} {} priority {} on {} ({})",
             job.id,
             job.state.as_str(),
-            priority_cell(job),
+            priority_label(job),
             job.device.as_deref().unwrap_or(&job.printer),
             job.name
         ),

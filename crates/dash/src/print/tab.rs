@@ -18,6 +18,9 @@ use crate::widgets::Status;
 /// How many jobs the tab lists when it (re)connects.
 pub const LIST_LIMIT: u32 = 10_000;
 
+/// How many finished jobs the tab keeps for its history.
+pub const HISTORY: usize = 200;
+
 /// How much one press of priority +/- changes a job's priority.
 pub const PRIORITY_STEP: u8 = 10;
 
@@ -29,6 +32,8 @@ pub enum Request {
         path: PathBuf,
         name: String,
         priority: u8,
+        /// A printer or class; the server's default when `None`.
+        printer: Option<String>,
     },
     Cancel(u64),
     Hold(u64),
@@ -81,6 +86,8 @@ pub enum Msg {
     Event(Event),
     /// A request finished: `Ok` with what happened, or the server's error.
     Done(Result<String, String>),
+    /// A job submitted from the tab was spooled.
+    Submitted(Job),
     /// The subscription broke; the task reconnects.
     Lost(String),
 }
@@ -116,6 +123,10 @@ pub struct PrintTab {
     pub loaded: bool,
     /// Jobs not yet finished, in dispatch order.
     pub jobs: Vec<Job>,
+    /// Finished jobs, newest first, at most [`HISTORY`].
+    pub finished: Vec<Job>,
+    /// Whether the queue pane shows the finished jobs instead.
+    pub show_finished: bool,
     /// How many unfinished jobs the server had when listed, beyond the page.
     pub listed_total: u64,
     /// When each promoted job was promoted, by the tab's own count: the
@@ -146,6 +157,7 @@ impl PrintTab {
             } => self.load(jobs, total, printers, default_printer),
             Msg::Event(event) => self.apply_event(event),
             Msg::Done(Ok(text)) => self.status = Some(Status { ok: true, text }),
+            Msg::Submitted(job) => self.submitted(&job),
             Msg::Done(Err(text)) => self.status = Some(Status { ok: false, text }),
             // The connection's own state says why on the tab.
             Msg::Lost(_) => self.loaded = false,
@@ -161,10 +173,11 @@ impl PrintTab {
     ) {
         self.loaded = true;
         self.listed_total = total;
-        self.jobs = jobs
-            .into_iter()
-            .filter(|j| !j.state.is_finished())
-            .collect();
+        let (finished, jobs): (Vec<Job>, Vec<Job>) =
+            jobs.into_iter().partition(|j| j.state.is_finished());
+        self.jobs = jobs;
+        self.finished = finished;
+        self.finished.truncate(HISTORY);
         // `list` puts the newest promotion first; count so that it stays so.
         self.promotions.clear();
         let promoted: Vec<u64> = self
@@ -186,10 +199,30 @@ impl PrintTab {
         self.keep_selection();
     }
 
+    /// Says that a job was submitted, unless it has printed already: the
+    /// answer to `submit` can come after the job's last event, and the
+    /// newer news is the one to keep.
+    fn submitted(&mut self, job: &Job) {
+        let status = match self.finished.iter().find(|j| j.id == job.id) {
+            Some(finished) => completion(finished),
+            None => Status {
+                ok: true,
+                text: format!(
+                    "submitted {} as job {} to {}",
+                    job.name, job.id, job.printer
+                ),
+            },
+        };
+        self.status = Some(status);
+    }
+
     fn apply_event(&mut self, event: Event) {
         match event {
             Event::Job { job } => self.upsert(job),
-            Event::Purged { id } => self.jobs.retain(|j| j.id != id),
+            Event::Purged { id } => {
+                self.jobs.retain(|j| j.id != id);
+                self.finished.retain(|j| j.id != id);
+            }
             Event::Printer { printer } => {
                 match self.printers.iter_mut().find(|p| p.name == printer.name) {
                     Some(known) => *known = printer,
@@ -222,6 +255,14 @@ impl PrintTab {
             self.promotions.remove(&job.id);
         }
         let at = self.jobs.iter().position(|j| j.id == job.id);
+        if job.state.is_finished() && !self.finished.iter().any(|j| j.id == job.id) {
+            // A cancel is already answered by its own request's status.
+            if job.state != JobState::Cancelled {
+                self.status = Some(completion(&job));
+            }
+            self.finished.insert(0, job.clone());
+            self.finished.truncate(HISTORY);
+        }
         match (at, job.state.is_finished()) {
             (Some(i), true) => {
                 self.jobs.remove(i);
@@ -260,7 +301,12 @@ impl PrintTab {
         // Without a query every job passes, and a long queue is not
         // formatted for nothing on every frame.
         let active = self.filter.is_active();
-        self.jobs
+        let shown = if self.show_finished {
+            &self.finished
+        } else {
+            &self.jobs
+        };
+        shown
             .iter()
             .filter(move |job| !active || self.filter.matches(&searchable(job)))
     }
@@ -271,8 +317,13 @@ impl PrintTab {
         self.visible_jobs().position(|j| j.id == id)
     }
 
+    /// The selected job of the queue; none while the history is shown, as
+    /// a finished job takes no action.
     pub fn selected(&self) -> Option<&Job> {
         let id = self.selected_job?;
+        if self.show_finished {
+            return None;
+        }
         self.jobs.iter().find(|j| j.id == id)
     }
 
@@ -316,11 +367,17 @@ impl PrintTab {
                 }
             }
             Action::Filter => self.filter.start(),
+            Action::Finished => {
+                self.show_finished = !self.show_finished;
+                self.selected_job = None;
+                self.keep_selection();
+            }
             Action::Submit => {
                 let priority = DEFAULT_PRIORITY.to_string();
+                let printer = self.default_printer.clone().unwrap_or_default();
                 self.prompt = Some(Prompt::new(
                     "Submit a local file",
-                    &[("file", ""), ("priority", &priority)],
+                    &[("file", ""), ("priority", &priority), ("printer", &printer)],
                     PromptFor::Submit,
                 ));
             }
@@ -397,10 +454,12 @@ impl PrintTab {
                         return None;
                     }
                 };
+                let printer = Some(prompt.value(2).trim().to_string()).filter(|p| !p.is_empty());
                 Some(Request::Submit {
                     path,
                     name,
                     priority,
+                    printer,
                 })
             }
             PromptFor::Move(id) => {
@@ -425,6 +484,35 @@ impl PrintTab {
     pub fn disconnected(&mut self) {
         self.loaded = false;
     }
+}
+
+/// The notice for a job that has just finished: it left the queue, so the
+/// status line says where it went.
+fn completion(job: &Job) -> Status {
+    let printer = job.device.as_deref().unwrap_or(&job.printer);
+    let (ok, how) = match job.state {
+        JobState::Completed => (true, format!("printed on {printer}")),
+        JobState::Cancelled => (true, "cancelled".to_string()),
+        _ => (false, format!("aborted on {printer}")),
+    };
+    let mut text = format!("job {} ({}) {how}", job.id, job.name);
+    if let Some(error) = job.last_error.as_deref().filter(|_| !ok) {
+        text.push_str(&format!(": {error}"));
+    }
+    Status { ok, text }
+}
+
+/// A job's priority as the dashboard and the command line both write it:
+/// `50`, `30→65` once aging has raised it, with `⇡` in front when promoted.
+pub fn priority_label(job: &Job) -> String {
+    let mut label = job.priority.to_string();
+    if job.effective_priority != job.priority && !job.state.is_finished() {
+        label = format!("{label}→{}", job.effective_priority);
+    }
+    if job.promoted {
+        label = format!("⇡{label}");
+    }
+    label
 }
 
 /// The text the filter looks at: name, owner, printer and state.
@@ -647,15 +735,47 @@ pub(crate) mod tests {
         if let Some(prompt) = &mut tab.prompt {
             prompt.fields[0].value = "/tmp/report.pdf".into();
             prompt.fields[1].value = "70".into();
+            prompt.fields[2].value = "colour".into();
         }
         assert_eq!(
             tab.finish_prompt(),
             Some(Request::Submit {
                 path: "/tmp/report.pdf".into(),
                 name: "report.pdf".into(),
-                priority: 70
+                priority: 70,
+                printer: Some("colour".into()),
             })
         );
+    }
+
+    #[test]
+    fn a_finished_job_leaves_a_notice_and_joins_the_history() {
+        let mut tab = loaded(vec![job(7, "memo", 50, JobState::Printing)]);
+        let mut done = job(7, "memo", 50, JobState::Completed);
+        done.device = Some("laser".into());
+        tab.apply(Msg::Event(Event::Job { job: done.clone() }));
+        assert!(tab.jobs.is_empty());
+        assert_eq!(tab.finished, [done.clone()]);
+        let status = tab.status.clone().expect("a notice");
+        assert!(
+            status.ok && status.text == "job 7 (memo) printed on laser",
+            "{status:?}"
+        );
+        // The answer to submit arriving late does not hide the notice.
+        tab.apply(Msg::Submitted(done));
+        assert_eq!(tab.status, Some(status));
+        tab.perform(Action::Finished);
+        assert_eq!(tab.visible_jobs().map(|j| j.id).collect::<Vec<_>>(), [7]);
+        assert!(tab.selected().is_none(), "a finished job takes no action");
+    }
+
+    #[test]
+    fn one_priority_label_for_the_dashboard_and_the_command_line() {
+        let mut aged = job(1, "a", 30, JobState::Pending);
+        aged.effective_priority = 65;
+        aged.promoted = true;
+        assert_eq!(priority_label(&aged), "⇡30→65");
+        assert_eq!(priority_label(&job(2, "b", 50, JobState::Pending)), "50");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! runs the tab's requests, each in its own task so that a long submission
 //! never holds up the events.
 
-use backroom_api::print::{Event, ListArgs, PrintClient, SubmitArgs};
+use backroom_api::print::{Event, Job, ListArgs, PrintClient, SubmitArgs};
 use backroom_frame::Error;
 use backroom_frame::client::ClientConfig;
 use bytes::Bytes;
@@ -118,8 +118,10 @@ async fn snapshot(
     updates: &mpsc::Sender<Update>,
 ) -> Option<Result<(), Error>> {
     let listed = async {
+        // Finished jobs too: the newest of them are the tab's history.
         let args = ListArgs {
             limit: LIST_LIMIT,
+            all: true,
             ..ListArgs::default()
         };
         let list = client.list(&args).await?;
@@ -145,7 +147,15 @@ async fn perform(client: PrintClient, request: Request, updates: mpsc::Sender<Up
             path,
             name,
             priority,
-        } => submit(&client, path, name, priority).await,
+            printer,
+        } => {
+            let msg = match submit(&client, path, name, priority, printer).await {
+                Ok(job) => Msg::Submitted(job),
+                Err(e) => Msg::Done(Err(format!("cannot {what}: {e}"))),
+            };
+            let _ = send(&updates, msg).await;
+            return;
+        }
         Request::Cancel(id) => client
             .cancel(id)
             .await
@@ -186,7 +196,8 @@ async fn submit(
     path: std::path::PathBuf,
     name: String,
     priority: u8,
-) -> Result<String, Error> {
+    printer: Option<String>,
+) -> Result<Job, Error> {
     let shown = path.display().to_string();
     let read = tokio::task::spawn_blocking(move || std::fs::read(&path))
         .await
@@ -194,7 +205,7 @@ async fn submit(
     let data = read.map_err(|e| Error::bad_request(format!("cannot read {shown}: {e}")))?;
     let mut args = SubmitArgs::new(name);
     args.priority = Some(priority);
+    args.printer = printer;
     args.size = Some(data.len() as u64);
-    let job = client.submit(&args, Bytes::from(data)).await?;
-    Ok(format!("submitted {} as job {}", job.name, job.id))
+    client.submit(&args, Bytes::from(data)).await
 }

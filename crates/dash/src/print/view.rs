@@ -11,7 +11,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Cell, Row, Table, Widget};
 
 use crate::app::{Clock, ServerState};
-use crate::print::tab::{Pane, PrintTab};
+use crate::print::tab::{Pane, PrintTab, priority_label};
 use crate::widgets;
 
 /// Draws the Print tab into `area`.
@@ -62,17 +62,22 @@ fn pane_block(title: String, count: String, focused: bool) -> Block<'static> {
 }
 
 fn render_queue(tab: &PrintTab, now_ms: i64, area: Rect, buf: &mut Buffer) {
+    let (title, shown, empty) = if tab.show_finished {
+        (" Finished ", tab.finished.len(), "no job has finished yet")
+    } else {
+        (" Queue ", tab.jobs.len(), "the queue is empty")
+    };
     let visible = tab.visible_jobs().count();
     let count = if tab.filter.is_active() {
-        format!(" {visible} of {} ", tab.jobs.len())
+        format!(" {visible} of {shown} ")
     } else {
-        format!(" {} ", tab.jobs.len())
+        format!(" {shown} ")
     };
-    let block = pane_block(" Queue ".into(), count, tab.pane == Pane::Queue);
+    let block = pane_block(title.into(), count, tab.pane == Pane::Queue);
     let inner = block.inner(area);
     block.render(area, buf);
-    if tab.jobs.is_empty() {
-        Line::from("the queue is empty").dim().render(inner, buf);
+    if shown == 0 {
+        Line::from(empty).dim().render(inner, buf);
         return;
     }
     // Only the rows on screen are built, so a queue of 10k jobs draws as
@@ -80,13 +85,15 @@ fn render_queue(tab: &PrintTab, now_ms: i64, area: Rect, buf: &mut Buffer) {
     let rows_shown = inner.height.saturating_sub(1).max(1) as usize;
     let selected = tab.selected_index().unwrap_or(0);
     let skip = (selected + 1).saturating_sub(rows_shown);
+    // A narrow queue drops the owner and the progress, never the name.
+    let wide = inner.width >= WIDE_QUEUE;
     let rows: Vec<Row> = tab
         .visible_jobs()
         .enumerate()
         .skip(skip)
         .take(rows_shown)
         .map(|(i, job)| {
-            let row = job_row(job, now_ms);
+            let row = job_row(job, now_ms, wide);
             if i == selected && tab.pane == Pane::Queue {
                 row.reversed()
             } else {
@@ -94,46 +101,64 @@ fn render_queue(tab: &PrintTab, now_ms: i64, area: Rect, buf: &mut Buffer) {
             }
         })
         .collect();
-    let header = Row::new([
-        "id", "name", "owner", "printer", "pri", "state", "progress", "age",
-    ])
-    .bold()
-    .dark_gray();
-    Table::new(
-        rows,
-        [
-            Constraint::Length(5),
-            Constraint::Fill(1),
-            Constraint::Length(9),
-            Constraint::Length(8),
-            Constraint::Length(7),
-            Constraint::Length(8),
-            Constraint::Length(12),
-            Constraint::Length(5),
-        ],
-    )
-    .header(header)
-    .render(inner, buf);
+    let columns = QUEUE_COLUMNS.iter().filter(|c| wide || !c.wide_only);
+    let header = Row::new(columns.clone().map(|c| c.title))
+        .bold()
+        .dark_gray();
+    Table::new(rows, columns.map(|c| c.width))
+        .header(header)
+        .render(inner, buf);
 }
 
-fn job_row(job: &Job, now_ms: i64) -> Row<'static> {
-    let mut priority = job.priority.to_string();
-    if job.effective_priority != job.priority {
-        priority = format!("{priority}→{}", job.effective_priority);
+/// One column of the queue.
+struct Column {
+    title: &'static str,
+    width: Constraint,
+    /// Shown only when the queue is at least [`WIDE_QUEUE`] wide.
+    wide_only: bool,
+}
+
+const fn column(title: &'static str, width: Constraint, wide_only: bool) -> Column {
+    Column {
+        title,
+        width,
+        wide_only,
     }
-    if job.promoted {
-        priority = format!("⇡{priority}");
-    }
-    Row::new([
+}
+
+/// The queue's columns, in [`job_row`]'s order.
+const QUEUE_COLUMNS: [Column; 8] = [
+    column("id", Constraint::Length(5), false),
+    column("name", Constraint::Min(8), false),
+    column("owner", Constraint::Length(9), true),
+    column("printer", Constraint::Length(8), false),
+    column("pri", Constraint::Length(7), false),
+    column("state", Constraint::Length(9), false),
+    column("progress", Constraint::Length(12), true),
+    column("age", Constraint::Length(5), false),
+];
+
+/// The inner width from which the queue shows every column.
+const WIDE_QUEUE: u16 = 76;
+
+fn job_row(job: &Job, now_ms: i64, wide: bool) -> Row<'static> {
+    let cells = [
         Cell::from(job.id.to_string()),
         Cell::from(job.name.clone()),
         Cell::from(job.owner.clone()),
         Cell::from(job.device.clone().unwrap_or_else(|| job.printer.clone())),
-        Cell::from(priority),
+        Cell::from(priority_label(job)),
         Cell::from(Span::styled(job.state.as_str(), state_style(job.state))),
         Cell::from(progress(job)),
         Cell::from(format_age(now_ms.saturating_sub(job.submitted_ms))),
-    ])
+    ];
+    Row::new(
+        cells
+            .into_iter()
+            .zip(&QUEUE_COLUMNS)
+            .filter(|(_, c)| wide || !c.wide_only)
+            .map(|(cell, _)| cell),
+    )
 }
 
 fn state_style(state: JobState) -> Style {
@@ -211,7 +236,7 @@ fn render_printers(tab: &PrintTab, area: Rect, buf: &mut Buffer) {
             Constraint::Length(13),
             Constraint::Length(5),
             Constraint::Length(5),
-            Constraint::Length(16),
+            Constraint::Fill(2),
             Constraint::Fill(1),
         ],
     )
