@@ -312,13 +312,19 @@ impl Suite {
         write_file(
             &config,
             format!(
-                "token = {}\n\n[files]\naddr = \"{}\"\n\n[print]\naddr = \"{}\"\n\n\
-                 [db]\naddr = \"{}\"\ndatabase = \"holidays\"\n\n[proxy]\naddr = \"{}\"\n",
+                "token = {}\n\n[files]\naddr = \"{}\"\nfaces = {{ http = \"{}\" }}\n\n\
+                 [print]\naddr = \"{}\"\nfaces = {{ ipp = \"{}\" }}\n\n\
+                 [db]\naddr = \"{}\"\ndatabase = \"holidays\"\nfaces = {{ pg = \"{}\" }}\n\n\
+                 [proxy]\naddr = \"{}\"\nfaces = {{ http = \"{}\" }}\n",
                 toml_string(&token),
                 files[0],
+                files[1],
                 print[0],
+                print[1],
                 db[0],
+                db[1],
                 proxy[1],
+                proxy[0],
             ),
         )?;
         Ok(Suite {

@@ -1,7 +1,7 @@
 //! The dashboard's state as plain data, and the two ways it changes: a key
 //! press and a server update. Drawing lives in `ui` and only reads this.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use backroom_frame::server::Info;
@@ -124,6 +124,8 @@ pub struct ServerState {
     pub server: Server,
     pub addr: String,
     pub tls: bool,
+    /// The server's other listeners, by name, as the config file gives them.
+    pub faces: BTreeMap<String, String>,
     pub link: Link,
     /// The last version the server announced; kept while it is down.
     pub version: Option<String>,
@@ -147,6 +149,7 @@ impl ServerState {
             server,
             addr: addr.into(),
             tls,
+            faces: BTreeMap::new(),
             link: Link::Connecting,
             version: None,
             session: None,
@@ -220,6 +223,9 @@ pub struct App {
     pub outbox: Outbox,
     /// Every key that changes something is off (`--read-only`).
     pub read_only: bool,
+    /// Whether the Overview shows where the servers are instead of the
+    /// events.
+    pub show_servers: bool,
 }
 
 impl App {
@@ -234,7 +240,9 @@ impl App {
                 let endpoint = endpoints.iter().find(|e| e.server == server);
                 let addr = endpoint.map_or(server.default_addr(), |e| e.client.addr.as_str());
                 let tls = endpoint.is_some_and(|e| e.client.tls.is_some());
-                ServerState::new(server, addr, tls)
+                let mut state = ServerState::new(server, addr, tls);
+                state.faces = endpoint.map(|e| e.faces.clone()).unwrap_or_default();
+                state
             })
             .collect();
         App {
@@ -257,6 +265,7 @@ impl App {
             files: FilesTab::new(std::env::current_dir().unwrap_or_default()),
             outbox: Outbox::default(),
             read_only: false,
+            show_servers: false,
         }
     }
 
@@ -583,6 +592,7 @@ impl App {
                 let last = self.visible_events().count().saturating_sub(1);
                 self.scroll = (self.scroll + 1).min(last);
             }
+            Action::Servers => self.show_servers = !self.show_servers,
             Action::ClearEvents => {
                 let question = format!(
                     "Clear all {} recent events from the Overview?",

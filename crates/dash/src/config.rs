@@ -43,6 +43,11 @@ pub struct ServerEntry {
     /// Only under `[db]`: the database the DB tab and `backroom db` use
     /// (`main` by default).
     pub database: Option<String>,
+    /// The server's other listeners, by name (`http`, `ipp`, `pg`), for the
+    /// Overview's servers view; the proxy's `http` is the port browsers
+    /// and `curl -x` use.
+    #[serde(default)]
+    pub faces: BTreeMap<String, String>,
 }
 
 impl FileConfig {
@@ -91,6 +96,8 @@ pub struct Endpoint {
     /// The database to use, for the database server; the server's `main`
     /// when `None`.
     pub database: Option<String>,
+    /// The server's other listeners, by name, from the config file.
+    pub faces: BTreeMap<String, String>,
 }
 
 /// Everything the dashboard needs to start, resolved.
@@ -215,6 +222,7 @@ fn endpoint(
         client,
         tls_ca,
         database: entry.database,
+        faces: entry.faces,
     })
 }
 

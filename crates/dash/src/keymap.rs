@@ -86,6 +86,7 @@ actions! {
     Up:           "up",            ["up", "k"],          EVERYWHERE,                       false, "scroll up";
     Down:         "down",          ["down", "j"],        EVERYWHERE,                       false, "scroll down";
     ClearEvents:  "clear-events",  ["c"],                OVERVIEW,                         false, "clear the events (asks first)";
+    Servers:      "servers",       ["i"],                OVERVIEW,                         false, "show where the servers are, or the events";
     SwitchPane:   "switch-pane",   ["left", "right"],    PRINT,                            false, "switch between the panes";
     Submit:       "submit",        ["a"],                PRINT,                            true,  "submit a local file to print";
     CancelJob:    "cancel-job",    ["x"],                PRINT,                            true,  "cancel the selected job (asks first)";

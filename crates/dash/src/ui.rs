@@ -208,6 +208,12 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
             Tab::Overview => {
                 hints.push((keys.label(Action::Filter), "filter"));
                 hints.push((keys.label(Action::ClearEvents), "clear"));
+                let servers = if app.show_servers {
+                    "events"
+                } else {
+                    "servers"
+                };
+                hints.push((keys.label(Action::Servers), servers));
             }
             Tab::Print if app.print.pane == Pane::Printers => {
                 hints.push((keys.label(Action::Pause), "pause"));
@@ -299,7 +305,56 @@ fn render_overview(app: &App, area: Rect, buf: &mut Buffer) {
     for (state, column) in app.servers.iter().zip(columns.iter()) {
         render_server_card(state, app.clock.now, *column, buf);
     }
-    render_events(app, events, buf);
+    if app.show_servers {
+        render_servers(app, events, buf);
+    } else {
+        render_events(app, events, buf);
+    }
+}
+
+/// Where every server listens, as the config resolved it: the address the
+/// dashboard and the CLI use, and the other faces, with the line that sends
+/// a request through the proxy's HTTP port.
+fn render_servers(app: &App, area: Rect, buf: &mut Buffer) {
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .title(Line::from(" Servers ").bold());
+    let mut lines = Vec::new();
+    for state in &app.servers {
+        let transport = if state.tls { "TLS" } else { "plain TCP" };
+        let what = if state.server == Server::Proxy {
+            "admin"
+        } else {
+            "frame"
+        };
+        lines.push(Line::from(vec![
+            Span::raw(format!("{:<6}", state.server.name())).bold(),
+            Span::raw(format!("{what} {} ({transport})", state.addr)),
+        ]));
+        for (face, addr) in &state.faces {
+            lines.push(Line::from(format!("      {face} {addr}")));
+        }
+        if state.server == Server::Proxy {
+            lines.push(proxy_line(state.faces.get(PROXY_HTTP_FACE)));
+        }
+    }
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .block(block)
+        .render(area, buf);
+}
+
+/// The name of the proxy's HTTP listener among its faces.
+pub const PROXY_HTTP_FACE: &str = "http";
+
+fn proxy_line(http: Option<&String>) -> Line<'static> {
+    match http {
+        Some(addr) => Line::from(format!("      try: curl -x http://{addr} http://example.com/")),
+        None => Line::from(format!(
+            "      the proxy's HTTP port is not configured: [proxy.faces] {PROXY_HTTP_FACE} = \"HOST:PORT\""
+        ))
+        .dim(),
+    }
 }
 
 /// The lines every card has before its vital signs: status, uptime,

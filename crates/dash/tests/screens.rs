@@ -214,6 +214,26 @@ fn a_vital_sign_that_calls_for_attention_is_in_the_error_colour() {
 }
 
 #[test]
+fn the_servers_view_lists_every_address_and_how_to_use_the_proxy() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        "[files.faces]\nhttp = \"127.0.0.1:8080\"\n\n\
+         [proxy]\naddr = \"127.0.0.1:7704\"\n[proxy.faces]\nhttp = \"127.0.0.1:3128\"\n",
+    )
+    .expect("config");
+    let flags = Flags {
+        config: Some(file),
+        ..Flags::default()
+    };
+    let settings = config::resolve(&flags, None, &Server::ALL).expect("settings");
+    let mut app = App::new(&settings.endpoints, settings.keymap, clock());
+    app.handle_key(key('i'));
+    insta::assert_snapshot!(screen(&app, 80, 24).backend());
+}
+
+#[test]
 fn a_server_tab_shows_reconnecting_with_the_next_try() {
     let mut app = busy_suite();
     app.handle_key(key('4'));
