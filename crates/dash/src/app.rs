@@ -19,7 +19,7 @@ use crate::print::{self, tab::PrintTab};
 use crate::prompt::PromptOutcome;
 use crate::proxy::tab::ProxyTab;
 use crate::server::Server;
-use crate::update::{Update, UpdateKind};
+use crate::update::{Level, Update, UpdateKind};
 
 /// How many events the Overview keeps; older ones fall off.
 pub const EVENT_CAPACITY: usize = 1000;
@@ -166,14 +166,6 @@ impl ServerState {
     }
 }
 
-/// How serious an event is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Info,
-    Warn,
-    Error,
-}
-
 /// One line of the Overview's stream of recent events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -295,21 +287,31 @@ impl App {
     pub fn apply(&mut self, update: Update) {
         let Update { server, kind } = update;
         let kind = match kind {
-            UpdateKind::Print(msg) => return self.apply_print(msg),
+            UpdateKind::Print(msg) => {
+                let news = self.print.news(&msg);
+                self.news(server, news);
+                return self.apply_print(msg);
+            }
             UpdateKind::Db(db::tab::Msg::Attached(outlet)) => {
                 self.outbox.db = Some(outlet);
                 return;
             }
             UpdateKind::Db(msg) => return self.db.apply(msg),
-            UpdateKind::Proxy(msg) => return self.proxy.apply(msg),
+            UpdateKind::Proxy(msg) => {
+                let news = self.proxy.news(&msg);
+                self.news(server, news);
+                return self.proxy.apply(msg);
+            }
             UpdateKind::Files(files::tab::Msg::Attached(outlet)) => {
                 self.outbox.files = Some(outlet);
                 return;
             }
-            UpdateKind::Files(msg) => return self.files.apply(msg),
+            UpdateKind::Files(msg) => {
+                self.news(server, files::tab::news(&msg));
+                return self.files.apply(msg);
+            }
             kind => kind,
         };
-        let wall = self.clock.wall;
         let state = &mut self.servers[server.index()];
         let event = match kind {
             UpdateKind::Connecting { attempt } => {
@@ -373,9 +375,15 @@ impl App {
                 }
             }
         };
-        if let Some((level, text)) = event {
+        self.news(server, event);
+    }
+
+    /// Puts a tab's news in the Overview's events.
+    fn news(&mut self, server: Server, news: Option<(Level, String)>) {
+        if let Some((level, text)) = news {
+            let at = self.clock.wall;
             self.push_event(Event {
-                at: wall,
+                at,
                 server,
                 level,
                 text,

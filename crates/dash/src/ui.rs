@@ -10,13 +10,14 @@ use tokio::time::Instant;
 
 use backroom_frame::server::Info;
 
-use crate::app::{App, Event, Level, Link, ServerState, Tab};
+use crate::app::{App, Event, Link, ServerState, Tab};
 use crate::confirm::ConfirmDialog;
 use crate::db::tab::Focus;
 use crate::keymap::Action;
 use crate::print::tab::Pane;
 use crate::server::Server;
 use crate::units;
+use crate::update::Level;
 use crate::widgets::{format_clock, format_latency, format_uptime, link_mark, retry_label};
 use crate::{db, files, print, proxy};
 

@@ -43,6 +43,14 @@ pub enum UpdateKind {
     Files(files::tab::Msg),
 }
 
+/// How serious an event of the Overview is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
 /// How often to poll and how to back off.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {

@@ -717,7 +717,7 @@ fn proxy_suite() -> App {
                 active_connections: 3,
                 active_tunnels: 1,
                 rate_1s: rate,
-                rate_10s: 2.4,
+                rate_10s: rate * 1.2,
                 rate_60s: 0.7,
                 top_hosts: vec![
                     HostCount {

@@ -3,12 +3,13 @@
 
 use std::path::PathBuf;
 
-use backroom_api::files::{Entry, Kind};
+use backroom_api::files::{Change, ChangeKind, Entry, Kind};
 
 use crate::filter::Filter;
 use crate::keymap::Action;
 use crate::outbox::Outlet;
 use crate::prompt::Prompt;
+use crate::update::Level;
 use crate::widgets::Status;
 
 /// How many finished transfers stay on screen.
@@ -41,6 +42,26 @@ pub enum Request {
     Checksum(String),
 }
 
+/// What a message from the files task puts in the Overview's events: each
+/// change to the files.
+pub fn news(msg: &Msg) -> Option<(Level, String)> {
+    let Msg::Changed(change) = msg else {
+        return None;
+    };
+    let what = match change.kind {
+        ChangeKind::Created => "created",
+        ChangeKind::Modified => "modified",
+        ChangeKind::Removed => "removed",
+        ChangeKind::Renamed => "renamed",
+        ChangeKind::Overflow => return None,
+    };
+    let text = match &change.to {
+        Some(to) => format!("{what} {} → {to}", change.path),
+        None => format!("{what} {}", change.path),
+    };
+    Some((Level::Info, text))
+}
+
 /// News from the files task.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
@@ -63,6 +84,9 @@ pub enum Msg {
     },
     /// A request finished: what happened, or the server's error.
     Done(Result<String, String>),
+    /// Something changed under the watched root (the listing follows on
+    /// its own); for the Overview's events.
+    Changed(Change),
     /// The connection broke; the task reconnects.
     Lost(String),
 }
@@ -165,6 +189,7 @@ impl FilesTab {
                 }
                 self.trim_transfers();
             }
+            Msg::Changed(_) => {}
             Msg::Done(result) => {
                 self.status = Some(match result {
                     Ok(text) => Status { ok: true, text },
@@ -367,6 +392,28 @@ impl FilesTab {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_to_the_files_is_news_for_the_overview() {
+        let change = |kind, to: Option<&str>| {
+            Msg::Changed(Change {
+                kind,
+                path: "docs/a.txt".into(),
+                to: to.map(str::to_string),
+                origin: backroom_api::files::Origin::Disk,
+            })
+        };
+        let text = |msg| news(&msg).map(|(_, text)| text);
+        assert_eq!(
+            text(change(ChangeKind::Created, None)).as_deref(),
+            Some("created docs/a.txt")
+        );
+        assert_eq!(
+            text(change(ChangeKind::Renamed, Some("docs/b.txt"))).as_deref(),
+            Some("renamed docs/a.txt → docs/b.txt")
+        );
+        assert_eq!(text(change(ChangeKind::Overflow, None)), None);
+    }
 
     fn entry(name: &str, kind: Kind, size: u64) -> Entry {
         Entry {

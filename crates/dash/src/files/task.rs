@@ -118,6 +118,10 @@ async fn follow(
                     Some(Err(error)) => return Some(error),
                     None => return Some(Error::unavailable("the file server ended the watch")),
                 };
+                let news = Msg::Changed(change.clone());
+                if !send(updates, news).await {
+                    return None;
+                }
                 let here = parent(&change.path) == *cwd
                     || change.to.as_deref().is_some_and(|to| parent(to) == *cwd)
                     || change.kind == ChangeKind::Overflow;

@@ -13,6 +13,7 @@ use crate::filter::Filter;
 use crate::keymap::Action;
 use crate::outbox::Outlet;
 use crate::prompt::Prompt;
+use crate::update::Level;
 use crate::widgets::Status;
 
 /// How many jobs the tab lists when it (re)connects.
@@ -197,6 +198,29 @@ impl PrintTab {
             .selected_printer
             .min(self.printers.len().saturating_sub(1));
         self.keep_selection();
+    }
+
+    /// What a message from the print task puts in the Overview's events:
+    /// a job that joins the queue, and a job that finishes. Read before
+    /// the message is applied, so that a job new to the tab is known as
+    /// such.
+    pub fn news(&self, msg: &Msg) -> Option<(Level, String)> {
+        let Msg::Event(Event::Job { job }) = msg else {
+            return None;
+        };
+        let known = self.jobs.iter().any(|j| j.id == job.id);
+        let printer = job.device.as_deref().unwrap_or(&job.printer);
+        let (level, what) = match job.state {
+            JobState::Completed => (Level::Info, format!("printed on {printer}")),
+            JobState::Aborted => (Level::Error, format!("aborted on {printer}")),
+            JobState::Cancelled => (Level::Warn, "cancelled".to_string()),
+            _ if !known && !self.finished.iter().any(|j| j.id == job.id) => (
+                Level::Info,
+                format!("submitted by {} to {printer}", job.owner),
+            ),
+            _ => return None,
+        };
+        Some((level, format!("job {} {} {what}", job.id, job.name)))
     }
 
     /// Says that a job was submitted, unless it has printed already: the
@@ -767,6 +791,23 @@ pub(crate) mod tests {
         tab.perform(Action::Finished);
         assert_eq!(tab.visible_jobs().map(|j| j.id).collect::<Vec<_>>(), [7]);
         assert!(tab.selected().is_none(), "a finished job takes no action");
+    }
+
+    #[test]
+    fn jobs_joining_and_leaving_the_queue_are_news_for_the_overview() {
+        let mut tab = loaded(vec![]);
+        let new = Msg::Event(Event::Job {
+            job: job(3, "memo", 50, JobState::Pending),
+        });
+        let (_, text) = tab.news(&new).expect("a new job is news");
+        assert_eq!(text, "job 3 memo submitted by anonymous to lp");
+        tab.apply(new.clone());
+        assert_eq!(tab.news(&new), None, "a change to a known job is not");
+        let done = Msg::Event(Event::Job {
+            job: job(3, "memo", 50, JobState::Completed),
+        });
+        let (_, text) = tab.news(&done).expect("a printed job is news");
+        assert_eq!(text, "job 3 memo printed on lp");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use backroom_api::proxy::{AccessRecord, Stats};
 
 use crate::filter::Filter;
 use crate::keymap::Action;
+use crate::update::Level;
 
 /// How many access-log records the tab keeps; older ones fall off.
 pub const LOG_CAPACITY: usize = 2000;
@@ -40,11 +41,40 @@ pub struct ProxyTab {
     pub scroll: usize,
     pub filter: Filter,
     pub stats: Option<Stats>,
-    /// Requests per second at each stats poll, oldest first.
+    /// Tenths of requests per second over ten seconds at each stats poll,
+    /// oldest first.
     pub rates: VecDeque<u64>,
+    /// Requests logged, and how many of them failed with a 5xx, since the
+    /// last stats poll: the Overview's summary of the traffic.
+    since_stats: (u64, u64),
 }
 
 impl ProxyTab {
+    /// What a message from the proxy task puts in the Overview's events:
+    /// at each stats poll, the requests logged since the last one.
+    pub fn news(&self, msg: &Msg) -> Option<(Level, String)> {
+        let Msg::Stats(stats) = msg else {
+            return None;
+        };
+        let (requests, failed) = self.since_stats;
+        if requests == 0 {
+            return None;
+        }
+        let rate = stats.rate_10s;
+        if failed == 0 {
+            return Some((Level::Info, format!("{requests} requests ({rate:.1}/s)")));
+        }
+        let text = format!("{requests} requests ({rate:.1}/s), {failed} failed with 5xx");
+        Some((Level::Warn, text))
+    }
+
+    fn count(&mut self, record: &AccessRecord) {
+        self.since_stats.0 += 1;
+        if record.status >= 500 {
+            self.since_stats.1 += 1;
+        }
+    }
+
     pub fn apply(&mut self, msg: Msg) {
         match msg {
             Msg::Recent(records) => {
@@ -56,8 +86,12 @@ impl ProxyTab {
                     self.push(record);
                 }
             }
-            Msg::Record(record) if self.paused => self.held.push(record),
+            Msg::Record(record) if self.paused => {
+                self.count(&record);
+                self.held.push(record);
+            }
             Msg::Record(record) => {
+                self.count(&record);
                 // Someone reading older records keeps their place.
                 if self.scroll > 0 && self.filter.matches(&searchable(&record)) {
                     self.scroll += 1;
@@ -65,10 +99,13 @@ impl ProxyTab {
                 self.push(record);
             }
             Msg::Stats(stats) => {
+                self.since_stats = (0, 0);
                 if self.rates.len() == RATE_CAPACITY {
                     self.rates.pop_front();
                 }
-                self.rates.push_back(stats.rate_1s.round() as u64);
+                // In tenths, so that less than one request a second still
+                // draws a bar.
+                self.rates.push_back((stats.rate_10s * 10.0).round() as u64);
                 self.stats = Some(stats);
             }
             Msg::Lost(_) => self.connected = false,
@@ -188,6 +225,23 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn each_stats_poll_summarises_the_requests_since_the_last() {
+        let mut tab = ProxyTab::default();
+        let stats = Msg::Stats(Stats {
+            rate_10s: 0.3,
+            ..Stats::default()
+        });
+        assert_eq!(tab.news(&stats), None, "no traffic, no news");
+        tab.apply(Msg::Record(record("http://a/", 200)));
+        tab.apply(Msg::Record(record("http://b/", 502)));
+        let (level, text) = tab.news(&stats).expect("a summary");
+        assert_eq!(level, Level::Warn);
+        assert_eq!(text, "2 requests (0.3/s), 1 failed with 5xx");
+        tab.apply(stats.clone());
+        assert_eq!(tab.news(&stats), None, "counted once");
+    }
+
+    #[test]
     fn the_filter_narrows_the_log() {
         let mut tab = ProxyTab::default();
         tab.apply(Msg::Recent(vec![
@@ -207,13 +261,13 @@ pub(crate) mod tests {
     #[test]
     fn stats_feed_the_rate_history_and_the_log_is_bounded() {
         let mut tab = ProxyTab::default();
-        for rate in [1.4, 2.6] {
+        for rate in [0.14, 2.6] {
             tab.apply(Msg::Stats(Stats {
-                rate_1s: rate,
+                rate_10s: rate,
                 ..Stats::default()
             }));
         }
-        assert_eq!(tab.rates, [1, 3]);
+        assert_eq!(tab.rates, [1, 26], "in tenths, so light traffic shows");
         for i in 0..LOG_CAPACITY + 3 {
             tab.apply(Msg::Record(record(&format!("http://h/{i}"), 200)));
         }

@@ -50,14 +50,15 @@ fn pane(title: &str) -> Block<'static> {
 }
 
 fn render_rate(tab: &ProxyTab, stats: &Stats, area: Rect, buf: &mut Buffer) {
-    let block = pane(&format!("Requests/s {:.1}", stats.rate_1s));
+    // Over ten seconds: light but steady traffic rounds to 0 over one.
+    let block = pane(&format!("Requests/s {:.1}", stats.rate_10s));
     let inner = block.inner(area);
     block.render(area, buf);
     let [numbers, spark] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
     Line::from(format!(
-        "10s {:.1} · 60s {:.1}",
-        stats.rate_10s, stats.rate_60s
+        "1s {:.1} · 60s {:.1}",
+        stats.rate_1s, stats.rate_60s
     ))
     .dim()
     .render(numbers, buf);
