@@ -99,7 +99,7 @@ actions! {
     Pause:        "pause",         ["p"],                PRINT,                            true,  "pause the selected printer";
     Resume:       "resume",        ["P"],                PRINT,                            true,  "resume the selected printer";
     Finished:     "finished",      ["F"],                PRINT,                            false, "show the finished jobs or the queue";
-    Edit:         "edit",          ["e", "enter"],       DB,                               false, "edit the SQL (esc leaves the editor)";
+    Edit:         "edit",          ["e", "enter"],       DB,                               false, "edit SQL; in the schema: query table";
     RunQuery:     "run",           ["f5", "ctrl-enter"], DB,                               false, "run the SQL";
     ScrollLeft:   "scroll-left",   ["left"],             DB,                               false, "scroll the results left";
     ScrollRight:  "scroll-right",  ["right"],            DB,                               false, "scroll the results right";

@@ -626,6 +626,55 @@ fn db_tab_shows_an_error_in_place_and_an_open_transaction() {
 }
 
 #[test]
+fn db_tab_says_when_keys_go_to_the_sql_and_scrolls_a_long_line() {
+    let mut app = db_suite();
+    app.handle_key(key('e'));
+    let long = format!(
+        "SELECT * FROM customers WHERE notes = '{}END'",
+        "x".repeat(80)
+    );
+    app.db.set_text(&long);
+    app.handle_key(KeyEvent::new(KeyCode::End, KeyModifiers::NONE));
+    let text = format!("{}", screen(&app, 80, 24).backend());
+    assert!(text.contains("editing, esc leaves"), "{text}");
+    assert!(
+        text.contains("END'"),
+        "the cursor's end of the line shows:\n{text}"
+    );
+    app.handle_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+    let text = format!("{}", screen(&app, 80, 24).backend());
+    assert!(!text.contains("editing"), "{text}");
+}
+
+#[test]
+fn db_tab_results_stop_at_the_last_row_and_count_one_row_as_one() {
+    use backroom_api::db::QueryResult;
+    use backroom_dash::db::tab::Msg;
+    let mut app = db_suite();
+    for _ in 0..10 {
+        app.handle_key(key('j'));
+    }
+    let text = format!("{}", screen(&app, 80, 24).backend());
+    assert!(text.contains("rows 1-3 of 3"), "{text}");
+    send(
+        &mut app,
+        Server::Db,
+        UpdateKind::Db(Msg::Result {
+            sql: "DELETE FROM orders WHERE id = 1".into(),
+            result: QueryResult {
+                columns: vec![],
+                rows: vec![],
+                rows_affected: 1,
+                last_insert_rowid: 0,
+                duration_us: 420,
+            },
+        }),
+    );
+    let text = format!("{}", screen(&app, 80, 24).backend());
+    assert!(text.contains("1 row affected"), "{text}");
+}
+
+#[test]
 fn db_tab_help_lists_its_keys() {
     let mut app = db_suite();
     app.handle_key(key('?'));

@@ -54,10 +54,14 @@ fn focus_block(title: &str, focused: bool) -> Block<'static> {
 
 fn render_editor(tab: &DbTab, area: Rect, buf: &mut Buffer) {
     let focused = tab.focus == Focus::Editor;
-    let title = match &tab.database {
+    let mut title = match &tab.database {
         Some(database) => format!("SQL on {database}"),
         None => "SQL".to_owned(),
     };
+    // Keys typed now land in the SQL: the title says so, and how to leave.
+    if focused {
+        title.push_str(" · editing, esc leaves");
+    }
     let mut block = focus_block(&title, focused);
     if let Some(at) = tab.history_at {
         block = block.title(
@@ -66,18 +70,25 @@ fn render_editor(tab: &DbTab, area: Rect, buf: &mut Buffer) {
     }
     let inner = block.inner(area);
     block.render(area, buf);
-    // Keep the cursor's line in view.
+    // Keep the cursor in view, down and sideways: a long line scrolls
+    // rather than being cut off.
     let skip = (tab.row + 1).saturating_sub(inner.height as usize);
+    let left = if focused {
+        (tab.col + 1).saturating_sub(inner.width as usize)
+    } else {
+        0
+    };
     let lines: Vec<Line> = tab
         .lines
         .iter()
         .enumerate()
         .skip(skip)
         .map(|(i, line)| {
+            let line: String = line.chars().skip(left).collect();
             if focused && i == tab.row {
-                cursor_line(line, tab.col)
+                cursor_line(&line, tab.col - left)
             } else {
-                Line::from(line.clone())
+                Line::from(line)
             }
         })
         .collect();
@@ -118,9 +129,9 @@ fn summary_line(tab: &DbTab) -> Line<'static> {
             ..
         } => {
             let what = if columns.is_empty() {
-                format!("{rows_affected} rows affected")
+                format!("{} affected", rows_text(*rows_affected))
             } else {
-                format!("{} rows", rows.len())
+                rows_text(rows.len() as u64)
             };
             spans.push(Span::raw(what).green());
             spans.push(Span::raw(format!(" · {}", format_duration(*duration_us))).dim());
@@ -130,6 +141,15 @@ fn summary_line(tab: &DbTab) -> Line<'static> {
         Output::Nothing => spans.push(Span::raw("F5 or ctrl-enter runs the SQL").dim()),
     }
     Line::from(spans)
+}
+
+/// `1 row`, `2 rows`.
+fn rows_text(n: u64) -> String {
+    if n == 1 {
+        "1 row".into()
+    } else {
+        format!("{n} rows")
+    }
 }
 
 /// Microseconds as `850µs`, `12.3ms` or `1.20s`.
@@ -153,10 +173,13 @@ fn render_results(tab: &DbTab, area: Rect, buf: &mut Buffer) {
             widths,
             ..
         } if !columns.is_empty() => {
+            // The last page stays full: scrolling stops at the last row.
+            let visible = inner.height.saturating_sub(1) as usize;
+            let top = tab.scroll_row.min(rows.len().saturating_sub(visible));
             let shown = format!(
                 " rows {}-{} of {} · column {} of {} ",
-                (tab.scroll_row + 1).min(rows.len()),
-                (tab.scroll_row + inner.height.saturating_sub(1) as usize).min(rows.len()),
+                (top + 1).min(rows.len()),
+                (top + visible).min(rows.len()),
                 rows.len(),
                 tab.scroll_col + 1,
                 columns.len()
@@ -164,7 +187,7 @@ fn render_results(tab: &DbTab, area: Rect, buf: &mut Buffer) {
             block
                 .title(Line::from(shown).right_aligned())
                 .render(area, buf);
-            render_rows(tab, columns, rows, widths, inner, buf);
+            render_rows(tab.scroll_col, top, columns, rows, widths, inner, buf);
         }
         Output::Error { sql, error } => {
             block.render(area, buf);
@@ -188,14 +211,15 @@ fn render_results(tab: &DbTab, area: Rect, buf: &mut Buffer) {
 }
 
 fn render_rows(
-    tab: &DbTab,
+    scroll_col: usize,
+    top: usize,
     columns: &[String],
     rows: &[Vec<String>],
     widths: &[usize],
     area: Rect,
     buf: &mut Buffer,
 ) {
-    let first = tab.scroll_col.min(columns.len().saturating_sub(1));
+    let first = scroll_col.min(columns.len().saturating_sub(1));
     // Columns keep their fitted width; those that do not fit wait for a
     // sideways scroll instead of being squeezed, and the last one shown
     // takes what room is left.
@@ -216,7 +240,7 @@ fn render_rows(
     let visible = area.height.saturating_sub(1) as usize;
     let body: Vec<Row> = rows
         .iter()
-        .skip(tab.scroll_row)
+        .skip(top)
         .take(visible)
         .map(|row| {
             Row::new(row.iter().skip(first).zip(&fitted).map(|(cell, width)| {
