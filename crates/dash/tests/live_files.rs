@@ -209,3 +209,31 @@ async fn the_files_tab_browses_transfers_and_follows_changes() {
     drop(connections);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_local_file_that_cannot_be_read_is_not_called_a_bad_request() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("root");
+    let server = FilesServer::start(&root).await;
+    let endpoints = only(Server::Files, server.addr);
+    let (updates_tx, mut updates) = mpsc::channel(64);
+    let connections = driver::spawn_all(&endpoints, timing(), updates_tx);
+    let mut app = App::new(&endpoints, Default::default(), Clock::now());
+    app.handle_key(key('2'));
+    until(&mut app, &mut updates, |app| app.files.loaded).await;
+    app.handle_key(key('u'));
+    let missing = tmp.path().join("no-such-file.txt");
+    type_in(&mut app, &missing.display().to_string());
+    app.handle_key(code(KeyCode::Enter));
+    until(&mut app, &mut updates, |app| {
+        app.files.transfers.iter().any(|t| t.result.is_some())
+    })
+    .await;
+    let Some(Err(error)) = &app.files.transfers[0].result else {
+        panic!("the upload failed: {:?}", app.files.transfers);
+    };
+    assert!(error.starts_with("cannot open"), "{error}");
+    assert!(!error.contains("bad_request"), "{error}");
+    drop(connections);
+    server.stop().await;
+}

@@ -274,11 +274,16 @@ impl FilesTab {
             Action::Up => self.move_selection(-1),
             Action::Down => self.move_selection(1),
             Action::Filter => self.filter.start(),
-            Action::Open => {
-                if let Some(entry) = selected.filter(|e| e.kind == Kind::Dir) {
+            Action::Open => match selected {
+                Some(entry) if entry.kind == Kind::Dir => {
                     return self.enter(join(&self.cwd, &entry.name));
                 }
-            }
+                Some(entry) => self.hint(format!(
+                    "{} is a file, not a folder: download it instead",
+                    entry.name
+                )),
+                None => {}
+            },
             Action::Parent if !self.cwd.is_empty() => {
                 let left = self.cwd.rsplit('/').next().unwrap_or("").to_string();
                 let effect = self.enter(parent(&self.cwd));
@@ -293,6 +298,12 @@ impl FilesTab {
                 ));
             }
             Action::Download => {
+                if let Some(entry) = selected.as_ref().filter(|e| e.kind == Kind::Dir) {
+                    self.hint(format!(
+                        "{} is a folder: only files download; open it instead",
+                        entry.name
+                    ));
+                }
                 if let Some(entry) = selected.filter(|e| e.kind == Kind::File) {
                     let local = self.download_dir.join(&entry.name);
                     self.prompt = Some(Prompt::new(
@@ -381,6 +392,11 @@ impl FilesTab {
         }
     }
 
+    /// Says why a key did nothing here, instead of doing nothing silently.
+    fn hint(&mut self, text: String) {
+        self.status = Some(Status { ok: false, text });
+    }
+
     fn fail(&mut self, text: &str) {
         self.status = Some(Status {
             ok: false,
@@ -392,6 +408,34 @@ impl FilesTab {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_on_a_file_and_download_on_a_folder_say_why_nothing_happens() {
+        let entry = |name: &str, kind| Entry {
+            name: name.into(),
+            kind,
+            size: 1,
+            modified_ms: 0,
+            mode: 0o644,
+        };
+        let mut tab = FilesTab {
+            loaded: true,
+            entries: vec![entry("docs", Kind::Dir), entry("a.txt", Kind::File)],
+            selected: Some("a.txt".into()),
+            ..FilesTab::default()
+        };
+        assert_eq!(tab.perform(Action::Open), Effect::None);
+        let said = tab.status.take().expect("a hint");
+        assert_eq!(
+            said.text,
+            "a.txt is a file, not a folder: download it instead"
+        );
+        tab.selected = Some("docs".into());
+        tab.perform(Action::Download);
+        assert!(tab.prompt.is_none());
+        let said = tab.status.take().expect("a hint");
+        assert!(said.text.starts_with("docs is a folder"), "{said:?}");
+    }
 
     #[test]
     fn a_change_to_the_files_is_news_for_the_overview() {

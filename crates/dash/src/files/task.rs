@@ -186,17 +186,11 @@ async fn perform(client: FilesClient, request: Request, updates: mpsc::Sender<Up
     let msg = match request {
         Request::Upload { id, local, remote } => {
             let result = upload(&client, id, &local, &remote, &updates).await;
-            Msg::Finished {
-                id,
-                result: result.map_err(|e| e.to_string()),
-            }
+            Msg::Finished { id, result }
         }
         Request::Download { id, remote, local } => {
             let result = download(&client, id, &remote, &local, &updates).await;
-            Msg::Finished {
-                id,
-                result: result.map_err(|e| e.to_string()),
-            }
+            Msg::Finished { id, result }
         }
         Request::Mkdir(path) => done(client.mkdir(&path, false).await, format!("created {path}")),
         Request::Rename { from, to } => {
@@ -237,34 +231,36 @@ async fn upload(
     local: &PathBuf,
     remote: &str,
     updates: &mpsc::Sender<Update>,
-) -> Result<String, Error> {
+) -> Result<String, String> {
     let shown = local.display().to_string();
     let mut file = tokio::fs::File::open(local)
         .await
-        .map_err(|e| Error::bad_request(format!("cannot open {shown}: {e}")))?;
+        .map_err(|e| format!("cannot open {shown}: {e}"))?;
     let total = file
         .metadata()
         .await
-        .map_err(|e| Error::bad_request(format!("cannot read {shown}: {e}")))?
+        .map_err(|e| format!("cannot read {shown}: {e}"))?
         .len();
     let mut args = WriteArgs::new(remote, WriteMode::CreateNew);
     args.size = Some(total);
-    let mut call = client.write(&args).await?;
+    let mut call = client.write(&args).await.map_err(server_said)?;
     let mut done = 0;
     let mut buffer = vec![0; UPLOAD_CHUNK];
     loop {
         let n = file
             .read(&mut buffer)
             .await
-            .map_err(|e| Error::bad_request(format!("cannot read {shown}: {e}")))?;
+            .map_err(|e| format!("cannot read {shown}: {e}"))?;
         if n == 0 {
             break;
         }
-        call.send(Bytes::copy_from_slice(&buffer[..n])).await?;
+        call.send(Bytes::copy_from_slice(&buffer[..n]))
+            .await
+            .map_err(server_said)?;
         done += n as u64;
         let _ = send(updates, Msg::Progress { id, done, total }).await;
     }
-    let written: backroom_api::files::Written = call.finish().await?;
+    let written: backroom_api::files::Written = call.finish().await.map_err(server_said)?;
     Ok(format!(
         "uploaded {} ({} bytes)",
         written.path, written.size
@@ -278,27 +274,33 @@ async fn download(
     remote: &str,
     local: &PathBuf,
     updates: &mpsc::Sender<Update>,
-) -> Result<String, Error> {
+) -> Result<String, String> {
     let shown = local.display().to_string();
     let args = ReadArgs {
         path: remote.to_string(),
         ..ReadArgs::default()
     };
-    let (head, mut stream) = client.read(&args).await?;
+    let (head, mut stream) = client.read(&args).await.map_err(server_said)?;
     let mut file = tokio::fs::File::create_new(local)
         .await
-        .map_err(|e| Error::bad_request(format!("cannot create {shown}: {e}")))?;
+        .map_err(|e| format!("cannot create {shown}: {e}"))?;
     let total = head.length;
     let mut done = 0;
-    while let Some(chunk) = stream.chunk().await? {
+    while let Some(chunk) = stream.chunk().await.map_err(server_said)? {
         file.write_all(&chunk)
             .await
-            .map_err(|e| Error::internal(format!("cannot write {shown}: {e}")))?;
+            .map_err(|e| format!("cannot write {shown}: {e}"))?;
         done += chunk.len() as u64;
         let _ = send(updates, Msg::Progress { id, done, total }).await;
     }
     file.sync_all()
         .await
-        .map_err(|e| Error::internal(format!("cannot write {shown}: {e}")))?;
+        .map_err(|e| format!("cannot write {shown}: {e}"))?;
     Ok(format!("downloaded {remote} to {shown} ({done} bytes)"))
+}
+
+/// A failure on the server's side, with its error code; a local one (the
+/// disk here) is said in plain words, with no code of the protocol.
+fn server_said(error: Error) -> String {
+    error.to_string()
 }

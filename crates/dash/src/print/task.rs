@@ -197,15 +197,19 @@ async fn submit(
     name: String,
     priority: u8,
     printer: Option<String>,
-) -> Result<Job, Error> {
+) -> Result<Job, String> {
     let shown = path.display().to_string();
     let read = tokio::task::spawn_blocking(move || std::fs::read(&path))
         .await
-        .map_err(|e| Error::internal(format!("reading {shown} failed: {e}")))?;
-    let data = read.map_err(|e| Error::bad_request(format!("cannot read {shown}: {e}")))?;
+        .map_err(|e| format!("reading {shown} failed: {e}"))?;
+    // The local disk's error, in plain words: no code of the protocol.
+    let data = read.map_err(|e| format!("cannot read {shown}: {e}"))?;
     let mut args = SubmitArgs::new(name);
     args.priority = Some(priority);
     args.printer = printer;
     args.size = Some(data.len() as u64);
-    client.submit(&args, Bytes::from(data)).await
+    client
+        .submit(&args, Bytes::from(data))
+        .await
+        .map_err(|e| e.to_string())
 }
