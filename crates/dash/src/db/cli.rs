@@ -1327,28 +1327,32 @@ fn interactive(runtime: &tokio::runtime::Runtime, session: &mut Session) -> anyh
         let _ = editor.load_history(path);
     }
     eprintln!("backroom db shell; .help for help, Ctrl-D to leave");
+    let mut typed = StatementLines::default();
     loop {
         match editor.readline(&session.prompt()) {
             Ok(line) => {
-                if !line.trim().is_empty() {
-                    let _ = editor.add_history_entry(line.as_str());
-                }
                 let outcome = runtime.block_on(async {
                     tokio::select! {
                         outcome = session.line(&line) => outcome,
                         _ = tokio::signal::ctrl_c() => Err(anyhow!("cancelled")),
                     }
                 });
+                if outcome.is_err() {
+                    session.buffer.clear();
+                }
+                if let Some(entry) = typed.push(&line, session.buffer.trim().is_empty()) {
+                    let _ = editor.add_history_entry(entry);
+                }
                 match outcome {
                     Ok(Flow::Quit) => break,
                     Ok(Flow::Continue) => {}
-                    Err(e) => {
-                        session.buffer.clear();
-                        eprintln!("error: {e:#}");
-                    }
+                    Err(e) => eprintln!("error: {e:#}"),
                 }
             }
-            Err(ReadlineError::Interrupted) => session.buffer.clear(),
+            Err(ReadlineError::Interrupted) => {
+                session.buffer.clear();
+                typed = StatementLines::default();
+            }
             Err(ReadlineError::Eof) => break,
             Err(e) => return Err(anyhow!("cannot read the terminal: {e}")),
         }
@@ -1357,6 +1361,29 @@ fn interactive(runtime: &tokio::runtime::Runtime, session: &mut Session) -> anyh
         let _ = editor.save_history(path);
     }
     runtime.block_on(session.close())
+}
+
+/// The lines of the statement being typed in the shell, so that history
+/// recalls a statement whole rather than one of its lines.
+#[derive(Debug, Default)]
+struct StatementLines {
+    lines: Vec<String>,
+}
+
+impl StatementLines {
+    /// Adds a line; once the statement is `complete` (nothing of it is left
+    /// waiting for a `;`), returns the history entry for all its lines.
+    fn push(&mut self, line: &str, complete: bool) -> Option<String> {
+        if !line.trim().is_empty() {
+            self.lines.push(line.to_string());
+        }
+        if !complete || self.lines.is_empty() {
+            return None;
+        }
+        let entry = self.lines.join("\n");
+        self.lines.clear();
+        Some(entry)
+    }
 }
 
 /// `$XDG_STATE_HOME/backroom/db_history`, else under `~/.local/state`.
@@ -1377,6 +1404,19 @@ fn history_path() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shell_history_keeps_a_statement_whole() {
+        let mut typed = StatementLines::default();
+        assert_eq!(typed.push("SELECT name", false), None);
+        assert_eq!(typed.push("FROM pets", false), None);
+        assert_eq!(
+            typed.push("WHERE id = 1;", true).as_deref(),
+            Some("SELECT name\nFROM pets\nWHERE id = 1;")
+        );
+        assert_eq!(typed.push(".tables", true).as_deref(), Some(".tables"));
+        assert_eq!(typed.push("", true), None);
+    }
 
     #[test]
     fn statements_split_on_semicolons_outside_quotes_and_comments() {
