@@ -347,8 +347,10 @@ fn the_config_file_gives_the_address_and_token() {
 }
 
 #[test]
-fn db_names_a_database_and_an_address_there_is_refused() {
+fn database_names_a_database_and_an_address_there_is_refused() {
     let server = Server::start();
+    let out = server.run(&["--database", "nope", "tables"]);
+    assert_fails_with(&out, "no database named \"nope\"");
     let out = server.run(&["--db", "nope", "tables"]);
     assert_fails_with(&out, "no database named \"nope\"");
     let out = server.run(&["--db", "127.0.0.1:7703", "tables"]);

@@ -36,9 +36,9 @@ pub struct Args {
     /// The database server, as host:port; beats the config file.
     #[arg(long, global = true, value_name = "ADDR")]
     pub addr: Option<String>,
-    /// The database to use (default `main`). Under `backroom db`, `--db`
-    /// names a database; give the server with `--addr`.
-    #[arg(long, global = true, value_name = "NAME")]
+    /// The database to use (default `main`). `--db`, its old name, still
+    /// works here, but everywhere else `--db` is the server's address.
+    #[arg(long = "database", alias = "db", global = true, value_name = "NAME")]
     pub db: Option<String>,
     /// Print results as JSON (one object per line for `shell` and `watch`).
     #[arg(long, global = true)]
@@ -140,10 +140,7 @@ pub fn run(args: Args, settings: &Settings) -> ExitCode {
     // while the shell waits for the user to type.
     cli::run(Server::Db, 1, |runtime| {
         if let Some(name) = args.db.as_deref().filter(|name| name.contains(':')) {
-            bail!(
-                "--db {name:?} looks like an address; under `backroom db`, --db names a \
-                 database: give the server with --addr"
-            );
+            bail!("--database {name:?} looks like an address; give the server with --addr");
         }
         let endpoint = cli::endpoint(settings, Server::Db, args.addr.as_deref())?;
         let db = args.db.or(endpoint.database);
