@@ -32,75 +32,28 @@ pub fn vital(value: f64, unit: &str) -> String {
 
 /// Milliseconds since the Unix epoch as `YYYY-MM-DD HH:MM` in UTC.
 pub fn utc_minute(ms: i64) -> String {
-    Civil::from_ms(ms).to_minute()
+    utc(ms, "%Y-%m-%d %H:%M")
 }
 
 /// Milliseconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn utc_second(ms: i64) -> String {
-    let civil = Civil::from_ms(ms);
-    format!("{}:{:02} UTC", civil.to_minute(), civil.second)
+    utc(ms, "%Y-%m-%d %H:%M:%S UTC")
 }
 
 /// Milliseconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS.mmm` in UTC.
 pub fn utc_millisecond(ms: i64) -> String {
-    let civil = Civil::from_ms(ms);
-    format!(
-        "{}:{:02}.{:03}",
-        civil.to_minute(),
-        civil.second,
-        civil.millisecond
-    )
+    utc(ms, "%Y-%m-%d %H:%M:%S%.3f")
 }
 
-/// An instant split into its UTC calendar date and time of day, so that
-/// every format above is a few fields of one split.
-struct Civil {
-    year: i64,
-    month: i64,
-    day: i64,
-    hour: i64,
-    minute: i64,
-    second: i64,
-    millisecond: i64,
-}
-
-impl Civil {
-    fn from_ms(ms: i64) -> Civil {
-        let secs = ms.div_euclid(1000);
-        let of_day = secs.rem_euclid(86_400);
-        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-        Civil {
-            year,
-            month,
-            day,
-            hour: of_day / 3600,
-            minute: of_day / 60 % 60,
-            second: of_day % 60,
-            millisecond: ms.rem_euclid(1000),
-        }
-    }
-
-    fn to_minute(&self) -> String {
-        format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}",
-            self.year, self.month, self.day, self.hour, self.minute
-        )
-    }
-}
-
-/// Howard Hinnant's `civil_from_days`: the proleptic Gregorian date of a
-/// day count since 1970-01-01, to spare a date crate.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+/// An instant in UTC as `format` (strftime) says; one beyond the years
+/// jiff knows is shown as the nearest it does.
+fn utc(ms: i64, format: &str) -> String {
+    let at = jiff::Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 {
+        jiff::Timestamp::MIN
+    } else {
+        jiff::Timestamp::MAX
+    });
+    at.strftime(format).to_string()
 }
 
 #[cfg(test)]
