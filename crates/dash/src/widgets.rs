@@ -33,7 +33,39 @@ pub fn link_mark(link: &Link) -> (&'static str, Color) {
 
 /// A tab that has nothing of its own to show yet: its server's address,
 /// connection and `info`, and a note saying why.
-pub fn render_connection(
+/// What a tab shows in place of its contents while they cannot be shown.
+#[derive(Debug)]
+pub struct Card {
+    pub title: &'static str,
+    /// Connected, but the tab's own session is not ready yet.
+    pub loading: &'static str,
+    /// Not connected: what shows once the server answers.
+    pub waiting: &'static str,
+}
+
+/// Draws `card` with the connection's state in place of a tab that is not
+/// `ready` (or whose server is not connected), and says whether it did.
+pub fn render_unready(
+    card: &Card,
+    ready: bool,
+    state: &ServerState,
+    now: Instant,
+    area: Rect,
+    buf: &mut Buffer,
+) -> bool {
+    if state.is_connected() && ready {
+        return false;
+    }
+    let note = if state.is_connected() {
+        card.loading
+    } else {
+        card.waiting
+    };
+    render_connection(card.title, state, now, note, area, buf);
+    true
+}
+
+fn render_connection(
     title: &str,
     state: &ServerState,
     now: Instant,

@@ -14,15 +14,16 @@ use crate::widgets;
 /// The schema browser's width.
 const SCHEMA_WIDTH: u16 = 24;
 
+/// What the tab says until its server answers and its session is ready.
+const CARD: widgets::Card = widgets::Card {
+    title: "DB",
+    loading: "opening a session…",
+    waiting: "The SQL editor opens once the database server answers.",
+};
+
 /// Draws the DB tab into `area`.
 pub fn render(tab: &DbTab, state: &ServerState, clock: &Clock, area: Rect, buf: &mut Buffer) {
-    if !state.is_connected() || !tab.connected {
-        let note = if state.is_connected() {
-            "opening a session…"
-        } else {
-            "The SQL editor opens once the database server answers."
-        };
-        widgets::render_connection("DB", state, clock.now, note, area, buf);
+    if widgets::render_unready(&CARD, tab.connected, state, clock.now, area, buf) {
         return;
     }
     let [main, schema] =

@@ -13,15 +13,16 @@ use crate::files::tab::{FilesTab, Transfer};
 use crate::units;
 use crate::widgets;
 
+/// What the tab says until its server answers and its session is ready.
+const CARD: widgets::Card = widgets::Card {
+    title: "Files",
+    loading: "listing…",
+    waiting: "The files show once the file server answers.",
+};
+
 /// Draws the Files tab into `area`.
 pub fn render(tab: &FilesTab, state: &ServerState, clock: &Clock, area: Rect, buf: &mut Buffer) {
-    if !state.is_connected() || !tab.loaded {
-        let note = if state.is_connected() {
-            "listing…"
-        } else {
-            "The files show once the file server answers."
-        };
-        widgets::render_connection("Files", state, clock.now, note, area, buf);
+    if widgets::render_unready(&CARD, tab.loaded, state, clock.now, area, buf) {
         return;
     }
     let transfers_height = if tab.transfers.is_empty() {

@@ -14,15 +14,16 @@ use crate::app::{Clock, ServerState};
 use crate::print::tab::{Pane, PrintTab, priority_label};
 use crate::widgets;
 
+/// What the tab says until its server answers and its session is ready.
+const CARD: widgets::Card = widgets::Card {
+    title: "Print",
+    loading: "loading the queue…",
+    waiting: "The queue shows once the print server answers.",
+};
+
 /// Draws the Print tab into `area`.
 pub fn render(tab: &PrintTab, state: &ServerState, clock: &Clock, area: Rect, buf: &mut Buffer) {
-    if !state.is_connected() || !tab.loaded {
-        let note = if state.is_connected() {
-            "loading the queue…"
-        } else {
-            "The queue shows once the print server answers."
-        };
-        widgets::render_connection("Print", state, clock.now, note, area, buf);
+    if widgets::render_unready(&CARD, tab.loaded, state, clock.now, area, buf) {
         return;
     }
     let printers_height = (tab.printers.len() as u16 + 3).clamp(4, 8);

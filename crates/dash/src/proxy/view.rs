@@ -15,15 +15,16 @@ use crate::proxy::tab::ProxyTab;
 use crate::units;
 use crate::widgets;
 
+/// What the tab says until its server answers and its session is ready.
+const CARD: widgets::Card = widgets::Card {
+    title: "Proxy",
+    loading: "subscribing to the access log…",
+    waiting: "The access log and statistics show once the proxy's admin port answers.",
+};
+
 /// Draws the Proxy tab into `area`.
 pub fn render(tab: &ProxyTab, state: &ServerState, clock: &Clock, area: Rect, buf: &mut Buffer) {
-    if !state.is_connected() || !tab.connected {
-        let note = if state.is_connected() {
-            "subscribing to the access log…"
-        } else {
-            "The access log and statistics show once the proxy's admin port answers."
-        };
-        widgets::render_connection("Proxy", state, clock.now, note, area, buf);
+    if widgets::render_unready(&CARD, tab.connected, state, clock.now, area, buf) {
         return;
     }
     let [top, log] = Layout::vertical([Constraint::Length(8), Constraint::Min(3)]).areas(area);
