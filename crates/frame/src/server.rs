@@ -180,6 +180,13 @@ pub struct Info {
     pub vitals: Vec<Vital>,
 }
 
+impl Info {
+    /// The vital sign named `name`, if the service reports one.
+    pub fn vital(&self, name: &str) -> Option<&Vital> {
+        self.vitals.iter().find(|v| v.name == name)
+    }
+}
+
 /// One figure of a server's health, such as `queued 12` or `in 3.2 MB/s`,
 /// which the dashboard shows on the server's card as it comes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,6 +200,29 @@ pub struct Vital {
     /// error, a full disk).
     #[serde(default)]
     pub alert: bool,
+}
+
+impl Vital {
+    /// A figure that needs no attention; `unit` as for [`Vital::unit`].
+    pub fn new(name: &str, value: f64, unit: &str) -> Vital {
+        Vital {
+            name: name.to_owned(),
+            value,
+            unit: unit.to_owned(),
+            alert: false,
+        }
+    }
+
+    /// A count: a figure without a unit.
+    pub fn count(name: &str, value: u64) -> Vital {
+        Vital::new(name, value as f64, "")
+    }
+
+    /// The same figure, flagged for the admin's attention when `alert`.
+    pub fn alert_if(mut self, alert: bool) -> Vital {
+        self.alert = alert;
+        self
+    }
 }
 
 /// State shared by every connection of one server.
