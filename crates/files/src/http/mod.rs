@@ -655,7 +655,9 @@ impl Face {
         if let Some(whole) = found.small {
             let end = usize::try_from(start + length).unwrap_or(whole.len());
             let start = usize::try_from(start).unwrap_or(0);
-            *response.body_mut() = full(whole.slice(start..end.min(whole.len())));
+            let piece = whole.slice(start..end.min(whole.len()));
+            self.state.meter.bytes_out.add(piece.len() as u64);
+            *response.body_mut() = full(piece);
             return Ok(response);
         }
         let slot = Slot::take(&self.state, connection)?;
