@@ -2,12 +2,14 @@
 //! part of the config file, tracing and its log file, the readiness line,
 //! and signals (SIGTERM and Ctrl-C to stop, SIGHUP to reopen and reload).
 //!
-//! It also holds the small helpers the servers share, such as [`rate`]'s
-//! rolling counts for their vital signs.
+//! It also holds what the servers' libraries share: [`face`], the plumbing
+//! of the standard faces (accept loop, caps, TLS, HTTP serving, Basic
+//! credentials), and [`rate`]'s rolling counts for their vital signs.
 //!
 //! Servers stay libraries with a `run(listener, config, shutdown)` entry
 //! point; this crate only helps their thin `main`s agree with each other.
 
+pub mod face;
 mod keys;
 pub mod logs;
 pub mod rate;

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use backroom_api::files::{ChangeKind, FilesClient, Origin, vital};
-use backroom_daemon::testing::{Daemon, assert_refuses_to_start};
+use backroom_daemon::testing::{
+    Daemon, assert_http_face_caps_each_address, assert_refuses_to_start,
+};
 use backroom_frame::auth::hash_token;
 use tokio::process::Command;
 
@@ -785,4 +787,11 @@ async fn http_transfers_count_in_the_vital_signs() {
         info.vital(vital::IN).expect("in").value > 0.0,
         "the HTTP upload counts"
     );
+}
+
+#[tokio::test]
+async fn an_address_over_its_connection_cap_is_refused_while_others_are_served() {
+    let http = Http::start("max_connections_per_client = 2\n").await;
+    let request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_http_face_caps_each_address(http.daemon.addr("http"), request).await;
 }

@@ -19,6 +19,23 @@ async fn admin(proxy: &Proxy) -> ProxyClient {
         .expect("admin connects")
 }
 
+/// A TCP server on loopback that echoes what it reads, for tunnels.
+async fn echo_server() -> std::net::SocketAddr {
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = echo.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = tcp.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
 #[tokio::test]
 async fn stats_count_requests_by_class_and_host() {
     let origin = hello_origin().await;
@@ -57,18 +74,7 @@ async fn stats_count_requests_by_class_and_host() {
 #[tokio::test]
 async fn info_shows_the_request_rate_the_5xx_share_and_open_tunnels() {
     let origin = hello_origin().await;
-    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let echo_addr = echo.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = echo.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = tcp.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
+    let echo_addr = echo_server().await;
     let mut cfg = config();
     cfg.proxy.connect_ports = vec![echo_addr.port()];
     let proxy = start(cfg).await;
@@ -174,18 +180,7 @@ async fn the_access_log_file_gets_one_line_per_request() {
 
 #[tokio::test]
 async fn tunnels_are_listed_and_can_be_closed() {
-    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let echo_addr = echo.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = echo.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = tcp.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
+    let echo_addr = echo_server().await;
     let mut cfg = config();
     cfg.proxy.connect_ports = vec![echo_addr.port()];
     let proxy = start(cfg).await;
