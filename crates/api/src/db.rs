@@ -25,6 +25,21 @@ pub const DEFAULT_DB: &str = "main";
 /// The name of backroom-db's PostgreSQL face in its readiness line.
 pub const PG_FACE: &str = "pg";
 
+/// The names of the database server's vital signs in `info`, written once
+/// for the server and its readers. They count both faces.
+pub mod vital {
+    /// Statements run per second, over the last 10 s (a cursor counts as one).
+    pub const STATEMENTS: &str = "statements";
+    /// Transactions open now.
+    pub const TRANSACTIONS: &str = "transactions";
+    /// Autocommit statements waiting for (or in) a shared writer's group
+    /// commit.
+    pub const QUEUE: &str = "queue";
+    /// Sessions holding a connection of their own (a transaction or
+    /// connection state).
+    pub const SESSIONS: &str = "sessions";
+}
+
 /// The method names of this service, written once for client and server.
 /// Each names its argument and answer types.
 pub mod method {

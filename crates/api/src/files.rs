@@ -17,6 +17,20 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:7701";
 /// How many entries `list` returns when the caller sets no limit.
 pub const DEFAULT_PAGE: u32 = 1000;
 
+/// The names of the file server's vital signs in `info`, written once for
+/// the server and its readers.
+pub mod vital {
+    /// Bytes received by uploads per second, over the last 5 s (both faces).
+    pub const IN: &str = "in";
+    /// Bytes sent by downloads per second, over the last 5 s (both faces).
+    pub const OUT: &str = "out";
+    /// Uploads and downloads running now.
+    pub const TRANSFERS: &str = "transfers";
+    /// Free bytes on the root's disk, for users other than root; an alert
+    /// under 1 GiB or under 5% of the disk.
+    pub const FREE: &str = "free";
+}
+
 /// The method names of this service, written once for client and server.
 /// Each names its argument and answer types.
 pub mod method {

@@ -32,6 +32,9 @@ pub mod method {
     pub const VALIDATE: &str = "validate";
     /// `ListArgs` → `JobList`.
     pub const LIST: &str = "list";
+    /// `HistoryArgs` → `JobList`: finished jobs only, the last to finish
+    /// first.
+    pub const HISTORY: &str = "history";
     /// `JobArgs` → `Job`.
     pub const JOB: &str = "job";
     /// `JobArgs` → `Job`.
@@ -66,6 +69,19 @@ pub mod method {
     pub const PURGE: &str = "purge";
     /// nothing → head `Watching`, then `Event`s.
     pub const WATCH: &str = "watch";
+}
+
+/// The names of the print server's vital signs in `info`, written once for
+/// the server and its readers.
+pub mod vital {
+    /// Jobs pending or held.
+    pub const QUEUED: &str = "queued";
+    /// Printers printing a job now.
+    pub const PRINTING: &str = "printing";
+    /// Printers in error (retrying or stopped); an alert when above 0.
+    pub const IN_ERROR: &str = "in error";
+    /// Jobs finished (completed, cancelled or aborted) in the last minute.
+    pub const FINISHED: &str = "finished";
 }
 
 /// Where a job is in its life.
@@ -226,6 +242,24 @@ pub struct JobList {
     pub jobs: Vec<Job>,
     /// How many jobs matched in all, beyond the limit too.
     pub total: u64,
+}
+
+/// Arguments of `history`: the finished jobs (completed, cancelled or
+/// aborted) that the server keeps, at most its `history_jobs`, the last to
+/// finish first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryArgs {
+    /// Only jobs in this finished state.
+    #[serde(default)]
+    pub state: Option<JobState>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Jobs sent to this printer or class, or printed on this printer.
+    #[serde(default)]
+    pub printer: Option<String>,
+    /// At most this many jobs; 0 means [`DEFAULT_PAGE`].
+    #[serde(default)]
+    pub limit: u32,
 }
 
 /// Arguments of the requests that name one job.
@@ -393,6 +427,11 @@ impl PrintClient {
 
     pub async fn list(&self, args: &ListArgs) -> Result<JobList, Error> {
         self.client.request(method::LIST, args).await
+    }
+
+    /// Finished jobs, the last to finish first.
+    pub async fn history(&self, args: &HistoryArgs) -> Result<JobList, Error> {
+        self.client.request(method::HISTORY, args).await
     }
 
     pub async fn job(&self, id: u64) -> Result<Job, Error> {

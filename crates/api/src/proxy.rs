@@ -8,6 +8,22 @@ use serde::{Deserialize, Serialize};
 /// The service name the proxy's admin port answers to.
 pub const SERVICE: &str = "proxy";
 
+/// The names of the proxy's vital signs in its admin port's `info`, written
+/// once for the server and its readers.
+pub mod vital {
+    /// Requests (and tunnels) finished per second, over the last 10 s.
+    pub const REQUESTS: &str = "requests";
+    /// CONNECT tunnels open now.
+    pub const TUNNELS: &str = "tunnels";
+    /// The share of the last 10 s's requests answered with a 5xx status,
+    /// in percent; an alert above [`SERVER_ERRORS_ALERT_PERCENT`].
+    pub const SERVER_ERRORS: &str = "5xx";
+    /// Client connections open now on the proxy port.
+    pub const CONNECTIONS: &str = "connections";
+    /// The share of 5xx answers above which [`SERVER_ERRORS`] is an alert.
+    pub const SERVER_ERRORS_ALERT_PERCENT: f64 = 5.0;
+}
+
 /// The admin port's method names, written once for client and server. Each
 /// names its argument and answer types.
 pub mod method {

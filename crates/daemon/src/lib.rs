@@ -2,11 +2,17 @@
 //! part of the config file, tracing and its log file, the readiness line,
 //! and signals (SIGTERM and Ctrl-C to stop, SIGHUP to reopen and reload).
 //!
+//! It also holds what the servers' libraries share: [`face`], the plumbing
+//! of the standard faces (accept loop, caps, TLS, HTTP serving, Basic
+//! credentials), and [`rate`]'s rolling counts for their vital signs.
+//!
 //! Servers stay libraries with a `run(listener, config, shutdown)` entry
 //! point; this crate only helps their thin `main`s agree with each other.
 
+pub mod face;
 mod keys;
 pub mod logs;
+pub mod rate;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

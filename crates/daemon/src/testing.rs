@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use backroom_frame::ErrorCode;
 use backroom_frame::auth::hash_token;
 use backroom_frame::client::{Client, ClientConfig};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStdout, Command};
 
 /// A daemon's binary, running until it is killed or dropped.
@@ -301,4 +302,65 @@ pub async fn run_python_sketch(addr: &str, service: &str) -> String {
     let unknown = "as expected: unknown_method: no method named \"no_such_method\"\n";
     assert!(stdout.contains(unknown), "{stdout}");
     stdout
+}
+
+/// A TCP connection to `addr` from `local`, a loopback address of its own
+/// (`127.0.0.2` and up), so that a test can be a second client host.
+pub async fn connect_from(local: &str, addr: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{local}:0").parse().expect("a local address"))
+        .expect("bind");
+    let addr = addr.parse().expect("a server address");
+    socket.connect(addr).await.expect("connect")
+}
+
+/// Reads an HTTP answer's head (to its blank line), or all that comes before
+/// the connection closes.
+async fn http_head(tcp: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    let read = async {
+        while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).await.expect("read") == 1 {
+            head.push(byte[0]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("an answer in time");
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// Checks an HTTP face whose `max_connections_per_client` is 2: with two
+/// connections of 127.0.0.1 served and kept open, a third from 127.0.0.1 is
+/// refused with 429, while 127.0.0.2 is served. `request` is a whole
+/// request the face answers.
+pub async fn assert_http_face_caps_each_address(addr: &str, request: &str) {
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut tcp = connect_from("127.0.0.1", addr).await;
+        tcp.write_all(request.as_bytes()).await.expect("write");
+        let head = http_head(&mut tcp).await;
+        assert!(head.starts_with("HTTP/1.1 "), "{head}");
+        assert!(!head.starts_with("HTTP/1.1 429"), "{head}");
+        holders.push(tcp);
+    }
+    let mut third = connect_from("127.0.0.1", addr).await;
+    let mut refusal = String::new();
+    let read = third.read_to_string(&mut refusal);
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the refusal and the close in time")
+        .expect("read");
+    assert!(refusal.starts_with("HTTP/1.1 429"), "{refusal}");
+    assert!(refusal.contains("max_connections_per_client"), "{refusal}");
+    let mut other = connect_from("127.0.0.2", addr).await;
+    other.write_all(request.as_bytes()).await.expect("write");
+    let head = http_head(&mut other).await;
+    assert!(head.starts_with("HTTP/1.1 "), "{head}");
+    assert!(
+        !head.starts_with("HTTP/1.1 429"),
+        "another address is served: {head}"
+    );
+    drop(holders);
 }

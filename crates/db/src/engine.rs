@@ -25,6 +25,7 @@ use tokio::task::JoinHandle as TaskHandle;
 use crate::Synchronous;
 use crate::ctl::{CancelOnDrop, Ctl, Slot};
 use crate::sql::{self, Access, SqlConn, sqlite_error};
+use crate::vitals::Gauge;
 use crate::writer::{Change, Ran, WriteJob, Writer, WriterSettings, human};
 
 /// Read jobs that may wait for a reader before callers are told `busy`.
@@ -82,7 +83,9 @@ impl Engine {
         settings: &EngineSettings,
         create: bool,
     ) -> Result<Engine, Error> {
-        let writer_conn = SqlConn::open(path, Access::Writer, settings.synchronous, create)?;
+        let gauges = &settings.writer.gauges;
+        let writer_conn =
+            SqlConn::open(path, Access::Writer, settings.synchronous, create)?.counting(gauges);
         let (feed, _) = broadcast::channel(FEED_BACKLOG);
         let (write_tx, write_rx) = std::sync::mpsc::channel();
         let writer = Writer::new(writer_conn, settings.writer.clone(), feed.clone(), None);
@@ -93,7 +96,8 @@ impl Engine {
         let (read_tx, read_rx) = std::sync::mpsc::sync_channel::<ReadJob>(READ_QUEUE);
         let read_rx = Arc::new(Mutex::new(read_rx));
         for i in 0..settings.readers.max(1) {
-            let conn = SqlConn::open(path, Access::Reader, settings.synchronous, false)?;
+            let conn =
+                SqlConn::open(path, Access::Reader, settings.synchronous, false)?.counting(gauges);
             let queue = read_rx.clone();
             threads.push(spawn(format!("db-{name}-reader-{i}"), move || {
                 serve_reads(conn, &queue)
@@ -134,7 +138,8 @@ impl Engine {
             Access::Session,
             self.settings.synchronous,
             false,
-        )?;
+        )?
+        .counting(&self.settings.writer.gauges);
         let (tx, rx) = std::sync::mpsc::channel();
         let writer = Writer::new(
             conn,
@@ -188,6 +193,8 @@ impl Engine {
         role: Role,
         timeout: Duration,
     ) -> Result<Ran, Error> {
+        let gauges = &self.settings.writer.gauges;
+        let _waiting = (lane == Lane::Shared && tx.is_none()).then(|| gauges.count(Gauge::Queue));
         let ctl = Ctl::new();
         let (answer, rx) = oneshot::channel();
         let job = WriteJob::Exec {
@@ -265,6 +272,7 @@ impl Engine {
         permit: OwnedSemaphorePermit,
     ) -> Result<(Vec<Column>, CursorPages), Error> {
         let page_bytes = self.settings.cursor_page_bytes;
+        self.settings.writer.gauges.statements.add(1);
         self.stream(lane, tx, timeout, permit, move |conn, _, head, pages| {
             stream_rows(conn, &statement, role, page_bytes, head, pages);
         })

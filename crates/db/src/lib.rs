@@ -11,6 +11,7 @@ mod pg;
 mod service;
 mod sessions;
 mod sql;
+mod vitals;
 mod writer;
 
 use std::future::Future;

@@ -16,7 +16,7 @@ use backroom_api::db::{
 use backroom_frame::auth::{Identity, Role};
 use backroom_frame::body;
 use backroom_frame::error::{Error, ErrorCode};
-use backroom_frame::server::{BodyStream, Call, EventStream, Reply, Service};
+use backroom_frame::server::{BodyStream, Call, EventStream, Reply, Service, Vital};
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, broadcast, oneshot};
@@ -77,6 +77,10 @@ impl Service for DbService {
             other => Err(Error::unknown_method(other)),
         }
     }
+
+    fn vitals(&self) -> Vec<Vital> {
+        self.0.settings.writer.gauges.vitals()
+    }
 }
 
 impl DbService {
@@ -89,6 +93,7 @@ impl DbService {
             writer: WriterSettings {
                 tx_idle_timeout: config.tx_idle_timeout,
                 max_result_bytes: config.max_result_bytes,
+                gauges: Arc::default(),
             },
             cursor_page_bytes: config.cursor_page_bytes,
         };

@@ -17,6 +17,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::Synchronous;
+use crate::vitals::Gauges;
 
 /// How many distinct statements each connection keeps prepared.
 const STATEMENT_CACHE: usize = 256;
@@ -71,6 +72,8 @@ pub struct SqlConn {
     policies: HashMap<String, Policy>,
     /// The folder of the server's databases, where ATTACH names resolve.
     data_dir: PathBuf,
+    /// Where the statements run are counted, for the vital signs.
+    gauges: Option<Arc<Gauges>>,
 }
 
 impl SqlConn {
@@ -130,6 +133,7 @@ impl SqlConn {
             seen,
             policies: HashMap::new(),
             data_dir,
+            gauges: None,
         })
     }
 
@@ -244,12 +248,21 @@ impl SqlConn {
 
     /// Runs a user statement after the rights check. `max_bytes` bounds the
     /// rows collected, so one query cannot exhaust the server's memory.
+    /// Counts the statements this connection runs into `gauges`.
+    pub fn counting(mut self, gauges: &Arc<Gauges>) -> SqlConn {
+        self.gauges = Some(gauges.clone());
+        self
+    }
+
     pub fn run(
         &mut self,
         statement: &Statement,
         role: Role,
         max_bytes: usize,
     ) -> Result<QueryResult, Error> {
+        if let Some(gauges) = &self.gauges {
+            gauges.statements.add(1);
+        }
         let policy = self.permit(&statement.sql, role)?;
         let sql = attach_by_name(&statement.sql, &self.data_dir);
         let started = Instant::now();

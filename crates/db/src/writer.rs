@@ -26,6 +26,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::ctl::{Ctl, Slot};
 use crate::engine::ReadJob;
 use crate::sql::{SqlConn, sqlite_error};
+use crate::vitals::{Counted, Gauge, Gauges};
 
 /// The most autocommit writes that share one commit.
 const MAX_GROUP: usize = 256;
@@ -126,6 +127,8 @@ impl WriteJob {
 pub struct WriterSettings {
     pub tx_idle_timeout: Duration,
     pub max_result_bytes: usize,
+    /// The server's counters, for its vital signs.
+    pub gauges: Arc<Gauges>,
 }
 
 struct OpenTx {
@@ -133,6 +136,7 @@ struct OpenTx {
     deadline: Instant,
     /// Held for the whole transaction on a session's connection.
     _lease: Option<Lease>,
+    _counted: Counted,
 }
 
 /// The shared writer stays parked while this lives.
@@ -204,6 +208,8 @@ impl Writer {
 
     /// Serves jobs until every sender is gone, then rolls back what is open.
     pub fn run(mut self, jobs: Receiver<WriteJob>) {
+        let gauges = &self.settings.gauges;
+        let _session = self.shared.is_some().then(|| gauges.count(Gauge::Sessions));
         while let Some(job) = self.next_job(&jobs) {
             self.handle(job, &jobs);
         }
@@ -397,6 +403,7 @@ impl Writer {
                 id: tx,
                 deadline: Instant::now() + self.settings.tx_idle_timeout,
                 _lease: lease,
+                _counted: self.settings.gauges.count(Gauge::Transactions),
             });
         }
         if answer.send(result).is_err() {

@@ -5,7 +5,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use backroom_api::db::PG_FACE;
-use backroom_daemon::testing::Daemon;
+use backroom_daemon::testing::{Daemon, connect_from};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Command;
@@ -545,6 +545,25 @@ async fn connections_past_max_connections_are_refused_with_53300() {
         panic!("a third connection is refused");
     };
     assert_eq!(error.code().map(|c| c.code()), Some("53300"), "{error}");
+}
+
+#[tokio::test]
+async fn an_address_over_its_connection_cap_is_refused_with_53300_while_others_are_served() {
+    let face = start("max_connections_per_client = 2\n").await;
+    let _first = face.connect().await;
+    let _second = face.connect().await;
+    let Err(error) = face.connect_as("third", None).await else {
+        panic!("a third connection from 127.0.0.1 is refused");
+    };
+    assert_eq!(error.code().map(|c| c.code()), Some("53300"), "{error}");
+    let message = error.as_db_error().map(|e| e.message()).unwrap_or_default();
+    assert!(message.contains("max_connections_per_client"), "{message}");
+    let other = connect_from("127.0.0.2", face.daemon.addr(PG_FACE)).await;
+    let config: tokio_postgres::Config = "user=postgres dbname=main".parse().expect("config");
+    let (client, connection) = config.connect_raw(other, NoTls).await.expect("served");
+    tokio::spawn(connection);
+    let row = client.query_one("SELECT 1", &[]).await.expect("query");
+    assert_eq!(row.get::<_, String>(0), "1");
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ pub mod rights;
 mod service;
 mod transfer;
 mod uploads;
+mod vitals;
 mod watch;
 
 use std::future::Future;

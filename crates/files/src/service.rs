@@ -11,7 +11,7 @@ use backroom_api::files::{
 };
 use backroom_frame::Error;
 use backroom_frame::auth::Identity;
-use backroom_frame::server::{Call, Reply, Service};
+use backroom_frame::server::{Call, Reply, Service, Vital};
 use cap_std::fs::Dir;
 
 use crate::Limits;
@@ -19,6 +19,7 @@ use crate::ops;
 use crate::paths::RelPath;
 use crate::rights::{Access, Rights};
 use crate::transfer;
+use crate::vitals::Meter;
 use crate::watch::Hub;
 
 /// The most matches one `find` returns.
@@ -43,11 +44,14 @@ pub struct State {
     /// status never meets a file thread still writing. A std lock around
     /// the map; the per-upload locks are async.
     pub uploads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The counters of the vital signs, bumped by both faces' transfers.
+    pub meter: Arc<Meter>,
 }
 
 impl State {
     pub fn new(root: Dir, canonical: PathBuf, rights: Rights, limits: Limits) -> State {
         State {
+            meter: Arc::new(Meter::new(&root)),
             root,
             hub: Hub::new(canonical),
             rights,
@@ -117,6 +121,10 @@ impl Service for FilesService {
             method::WATCH => watch(state, &call).await,
             other => Err(Error::unknown_method(other)),
         }
+    }
+
+    fn vitals(&self) -> Vec<Vital> {
+        self.0.meter.vitals()
     }
 }
 

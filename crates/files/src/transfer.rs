@@ -26,6 +26,7 @@ use crate::paths::{RelPath, fs_error, open_parent};
 use crate::rights::Access;
 use crate::service::{State, blocking, checked};
 use crate::uploads;
+use crate::vitals::{Meter, Transfer};
 
 /// The read size of downloads: one protocol chunk.
 const READ_BLOCK: usize = backroom_frame::stream::MAX_CHUNK;
@@ -109,9 +110,12 @@ pub async fn read(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
 /// Streams the next `length` bytes of `file`, from where it stands, one
 /// chunk ahead of the reader, holding `slot` until the end.
 pub fn download(slot: Slot, file: cap_std::fs::File, length: u64) -> BodyStream {
+    let meter = slot.state.meter.clone();
     let mut download = Download {
         job: None,
         left: length,
+        _active: meter.transfer(),
+        meter,
         _slot: slot,
     };
     if download.left > 0 {
@@ -149,6 +153,8 @@ fn chunk_len(left: u64) -> usize {
 struct Download {
     job: Option<ReadJob>,
     left: u64,
+    meter: Arc<Meter>,
+    _active: Transfer,
     _slot: Slot,
 }
 
@@ -163,6 +169,7 @@ impl Download {
             }
             Ok((file, Ok(buf))) => {
                 self.left -= buf.len() as u64;
+                self.meter.bytes_out.add(buf.len() as u64);
                 if self.left > 0 {
                     self.job = Some(read_ahead(file, chunk_len(self.left)));
                 }
@@ -324,6 +331,7 @@ pub async fn write_from(
         }
     }
     let _slot = Slot::take(state, connection)?;
+    let _active = state.meter.transfer();
     let lock = match &args.upload_id {
         Some(id) => Some(UploadLock::acquire(state, &path, id).await?),
         None => None,
@@ -363,6 +371,7 @@ pub async fn write_from(
             Err(e) => return Err(e),
         };
         total += data.len() as u64;
+        state.meter.bytes_in.add(data.len() as u64);
         if let Some(max) = max.filter(|&max| total > max) {
             break Some(too_large(max));
         }

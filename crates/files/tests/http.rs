@@ -7,8 +7,10 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use backroom_api::files::{ChangeKind, FilesClient, Origin};
-use backroom_daemon::testing::{Daemon, assert_refuses_to_start};
+use backroom_api::files::{ChangeKind, FilesClient, Origin, vital};
+use backroom_daemon::testing::{
+    Daemon, assert_http_face_caps_each_address, assert_refuses_to_start,
+};
 use backroom_frame::auth::hash_token;
 use tokio::process::Command;
 
@@ -763,4 +765,33 @@ async fn with_the_servers_certificate_the_face_speaks_https() {
     assert_eq!((get.status, get.text().as_str()), (200, "over tls"));
     let plain = curl(&[], &format!("http://127.0.0.1:{port}/secret.txt")).await;
     assert_ne!(plain.status, 200, "plain HTTP gets nothing");
+}
+
+#[tokio::test]
+async fn http_transfers_count_in_the_vital_signs() {
+    let http = Http::open().await;
+    let data = vec![b'x'; 50_000];
+    seed(&http.root, "down.bin", &data);
+    let frame = http.frame(None).await;
+    let got = curl(&[], &http.url("/down.bin")).await;
+    assert_eq!((got.status, got.body.len()), (200, data.len()));
+    let info = frame.client().info().await.expect("info");
+    let out = info.vital(vital::OUT).expect("out").value;
+    assert!(out > 0.0, "the HTTP download counts: {out}");
+    assert_eq!(info.vital(vital::IN).expect("in").value, 0.0);
+    let file = http.root.join("down.bin");
+    let put = curl(&["-T", &file.display().to_string()], &http.url("/up.bin")).await;
+    assert!(put.status == 201 || put.status == 204, "{}", put.status);
+    let info = frame.client().info().await.expect("info");
+    assert!(
+        info.vital(vital::IN).expect("in").value > 0.0,
+        "the HTTP upload counts"
+    );
+}
+
+#[tokio::test]
+async fn an_address_over_its_connection_cap_is_refused_while_others_are_served() {
+    let http = Http::start("max_connections_per_client = 2\n").await;
+    let request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_http_face_caps_each_address(http.daemon.addr("http"), request).await;
 }

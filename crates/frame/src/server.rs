@@ -180,6 +180,13 @@ pub struct Info {
     pub vitals: Vec<Vital>,
 }
 
+impl Info {
+    /// The vital sign named `name`, if the service reports one.
+    pub fn vital(&self, name: &str) -> Option<&Vital> {
+        self.vitals.iter().find(|v| v.name == name)
+    }
+}
+
 /// One figure of a server's health, such as `queued 12` or `in 3.2 MB/s`,
 /// which the dashboard shows on the server's card as it comes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,6 +200,29 @@ pub struct Vital {
     /// error, a full disk).
     #[serde(default)]
     pub alert: bool,
+}
+
+impl Vital {
+    /// A figure that needs no attention; `unit` as for [`Vital::unit`].
+    pub fn new(name: &str, value: f64, unit: &str) -> Vital {
+        Vital {
+            name: name.to_owned(),
+            value,
+            unit: unit.to_owned(),
+            alert: false,
+        }
+    }
+
+    /// A count: a figure without a unit.
+    pub fn count(name: &str, value: u64) -> Vital {
+        Vital::new(name, value as f64, "")
+    }
+
+    /// The same figure, flagged for the admin's attention when `alert`.
+    pub fn alert_if(mut self, alert: bool) -> Vital {
+        self.alert = alert;
+        self
+    }
 }
 
 /// State shared by every connection of one server.
@@ -247,7 +277,7 @@ pub async fn run<S: Service>(
         ));
     }
     let slots = Arc::new(Semaphore::new(config.max_connections));
-    let per_client = Arc::new(PerClient::default());
+    let per_client = ClientCap::new(config.max_connections_per_client);
     let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let shared = Arc::new(Shared {
         service,
@@ -283,9 +313,8 @@ pub async fn run<S: Service>(
                 continue;
             }
         };
-        let max_per_client = shared.config.max_connections_per_client;
-        let Some(client_slot) = per_client.admit(peer.ip(), max_per_client) else {
-            refuse_over_cap(&tcp, peer, max_per_client, tls.is_none());
+        let Some(client_slot) = per_client.admit(peer.ip()) else {
+            refuse_over_cap(&tcp, peer, per_client.limit(), tls.is_none());
             continue;
         };
         let shared = shared.clone();
@@ -314,48 +343,66 @@ pub async fn run<S: Service>(
     Ok(())
 }
 
-/// How many connections each client address holds.
-#[derive(Default)]
-struct PerClient {
+/// The connections open per client address (`max_connections_per_client`),
+/// so that one host cannot take every slot of a port. The frame port, the
+/// standard faces and the proxy port each keep one.
+#[derive(Debug)]
+pub struct ClientCap {
+    limit: usize,
     // A standard mutex: held for one map update, never across an await.
-    counts: Mutex<HashMap<IpAddr, usize>>,
+    open: Mutex<HashMap<IpAddr, usize>>,
 }
 
-impl PerClient {
-    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
-        // Every update is a single insert, store or remove: a panic cannot
-        // leave the map half-changed.
-        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+/// One admitted connection; dropping it frees its place in the cap.
+#[derive(Debug)]
+pub struct ClientSlot {
+    cap: Arc<ClientCap>,
+    ip: IpAddr,
+}
+
+impl ClientCap {
+    pub fn new(limit: usize) -> Arc<ClientCap> {
+        Arc::new(ClientCap {
+            limit,
+            open: Mutex::new(HashMap::new()),
+        })
     }
 
-    /// Counts one more connection from `ip`, unless it already holds `max`.
-    fn admit(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ClientSlot> {
-        let mut counts = self.counts();
-        let count = counts.entry(ip).or_insert(0);
-        if *count >= max {
+    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // Every update is a single insert, store or remove: a panic cannot
+        // leave the map half-changed.
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A slot for one more connection from `ip`, or `None` when that
+    /// address already holds `limit` connections. An IPv4-mapped IPv6
+    /// address counts as its IPv4 address.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ClientSlot> {
+        let ip = ip.to_canonical();
+        let mut open = self.open();
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.limit {
             return None;
         }
         *count += 1;
         Some(ClientSlot {
-            per_client: self.clone(),
+            cap: self.clone(),
             ip,
         })
     }
-}
 
-/// One connection's place in its address's count, given back on drop.
-struct ClientSlot {
-    per_client: Arc<PerClient>,
-    ip: IpAddr,
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
 }
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        let mut counts = self.per_client.counts();
-        if let Some(count) = counts.get_mut(&self.ip) {
+        let mut open = self.cap.open();
+        if let Some(count) = open.get_mut(&self.ip) {
             *count -= 1;
             if *count == 0 {
-                counts.remove(&self.ip);
+                open.remove(&self.ip);
             }
         }
     }
@@ -1071,4 +1118,23 @@ fn check_hello<S>(shared: &Shared<S>, hello: &Hello) -> Result<Identity, Error> 
         .auth
         .current()
         .authenticate(hello.token.as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_address_has_its_own_cap_and_a_dropped_slot_frees_a_place() {
+        let cap = ClientCap::new(2);
+        let a: IpAddr = "10.0.0.1".parse().expect("ip");
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().expect("ip");
+        let b: IpAddr = "10.0.0.2".parse().expect("ip");
+        let first = cap.admit(a).expect("first");
+        let _second = cap.admit(mapped).expect("second, the same address");
+        assert!(cap.admit(a).is_none(), "a third from the same address");
+        let _other = cap.admit(b).expect("another address");
+        drop(first);
+        assert!(cap.admit(a).is_some(), "a place was freed");
+    }
 }

@@ -184,6 +184,8 @@ pub struct FileConfig {
     pub default_printer: Option<String>,
     pub max_jobs: Option<u64>,
     pub max_spool_bytes: Option<u64>,
+    /// Finished jobs kept as history; beyond it the oldest are purged.
+    pub history_jobs: Option<u64>,
     /// After this many seconds of waiting a job has the top priority; 0
     /// turns aging off.
     pub aging_secs: Option<u64>,
@@ -232,6 +234,9 @@ impl FileConfig {
         }
         if let Some(n) = self.max_spool_bytes {
             policy.max_spool_bytes = n;
+        }
+        if let Some(n) = self.history_jobs {
+            policy.history_jobs = n;
         }
         if let Some(secs) = self.aging_secs {
             policy.aging = Aging {

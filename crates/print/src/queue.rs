@@ -5,12 +5,13 @@
 //! workers call it from the blocking pool, because each change waits for an
 //! fsync. Methods report what changed as [`Event`]s for the watchers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use backroom_api::print::{
-    ClassInfo, DEFAULT_PAGE, DEFAULT_PRIORITY, Event, Job, JobList, JobState, ListArgs,
-    MAX_PRIORITY, MIN_PRIORITY, PrinterInfo, PrinterState, Printers, SubmitArgs, Validated,
+    ClassInfo, DEFAULT_PAGE, DEFAULT_PRIORITY, Event, HistoryArgs, Job, JobList, JobState,
+    ListArgs, MAX_PRIORITY, MIN_PRIORITY, PrinterInfo, PrinterState, Printers, SubmitArgs,
+    Validated,
 };
 use backroom_frame::auth::{Identity, Role};
 use backroom_frame::error::Error;
@@ -46,6 +47,9 @@ impl std::str::FromStr for ErrorPolicy {
     }
 }
 
+/// How many finished jobs the history keeps unless told otherwise.
+pub const DEFAULT_HISTORY_JOBS: u64 = 10_000;
+
 /// The queue's bounds and rules.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -53,6 +57,9 @@ pub struct Policy {
     pub max_jobs: u64,
     /// Bytes of documents in the spool, history included, at most.
     pub max_spool_bytes: u64,
+    /// Finished jobs kept as history, at most: beyond it the oldest
+    /// finished ones are purged, with their documents.
+    pub history_jobs: u64,
     pub aging: Aging,
     /// Attempts before the error policy applies; at least 1.
     pub max_attempts: u32,
@@ -67,6 +74,7 @@ impl Default for Policy {
         Policy {
             max_jobs: 100_000,
             max_spool_bytes: 4 << 30,
+            history_jobs: DEFAULT_HISTORY_JOBS,
             aging: Aging {
                 max_wait_ms: 10 * 60 * 1000,
             },
@@ -153,6 +161,9 @@ struct Tally {
     active: u64,
     /// Pending or held jobs, by the printer or class they were sent to.
     waiting: HashMap<String, u64>,
+    /// Finished jobs by when they finished, oldest first: the history, and
+    /// the order in which its bound purges it.
+    finished: BTreeSet<(i64, u64)>,
 }
 
 impl Tally {
@@ -170,11 +181,32 @@ impl Tally {
         };
         if !job.state.is_finished() {
             step(&mut self.active);
+        } else if add {
+            self.finished.insert(history_key(job));
+        } else {
+            self.finished.remove(&history_key(job));
         }
         if matches!(job.state, JobState::Pending | JobState::Held) {
             step(self.waiting.entry(job.target.clone()).or_default());
         }
     }
+}
+
+/// Where a finished job stands in the history.
+fn history_key(job: &Record) -> (i64, u64) {
+    (job.finished_ms.unwrap_or(0), job.id)
+}
+
+/// The figures the print server's vital signs show, taken under the queue's
+/// lock and read without it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Load {
+    /// Jobs pending or held.
+    pub queued: u64,
+    /// Printers printing a job now.
+    pub printing: u64,
+    /// Printers in error: retrying after a failure, or stopped.
+    pub in_error: u64,
 }
 
 pub struct Queue {
@@ -189,6 +221,9 @@ pub struct Queue {
     next_seq: u64,
     next_front: u64,
     cancels: HashMap<u64, CancellationToken>,
+    /// Documents (and their sizes) of jobs purged from the queue, for the
+    /// caller to remove once the change is committed: see [`Queue::unlinked`].
+    unlinked: Vec<(String, u64)>,
 }
 
 fn db(e: rusqlite::Error) -> Error {
@@ -243,8 +278,13 @@ impl Queue {
             next_seq,
             next_front,
             cancels: HashMap::new(),
+            unlinked: Vec::new(),
         };
         queue.recover(now)?;
+        // A lowered `history_jobs` applies at once; the documents go with
+        // the start-up sweep of documents no job refers to.
+        queue.trim_history(&mut Vec::new())?;
+        queue.unlinked.clear();
         Ok(queue)
     }
 
@@ -284,10 +324,11 @@ impl Queue {
 
     /// Keeps `job` in memory, replacing its old self, and the tally with it.
     fn put(&mut self, job: Record) {
-        self.tally.count(&job, true);
-        if let Some(old) = self.jobs.insert(job.id, job) {
+        if let Some(old) = self.jobs.remove(&job.id) {
             self.tally.count(&old, false);
         }
+        self.tally.count(&job, true);
+        self.jobs.insert(job.id, job);
     }
 
     fn forget(&mut self, id: u64) -> Option<Record> {
@@ -317,6 +358,69 @@ impl Queue {
                 job.state = JobState::Pending;
                 true
             }
+        }
+    }
+
+    /// Purges the oldest finished jobs beyond `history_jobs`, as `purge`
+    /// does. The tally keeps the history in order, so this costs nothing
+    /// until the bound is reached, and then one delete per finished job.
+    fn trim_history(&mut self, events: &mut Vec<Event>) -> Result<(), rusqlite::Error> {
+        let keep = usize::try_from(self.policy.history_jobs).unwrap_or(usize::MAX);
+        let over = self.tally.finished.len().saturating_sub(keep);
+        if over == 0 {
+            return Ok(());
+        }
+        let oldest: Vec<u64> = self
+            .tally
+            .finished
+            .iter()
+            .take(over)
+            .map(|&(_, id)| id)
+            .collect();
+        self.forget_finished(&oldest, events)?;
+        tracing::debug!(
+            purged = over,
+            kept = keep,
+            "purged the oldest finished jobs"
+        );
+        Ok(())
+    }
+
+    /// Deletes finished jobs from the store, then from memory; their
+    /// documents wait in `unlinked`.
+    fn forget_finished(
+        &mut self,
+        ids: &[u64],
+        events: &mut Vec<Event>,
+    ) -> Result<(), rusqlite::Error> {
+        self.store.delete(ids)?;
+        for &id in ids {
+            if let Some(job) = self.forget(id) {
+                self.unlinked.push((job.doc, job.size));
+                events.push(Event::Purged { id });
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the documents (and sizes) of the jobs purged since the last
+    /// call: their rows are gone, so the files may be removed.
+    pub fn unlinked(&mut self) -> Vec<(String, u64)> {
+        std::mem::take(&mut self.unlinked)
+    }
+
+    /// Finished jobs kept as history.
+    pub fn history_len(&self) -> u64 {
+        self.tally.finished.len() as u64
+    }
+
+    /// What the vital signs show.
+    pub fn load(&self) -> Load {
+        let count = |f: fn(&PrinterSlot) -> bool| self.printers.iter().filter(|s| f(s)).count();
+        Load {
+            queued: self.tally.waiting.values().sum(),
+            printing: count(|s| s.current.is_some()) as u64,
+            in_error: count(|s| s.state() == PrinterState::Error) as u64,
         }
     }
 
@@ -556,6 +660,7 @@ impl Queue {
             });
             self.put(job);
         }
+        self.trim_history(events).map_err(db)?;
         self.printer_events(None, events);
         Ok(())
     }
@@ -780,29 +885,23 @@ impl Queue {
         Ok(view)
     }
 
-    /// Forgets finished jobs older than `age`; returns their documents.
+    /// Forgets finished jobs older than `age`; returns how many. Their
+    /// documents wait in [`Queue::unlinked`].
     pub fn purge(
         &mut self,
         age: Duration,
         now: i64,
         events: &mut Vec<Event>,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<u64, Error> {
         let cutoff = now.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
         let old: Vec<u64> = self
-            .jobs
-            .values()
-            .filter(|j| j.state.is_finished() && j.finished_ms.unwrap_or(0) <= cutoff)
-            .map(|j| j.id)
+            .tally
+            .finished
+            .range(..=(cutoff, u64::MAX))
+            .map(|&(_, id)| id)
             .collect();
-        self.store.delete(&old).map_err(db)?;
-        let mut docs = Vec::with_capacity(old.len());
-        for id in old {
-            if let Some(job) = self.forget(id) {
-                docs.push(job.doc);
-                events.push(Event::Purged { id });
-            }
-        }
-        Ok(docs)
+        self.forget_finished(&old, events).map_err(db)?;
+        Ok(old.len() as u64)
     }
 
     pub fn list(&self, args: &ListArgs, now: i64) -> JobList {
@@ -816,12 +915,7 @@ impl Queue {
                 Some(state) => j.state == state,
                 None => args.all || !j.state.is_finished(),
             };
-            state_ok
-                && args.owner.as_deref().is_none_or(|o| j.owner == o)
-                && args
-                    .printer
-                    .as_deref()
-                    .is_none_or(|p| j.target == p || j.device.as_deref() == Some(p))
+            state_ok && belongs(j, args.owner.as_deref(), args.printer.as_deref())
         };
         let mut printing = Vec::new();
         let mut waiting = Vec::new();
@@ -867,6 +961,38 @@ impl Queue {
             );
         }
         JobList { jobs, total }
+    }
+
+    /// Finished jobs, the last to finish first, straight from the tally's
+    /// ordered history.
+    pub fn history(&self, args: &HistoryArgs, now: i64) -> Result<JobList, Error> {
+        if let Some(state) = args.state.filter(|s| !s.is_finished()) {
+            return Err(Error::bad_request(format!(
+                "the history holds finished jobs only, never {} ones",
+                state.as_str()
+            )));
+        }
+        let limit = match args.limit {
+            0 => DEFAULT_PAGE,
+            n => n,
+        } as usize;
+        let matching = self
+            .tally
+            .finished
+            .iter()
+            .rev()
+            .filter_map(|(_, id)| self.jobs.get(id))
+            .filter(|j| args.state.is_none_or(|s| j.state == s))
+            .filter(|j| belongs(j, args.owner.as_deref(), args.printer.as_deref()));
+        let mut jobs = Vec::new();
+        let mut total = 0u64;
+        for job in matching {
+            if jobs.len() < limit {
+                jobs.push(self.view(job, now));
+            }
+            total += 1;
+        }
+        Ok(JobList { jobs, total })
     }
 
     fn printer_view(&self, slot: &PrinterSlot) -> PrinterInfo {
@@ -1103,6 +1229,13 @@ fn new_record(arrival: &Arrival, checked: Validated, seq: u64, now: i64) -> Reco
         seq,
         front: 0,
     }
+}
+
+/// Whether `job` is `owner`'s and was sent to or printed on `printer`, for
+/// the filters that set them.
+fn belongs(job: &Record, owner: Option<&str>, printer: Option<&str>) -> bool {
+    owner.is_none_or(|o| job.owner == o)
+        && printer.is_none_or(|p| job.target == p || job.device.as_deref() == Some(p))
 }
 
 fn place(job: &Record) -> Place {

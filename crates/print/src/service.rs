@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backroom_api::print::{
-    Event, Job, JobArgs, ListArgs, MoveArgs, PrinterArgs, PriorityArgs, PurgeArgs, SubmitArgs,
-    Watching, method,
+    Event, HistoryArgs, Job, JobArgs, ListArgs, MoveArgs, PrinterArgs, PriorityArgs, PurgeArgs,
+    SubmitArgs, Watching, method, vital,
 };
+use backroom_daemon::rate::Rate;
 use backroom_frame::auth::{Identity, Role};
 use backroom_frame::error::Error;
-use backroom_frame::server::{Call, Reply, Service};
+use backroom_frame::server::{Call, Reply, Service, Vital};
 use backroom_frame::stream::ByteStream;
 use bytes::Bytes;
 use serde::Serialize;
@@ -77,12 +78,55 @@ pub struct Shared {
     pub doc_counter: AtomicU64,
     /// Spooled submissions waiting to be committed, with their answers.
     arrivals: Mutex<Vec<Waiting>>,
+    /// The figures of `info`'s vital signs, read without the queue's lock.
+    gauges: Gauges,
+}
+
+/// The queue's figures as of its last change, for the vital signs: `info`
+/// must not wait for the queue's lock, which is held across fsyncs.
+#[derive(Default)]
+struct Gauges {
+    queued: AtomicU64,
+    printing: AtomicU64,
+    in_error: AtomicU64,
+    /// Jobs that reached a finished state.
+    finished: Rate,
+}
+
+impl Gauges {
+    /// Takes the queue's figures after a change, and counts the jobs that
+    /// `events` report finished.
+    fn read(&self, queue: &Queue, events: &[Event]) {
+        let load = queue.load();
+        self.queued.store(load.queued, Ordering::Relaxed);
+        self.printing.store(load.printing, Ordering::Relaxed);
+        self.in_error.store(load.in_error, Ordering::Relaxed);
+        let finished = events
+            .iter()
+            .filter(|e| matches!(e, Event::Job { job } if job.state.is_finished()))
+            .count();
+        if finished > 0 {
+            self.finished.add(finished as u64);
+        }
+    }
+
+    fn vitals(&self) -> Vec<Vital> {
+        let in_error = self.in_error.load(Ordering::Relaxed);
+        vec![
+            Vital::count(vital::QUEUED, self.queued.load(Ordering::Relaxed)),
+            Vital::count(vital::PRINTING, self.printing.load(Ordering::Relaxed)),
+            Vital::count(vital::IN_ERROR, in_error).alert_if(in_error > 0),
+            Vital::count(vital::FINISHED, self.finished.sum(60)),
+        ]
+    }
 }
 
 impl Shared {
     pub fn new(queue: Queue, docs: PathBuf, clock: Clock, printers: usize) -> Shared {
         let spool_used = AtomicU64::new(queue.spool_bytes());
         let max_spool_bytes = queue.policy().max_spool_bytes;
+        let gauges = Gauges::default();
+        gauges.read(&queue, &[]);
         Shared {
             queue: Mutex::new(queue),
             events: broadcast::channel(EVENT_BACKLOG).0,
@@ -93,6 +137,7 @@ impl Shared {
             max_spool_bytes,
             doc_counter: AtomicU64::new(0),
             arrivals: Mutex::new(Vec::new()),
+            gauges,
         }
     }
 
@@ -109,6 +154,10 @@ impl Shared {
             let mut events = Vec::new();
             let mut queue = lock(&shared.queue);
             let result = op(&mut queue, now, &mut events);
+            shared.gauges.read(&queue, &events);
+            let unlinked = queue.unlinked();
+            drop(queue);
+            shared.remove_documents(unlinked);
             (result, events)
         })
         .await
@@ -148,6 +197,18 @@ impl Shared {
     pub fn wake_printers(&self) {
         for waker in &self.wakers {
             waker.notify_one();
+        }
+    }
+
+    /// Removes the documents of purged jobs, whose rows are already gone
+    /// (a crash before this leaves files that the next start-up sweeps), and
+    /// gives their room back to the spool.
+    fn remove_documents(&self, unlinked: Vec<(String, u64)>) {
+        for (doc, size) in unlinked {
+            if let Err(e) = std::fs::remove_file(self.docs.join(&doc)) {
+                tracing::warn!(%doc, error = %e, "cannot remove a purged document");
+            }
+            self.unreserve(size);
         }
     }
 
@@ -206,6 +267,10 @@ impl Service for PrintService {
                 let args: ListArgs = call.args()?;
                 value(self.read(move |q, now| Ok(q.list(&args, now))).await)
             }
+            method::HISTORY => {
+                let args: HistoryArgs = call.args()?;
+                value(self.read(move |q, now| q.history(&args, now)).await)
+            }
             method::JOB => {
                 let JobArgs { id } = call.args()?;
                 value(self.read(move |q, now| q.job(id, now)).await)
@@ -251,6 +316,10 @@ impl Service for PrintService {
             method::WATCH => self.watch().await,
             other => Err(Error::unknown_method(other)),
         }
+    }
+
+    fn vitals(&self) -> Vec<Vital> {
+        self.shared.gauges.vitals()
     }
 }
 
@@ -384,24 +453,11 @@ impl PrintService {
     }
 
     async fn purge(&self, age: Duration) -> Result<backroom_api::print::Count, Error> {
-        let docs_dir = self.shared.docs.clone();
-        let shared = self.shared.clone();
-        self.shared
-            .with_queue(move |q, now, ev| {
-                let sizes: u64 = q.spool_bytes();
-                let docs = q.purge(age, now, ev)?;
-                let freed = sizes - q.spool_bytes();
-                for doc in &docs {
-                    if let Err(e) = std::fs::remove_file(docs_dir.join(doc)) {
-                        tracing::warn!(%doc, error = %e, "cannot remove a purged document");
-                    }
-                }
-                shared.unreserve(freed);
-                Ok(backroom_api::print::Count {
-                    count: docs.len() as u64,
-                })
-            })
-            .await
+        let op = move |q: &mut Queue, now, ev: &mut Vec<Event>| {
+            let count = q.purge(age, now, ev)?;
+            Ok(backroom_api::print::Count { count })
+        };
+        self.shared.with_queue(op).await
     }
 
     async fn watch(&self) -> Result<Reply, Error> {

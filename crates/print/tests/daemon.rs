@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use backroom_api::print::{Event, JobState, ListArgs, PrintClient, SubmitArgs};
+use backroom_api::print::{Event, HistoryArgs, JobState, ListArgs, PrintClient, SubmitArgs};
 use backroom_daemon::testing::Daemon;
 use bytes::Bytes;
 use common::{printed, printed_id, wait_for_state};
@@ -143,6 +143,37 @@ async fn sigkill_loses_no_accepted_job_and_keeps_the_order() {
     assert_eq!(order, expected, "each pending job printed once, in order");
     let reprinted = std::fs::read(out.join(&printed(&out)[0])).expect("read");
     assert!(reprinted == big, "the interrupted job prints whole");
+    daemon.kill().await;
+}
+
+#[tokio::test]
+async fn the_history_bound_holds_across_a_sigkill_and_a_lowered_history_jobs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spool = dir.path().join("spool");
+    let config = dir.path().join("print.toml");
+    std::fs::write(&config, "history_jobs = 3\n").expect("config");
+    let printer = format!("lp=file:{}", dir.path().join("out").display());
+    let daemon = start(&spool, &config, &printer).await;
+    let c = client(&daemon).await;
+    let (_, mut events) = c.watch().await.expect("watch");
+    let mut ids = Vec::new();
+    for n in 0..3u8 {
+        let id = submit(&c, &format!("job-{n}"), 50, false, vec![n; 10]).await;
+        wait_for_state(&mut events, id, JobState::Completed).await;
+        ids.push(id);
+    }
+    let kept = c.history(&HistoryArgs::default()).await.expect("history");
+    assert_eq!(kept.total, 3);
+    daemon.kill().await;
+
+    std::fs::write(&config, "history_jobs = 1\n").expect("config");
+    let daemon = start(&spool, &config, &printer).await;
+    let c = client(&daemon).await;
+    let kept = c.history(&HistoryArgs::default()).await.expect("history");
+    let kept: Vec<u64> = kept.jobs.iter().map(|j| j.id).collect();
+    assert_eq!(kept, [ids[2]], "only the last job to finish stays");
+    let docs = std::fs::read_dir(spool.join("docs")).expect("docs").count();
+    assert_eq!(docs, 1, "the purged jobs' documents are gone");
     daemon.kill().await;
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use backroom_api::print::{JobState, ListArgs, PrintClient};
-use backroom_daemon::testing::Daemon;
+use backroom_daemon::testing::{Daemon, assert_http_face_caps_each_address};
 use backroom_frame::auth::hash_token;
 use common::{printed, printed_id, wait_for_state};
 use ipp::attribute::IppAttribute;
@@ -895,4 +895,12 @@ async fn sigkill_keeps_every_acknowledged_ipp_job_and_drops_the_half_sent_one() 
     let listed = stdout(&cups("lpstat", &["-h", ipp_addr(&daemon), "-o"]).await);
     assert_eq!(listed.lines().count(), 3, "{listed}");
     daemon.kill().await;
+}
+
+#[tokio::test]
+async fn an_address_over_its_connection_cap_is_refused_while_others_are_served() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let daemon = start(dir.path(), "max_connections_per_client = 2\n").await;
+    let request = "GET /printers/lp HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_http_face_caps_each_address(ipp_addr(&daemon), request).await;
 }

@@ -7,7 +7,7 @@ use backroom_api::proxy::{CloseTunnel, Reloaded, method};
 use backroom_frame::Error;
 use backroom_frame::auth::Role;
 use backroom_frame::body;
-use backroom_frame::server::{Call, Reply, Service};
+use backroom_frame::server::{Call, Reply, Service, Vital};
 use futures_util::stream;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -51,6 +51,10 @@ impl Service for Admin {
             }
             other => Err(Error::unknown_method(other)),
         }
+    }
+
+    fn vitals(&self) -> Vec<Vital> {
+        self.shared.stats.vitals()
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use base64::Engine;
+use backroom_daemon::face::parse_basic;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -168,21 +168,6 @@ fn verify(password: &str, hash: &str) -> bool {
         .is_ok()
 }
 
-/// Splits `Basic base64(user:password)` into its parts.
-fn parse_basic(header: &[u8]) -> Option<(String, String)> {
-    let text = std::str::from_utf8(header).ok()?.trim();
-    let (scheme, token) = text.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(token.trim())
-        .ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    Some((user.to_owned(), password.to_owned()))
-}
-
 /// Hashes a password for the config file with argon2id's default cost.
 pub fn hash_password(password: &str, salt: &[u8]) -> Result<String, String> {
     hash_password_with(
@@ -211,6 +196,8 @@ pub fn hash_password_with(
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+
     use super::*;
 
     fn basic(user: &str, password: &str) -> Vec<u8> {

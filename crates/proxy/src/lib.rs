@@ -9,7 +9,6 @@ pub mod acl;
 mod admin;
 pub mod auth;
 mod body;
-mod clients;
 pub mod config;
 mod forward;
 pub mod headers;
@@ -25,6 +24,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use backroom_daemon::face;
+use backroom_frame::server::ClientCap;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
@@ -37,7 +38,6 @@ use tokio_util::task::TaskTracker;
 use crate::accesslog::AccessLog;
 use crate::acl::PortRange;
 use crate::body::ClientBody;
-use crate::clients::ClientCap;
 use crate::config::Config;
 use crate::config::{Policy, seconds};
 use crate::headers::ForwardedHeaders;
@@ -311,7 +311,7 @@ async fn accept_loop(
         let Some(client_slot) = per_client.admit(peer.ip()) else {
             drop(permit);
             tracing::debug!(%peer, "refused: the address holds max_connections_per_client");
-            connections.spawn(clients::refuse(tcp, per_client.limit()));
+            connections.spawn(refuse_over_cap(tcp, per_client.limit()));
             continue;
         };
         let shared = shared.clone();
@@ -332,6 +332,16 @@ async fn accept_loop(
                 .fetch_sub(1, Ordering::Relaxed);
         });
     }
+}
+
+/// Answers a client over its address's cap with a short 429 and closes,
+/// without reading its request: it holds no connection slot meanwhile.
+async fn refuse_over_cap(tcp: TcpStream, limit: usize) {
+    let why = format!(
+        "429 Too Many Requests: this address already has {limit} connections open to the \
+         proxy (max_connections_per_client)"
+    );
+    face::refuse_http(tcp, true, "429 Too Many Requests", &why).await;
 }
 
 /// Serves one client connection: on shutdown it finishes the request in

@@ -1,49 +1,22 @@
-//! Counters for the admin port's `stats`: totals, status classes, bytes,
-//! gauges, request rates over a sliding minute, and the busiest hosts.
+//! Counters for the admin port's `stats` and `info`'s vital signs: totals,
+//! status classes, bytes, gauges, request rates over a sliding minute, the
+//! share of 5xx answers, and the busiest hosts.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use backroom_api::proxy::{HostCount, Stats as Snapshot, StatusClasses};
+use backroom_api::proxy::{HostCount, Stats as Snapshot, StatusClasses, vital};
+use backroom_daemon::rate::Rate;
+use backroom_frame::server::Vital;
 
-/// The seconds of history kept for the rates.
-const WINDOW_SECS: usize = 60;
 /// Distinct hosts tracked before the least busy are forgotten.
 const HOST_LIMIT: usize = 4096;
 /// Hosts listed in a snapshot.
 const TOP_HOSTS: usize = 10;
-
-/// Per-second request counts and per-host totals. Touched once per finished
-/// request, briefly, so a std mutex serves.
-struct Window {
-    /// Requests finished in each second, indexed by second modulo the size.
-    ring: [u64; WINDOW_SECS],
-    /// The second (since start) that `ring` was last advanced to.
-    current: u64,
-    hosts: HashMap<String, u64>,
-}
-
-impl Window {
-    fn advance(&mut self, now: u64) {
-        let gap = now.saturating_sub(self.current).min(WINDOW_SECS as u64);
-        for step in 1..=gap {
-            self.ring[((self.current + step) % WINDOW_SECS as u64) as usize] = 0;
-        }
-        self.current = self.current.max(now);
-    }
-
-    fn rate(&self, secs: u64) -> f64 {
-        let total: u64 = (0..secs)
-            .map(|back| {
-                self.ring
-                    [((self.current + WINDOW_SECS as u64 - back) % WINDOW_SECS as u64) as usize]
-            })
-            .sum();
-        total as f64 / secs as f64
-    }
-}
+/// The seconds over which the vital signs' rates are taken.
+const VITAL_SECS: u64 = 10;
 
 pub struct Stats {
     started: Instant,
@@ -53,7 +26,13 @@ pub struct Stats {
     bytes_out: AtomicU64,
     pub active_connections: AtomicU64,
     pub active_tunnels: AtomicU64,
-    window: Mutex<Window>,
+    /// Requests finished per second.
+    rate: Rate,
+    /// Requests answered with a 5xx status, per second.
+    server_errors: Rate,
+    /// Requests per host. Touched once per finished request, briefly, so a
+    /// std mutex serves.
+    hosts: Mutex<HashMap<String, u64>>,
 }
 
 impl Default for Stats {
@@ -66,20 +45,18 @@ impl Default for Stats {
             bytes_out: AtomicU64::new(0),
             active_connections: AtomicU64::new(0),
             active_tunnels: AtomicU64::new(0),
-            window: Mutex::new(Window {
-                ring: [0; WINDOW_SECS],
-                current: 0,
-                hosts: HashMap::new(),
-            }),
+            rate: Rate::default(),
+            server_errors: Rate::default(),
+            hosts: Mutex::new(HashMap::new()),
         }
     }
 }
 
 impl Stats {
-    fn window(&self) -> std::sync::MutexGuard<'_, Window> {
-        // Every update leaves the window consistent, so a poisoned lock is
+    fn hosts(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        // Every update leaves the map consistent, so a poisoned lock is
         // still good to use.
-        self.window.lock().unwrap_or_else(|e| e.into_inner())
+        self.hosts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Counts one finished request or tunnel.
@@ -90,25 +67,23 @@ impl Stats {
         }
         self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
         self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
-        let now = self.started.elapsed().as_secs();
-        let mut window = self.window();
-        window.advance(now);
-        let slot = (now % WINDOW_SECS as u64) as usize;
-        window.ring[slot] += 1;
+        self.rate.add(1);
+        if status / 100 == 5 {
+            self.server_errors.add(1);
+        }
         if let Some(host) = host {
-            if !window.hosts.contains_key(host) && window.hosts.len() >= HOST_LIMIT {
-                forget_quiet_hosts(&mut window.hosts);
+            let mut hosts = self.hosts();
+            if !hosts.contains_key(host) && hosts.len() >= HOST_LIMIT {
+                forget_quiet_hosts(&mut hosts);
             }
-            *window.hosts.entry(host.to_owned()).or_insert(0) += 1;
+            *hosts.entry(host.to_owned()).or_insert(0) += 1;
         }
     }
 
     pub fn snapshot(&self) -> Snapshot {
         let class = |i: usize| self.classes[i].load(Ordering::Relaxed);
-        let mut window = self.window();
-        window.advance(self.started.elapsed().as_secs());
-        let mut top: Vec<HostCount> = window
-            .hosts
+        let mut top: Vec<HostCount> = self
+            .hosts()
             .iter()
             .map(|(host, requests)| HostCount {
                 host: host.clone(),
@@ -135,11 +110,33 @@ impl Stats {
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             active_connections: self.active_connections.load(Ordering::Relaxed),
             active_tunnels: self.active_tunnels.load(Ordering::Relaxed),
-            rate_1s: window.rate(1),
-            rate_10s: window.rate(10),
-            rate_60s: window.rate(60),
+            rate_1s: self.rate.per_sec(1),
+            rate_10s: self.rate.per_sec(10),
+            rate_60s: self.rate.per_sec(60),
             top_hosts: top,
         }
+    }
+
+    /// The vital signs of the admin port's `info`: counters only, no wait.
+    pub fn vitals(&self) -> Vec<Vital> {
+        let requests = self.rate.sum(VITAL_SECS);
+        let errors = self.server_errors.sum(VITAL_SECS);
+        let share = if requests == 0 {
+            0.0
+        } else {
+            errors as f64 * 100.0 / requests as f64
+        };
+        let per_sec = requests as f64 / VITAL_SECS as f64;
+        vec![
+            Vital::new(vital::REQUESTS, per_sec, "/s"),
+            Vital::count(vital::TUNNELS, self.active_tunnels.load(Ordering::Relaxed)),
+            Vital::new(vital::SERVER_ERRORS, share, "%")
+                .alert_if(share > vital::SERVER_ERRORS_ALERT_PERCENT),
+            Vital::count(
+                vital::CONNECTIONS,
+                self.active_connections.load(Ordering::Relaxed),
+            ),
+        ]
     }
 }
 
@@ -180,19 +177,17 @@ mod tests {
     }
 
     #[test]
-    fn the_window_forgets_seconds_that_slid_out() {
-        let mut window = Window {
-            ring: [0; WINDOW_SECS],
-            current: 0,
-            hosts: HashMap::new(),
-        };
-        window.ring[0] = 5;
-        window.advance(3);
-        window.ring[3] = 2;
-        assert!((window.rate(1) - 2.0).abs() < 1e-9);
-        assert!((window.rate(10) - 0.7).abs() < 1e-9);
-        window.advance(200);
-        assert_eq!(window.rate(60), 0.0);
+    fn the_5xx_share_is_of_the_last_ten_seconds_requests() {
+        let stats = Stats::default();
+        stats.record(200, 0, 0, None);
+        stats.record(502, 0, 0, None);
+        let vitals = stats.vitals();
+        let share = vitals
+            .iter()
+            .find(|v| v.name == vital::SERVER_ERRORS)
+            .expect("5xx");
+        assert!((share.value - 50.0).abs() < 1e-9, "{}", share.value);
+        assert!(share.alert);
     }
 
     #[test]

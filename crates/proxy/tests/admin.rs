@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use backroom_api::proxy::{ProxyClient, method};
+use backroom_api::proxy::{ProxyClient, method, vital};
 use backroom_frame::ErrorCode;
 use backroom_frame::client::Client;
 use backroom_proxy::accesslog::LogFormat;
@@ -17,6 +17,23 @@ async fn admin(proxy: &Proxy) -> ProxyClient {
     ProxyClient::connect(&proxy.admin_config())
         .await
         .expect("admin connects")
+}
+
+/// A TCP server on loopback that echoes what it reads, for tunnels.
+async fn echo_server() -> std::net::SocketAddr {
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = echo.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = tcp.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
 }
 
 #[tokio::test]
@@ -51,6 +68,53 @@ async fn stats_count_requests_by_class_and_host() {
     assert_eq!(stats.top_hosts[0].host, "127.0.0.1");
     assert_eq!(stats.top_hosts[0].requests, 2);
     assert!(stats.rate_60s > 0.0);
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn info_shows_the_request_rate_the_5xx_share_and_open_tunnels() {
+    let origin = hello_origin().await;
+    let echo_addr = echo_server().await;
+    let mut cfg = config();
+    cfg.proxy.connect_ports = vec![echo_addr.port()];
+    let proxy = start(cfg).await;
+    let admin = admin(&proxy).await;
+    let calm = admin.client().info().await.expect("info");
+    let share = calm.vital(vital::SERVER_ERRORS).expect("5xx");
+    assert_eq!((share.value, share.alert), (0.0, false));
+    let mut log = admin.log().await.expect("subscribe");
+    // Kept open after its answer: an idle keep-alive connection.
+    let mut kept = TcpStream::connect(proxy.addr).await.expect("connect");
+    let get = format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", origin.url("/"));
+    kept.write_all(get.as_bytes()).await.expect("write");
+    let head = read_until(&mut kept, "hello").await;
+    assert_eq!(status_of(&head), 200, "{head}");
+    let (ok, _, err) = curl(&["-x", &proxy.url(), "http://no-such-host.invalid/"]).await;
+    assert!(ok, "{err}");
+    for _ in 0..2 {
+        log.next().await.expect("record").expect("decodes");
+    }
+    let mut tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+    let request = format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", echo_addr);
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    read_until(&mut tcp, "\r\n\r\n").await;
+    tcp.write_all(b"ping").await.expect("write");
+    let mut echoed = [0u8; 4];
+    tcp.read_exact(&mut echoed).await.expect("echo");
+
+    let info = admin.client().info().await.expect("info");
+    let value = |name: &str| info.vital(name).expect(name).value;
+    assert!(
+        (value(vital::REQUESTS) - 0.2).abs() < 1e-9,
+        "two requests over 10 s"
+    );
+    let share = info.vital(vital::SERVER_ERRORS).expect("5xx");
+    assert!((share.value - 50.0).abs() < 1e-9, "{}", share.value);
+    assert!(share.alert, "one answer in two was a 502");
+    assert_eq!(value(vital::TUNNELS), 1.0);
+    // The keep-alive one at least; curl's may still be closing.
+    assert!(value(vital::CONNECTIONS) >= 1.0);
+    drop((tcp, kept));
     proxy.shutdown().await;
 }
 
@@ -116,18 +180,7 @@ async fn the_access_log_file_gets_one_line_per_request() {
 
 #[tokio::test]
 async fn tunnels_are_listed_and_can_be_closed() {
-    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let echo_addr = echo.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = echo.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = tcp.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
+    let echo_addr = echo_server().await;
     let mut cfg = config();
     cfg.proxy.connect_ports = vec![echo_addr.port()];
     let proxy = start(cfg).await;

@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use backroom_daemon::testing::connect_from;
 use backroom_proxy::acl::{AclConfig, Action, RuleConfig};
 use backroom_proxy::auth::{AuthConfig, UserConfig, hash_password_with};
 use common::*;
@@ -460,15 +461,6 @@ async fn plain_http_to_a_port_outside_safe_ports_is_refused() {
     proxy.shutdown().await;
 }
 
-/// A connection from `local` (a loopback address of its own) to the proxy.
-async fn connect_from(local: &str, proxy: &Proxy) -> TcpStream {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(format!("{local}:0").parse().expect("addr"))
-        .expect("bind");
-    socket.connect(proxy.addr).await.expect("connect")
-}
-
 #[tokio::test]
 async fn one_address_over_its_connection_cap_gets_429_while_others_are_served() {
     let origin = hello_origin().await;
@@ -480,12 +472,12 @@ async fn one_address_over_its_connection_cap_gets_429_while_others_are_served() 
     // are surely counted.
     let mut holders = Vec::new();
     for _ in 0..2 {
-        let mut tcp = connect_from("127.0.0.1", &proxy).await;
+        let mut tcp = connect_from("127.0.0.1", &proxy.addr.to_string()).await;
         tcp.write_all(request.as_bytes()).await.expect("write");
         read_until(&mut tcp, "hello").await;
         holders.push(tcp);
     }
-    let mut third = connect_from("127.0.0.1", &proxy).await;
+    let mut third = connect_from("127.0.0.1", &proxy.addr.to_string()).await;
     third.write_all(request.as_bytes()).await.expect("write");
     let (response, closed) = read_until_close(&mut third, LIMIT).await;
     assert_eq!(status_of(&response), 429, "{response}");
@@ -495,7 +487,7 @@ async fn one_address_over_its_connection_cap_gets_429_while_others_are_served() 
     );
     assert!(closed);
     // Another address is served while 127.0.0.1 holds its cap.
-    let mut other = connect_from("127.0.0.2", &proxy).await;
+    let mut other = connect_from("127.0.0.2", &proxy.addr.to_string()).await;
     other.write_all(request.as_bytes()).await.expect("write");
     read_until(&mut other, "hello").await;
     drop(holders);

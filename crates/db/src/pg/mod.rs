@@ -19,14 +19,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use backroom_daemon::face::{Admitted, Limits, Refusal, accept_loop};
 use pgwire::api::PgWireServerHandlers;
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::messages::cancel::CancelRequest;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::service::DbService;
@@ -66,47 +65,41 @@ pub async fn serve(listener: TcpListener, service: DbService, stop: Cancellation
         running: Running::default(),
         next_pid: AtomicI32::new(1),
     });
-    let max = face.service.config().frame.max_connections;
-    let slots = Arc::new(Semaphore::new(max));
-    let mut sessions = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            () = stop.cancelled() => break,
-            accepted = listener.accept() => accepted,
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
-        };
-        let (mut socket, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(error) => {
-                tracing::warn!(%error, "pg: accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = socket.set_nodelay(true);
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            sessions.spawn(async move {
-                let full = format!("sorry, too many clients already ({max} connections)");
-                opening::refuse(&mut socket, "53300", full).await;
-            });
-            continue;
-        };
+    let limits = Limits::from(&face.service.config().frame);
+    let handshake = limits.handshake;
+    let serve = |conn: Admitted| {
         let pid = face.next_pid.fetch_add(1, Ordering::Relaxed);
         let session = Arc::new(PgSession::new(face.clone(), pid));
-        let tls = tls.clone();
-        sessions.spawn(async move {
-            let _slot = slot;
-            if opening::refuse_bad_start(&mut socket).await {
-                tracing::debug!(%peer, "pg: refused a connection that did not start with PostgreSQL's start-up");
+        let (tls, stop) = (tls.clone(), stop.clone());
+        async move {
+            let (mut socket, peer, _places) = conn.into_parts();
+            let opening = tokio::time::timeout(handshake, opening::refuse_bad_start(&mut socket));
+            if !matches!(opening.await, Ok(false)) {
+                tracing::debug!(%peer, "pg: refused a connection that did not start PostgreSQL's start-up in time");
                 return;
             }
-            if let Err(error) = pgwire::tokio::process_socket(socket, tls, Handlers(session)).await
-            {
+            // Dropped on stop: the session closes and rolls back what it had
+            // open.
+            let served = tokio::select! {
+                served = pgwire::tokio::process_socket(socket, tls, Handlers(session)) => served,
+                () = stop.cancelled() => Ok(()),
+            };
+            if let Err(error) = served {
                 tracing::debug!(%error, %peer, "pg: connection ended");
             }
-        });
-    }
-    sessions.shutdown().await;
+        }
+    };
+    let refuse = |mut socket: TcpStream, refusal| async move {
+        let why = match refusal {
+            Refusal::Full { max } => format!("sorry, too many clients already ({max} connections)"),
+            Refusal::OverCap { max } => format!(
+                "sorry, too many clients already: this address holds {max} connections \
+                 (max_connections_per_client)"
+            ),
+        };
+        opening::refuse(&mut socket, "53300", why).await;
+    };
+    accept_loop("pg", listener, &limits, stop.clone(), serve, refuse).await;
 }
 
 /// The handlers of one connection: all of them are its session.

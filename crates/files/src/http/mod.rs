@@ -15,16 +15,14 @@ mod methods;
 mod url;
 mod xml;
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use backroom_api::files::{WriteArgs, WriteMode};
+use backroom_daemon::face;
 use backroom_frame::auth::{AuthHandle, Identity, Role};
 use backroom_frame::{Error, ErrorCode};
-use base64::Engine;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::header::{
@@ -36,14 +34,8 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use self::conditional::{Decision, Part, Validators};
 use self::url::Target;
@@ -57,11 +49,6 @@ use crate::transfer::{self, Chunks, Slot};
 /// `listening http <addr>`.
 pub const HTTP_ANNOUNCE: &str = "http";
 
-/// How long a client has to send a request's whole head: a slowloris
-/// that trickles header bytes is cut off after this.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// The most bytes of request head hyper buffers (request line and headers).
-const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The user name of requests without credentials on public paths.
 pub const ANONYMOUS: &str = "anonymous";
 /// The HTTP connections' keys in the per-connection transfer limit start
@@ -117,7 +104,7 @@ pub async fn serve(
     config: HttpConfig,
     stop: CancellationToken,
 ) {
-    let face = Arc::new(Face {
+    let http = Arc::new(Face {
         state,
         auth: frame.auth.clone(),
         sites: parse_all(&config.sites, "http_sites").unwrap_or_default(),
@@ -126,98 +113,31 @@ pub async fn serve(
         stop: stop.clone(),
         dav: dav::Store::default(),
     });
-    let slots = Arc::new(Semaphore::new(frame.max_connections));
-    let drain = frame.drain_timeout;
-    let handshake = frame.handshake_timeout;
     // With the server's certificate, this port speaks HTTPS, as the frame
     // port speaks TLS: tokens never cross the network in the clear.
-    let tls = frame.tls.clone().map(TlsAcceptor::from);
-    let tracker = TaskTracker::new();
-    loop {
-        let permit = tokio::select! {
-            () = stop.cancelled() => break,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let accepted = tokio::select! {
-            () = stop.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            // A response's head and body go out in separate writes: without
-            // NODELAY, Nagle's algorithm holds the body for the peer's
-            // delayed ACK, some 40 ms a request.
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                (stream, peer)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "http: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let face = face.clone();
-        let stop = stop.clone();
-        let tls = tls.clone();
-        tracker.spawn(async move {
-            // The connection's slot, given back when it ends.
-            let _permit = permit;
-            let Some(tls) = tls else {
-                serve_connection(face, TokioIo::new(stream), peer, stop, drain).await;
-                return;
-            };
-            match tokio::time::timeout(handshake, tls.accept(stream)).await {
-                Ok(Ok(stream)) => {
-                    serve_connection(face, TokioIo::new(stream), peer, stop, drain).await;
-                }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "http: TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "http: TLS handshake timed out"),
-            }
-        });
-    }
-    drop(listener);
-    tracker.close();
-    tracker.wait().await;
-}
-
-/// Serves HTTP/1.1 on one connection, plain or TLS, until it closes or the
-/// face stops.
-async fn serve_connection<I>(
-    face: Arc<Face>,
-    io: I,
-    peer: SocketAddr,
-    stop: CancellationToken,
-    drain: Duration,
-) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let connection = face.connections.fetch_add(1, Ordering::Relaxed);
-    let service = service_fn(move |request| {
-        let face = face.clone();
-        async move { Ok::<_, Infallible>(face.handle(request, connection).await) }
-    });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .max_header_size(MAX_HEAD_BYTES)
-        .serve_connection(io, service);
-    tokio::pin!(conn);
-    let served = tokio::select! {
-        served = conn.as_mut() => served,
-        () = stop.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            match tokio::time::timeout(drain, conn.as_mut()).await {
-                Ok(served) => served,
-                Err(_) => return,
-            }
+    let limits = Arc::new(face::Limits::from(&frame));
+    let plaintext = limits.tls.is_none();
+    let serve = |conn| {
+        let (http, limits, stop) = (http.clone(), limits.clone(), stop.clone());
+        let connection = http.connections.fetch_add(1, Ordering::Relaxed);
+        async move {
+            let handle = move |request| http.clone().handle(request, connection);
+            face::serve_http(HTTP_ANNOUNCE, conn, &limits, stop, handle).await;
         }
     };
-    if let Err(e) = served {
-        tracing::debug!(%peer, error = %e, "http: connection ended");
-    }
+    let refuse = |tcp, refusal| async move {
+        let (status, text) = face::http_refusal(refusal);
+        face::refuse_http(tcp, plaintext, status, &text).await;
+    };
+    face::accept_loop(
+        HTTP_ANNOUNCE,
+        listener,
+        &limits,
+        stop.clone(),
+        serve,
+        refuse,
+    )
+    .await;
 }
 
 fn full(body: impl Into<Bytes>) -> Body {
@@ -276,20 +196,16 @@ fn unauthorized() -> Response<Body> {
 /// The credentials a request presents: a token, and with Basic the user
 /// name it must belong to.
 fn credentials(headers: &HeaderMap) -> Option<(Option<String>, String)> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = value.split_once(' ')?;
-    if scheme.eq_ignore_ascii_case("bearer") {
-        return Some((None, rest.trim().to_owned()));
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
+    if let Some((_, token)) = bearer {
+        return Some((None, token.trim().to_owned()));
     }
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (user, token) = decoded.split_once(':')?;
-    Some((Some(user.to_owned()), token.to_owned()))
+    let (user, token) = face::basic_credentials(headers)?;
+    Some((Some(user), token))
 }
 
 /// Whether a method only reads.
@@ -655,7 +571,9 @@ impl Face {
         if let Some(whole) = found.small {
             let end = usize::try_from(start + length).unwrap_or(whole.len());
             let start = usize::try_from(start).unwrap_or(0);
-            *response.body_mut() = full(whole.slice(start..end.min(whole.len())));
+            let piece = whole.slice(start..end.min(whole.len()));
+            self.state.meter.bytes_out.add(piece.len() as u64);
+            *response.body_mut() = full(piece);
             return Ok(response);
         }
         let slot = Slot::take(&self.state, connection)?;
@@ -1010,6 +928,7 @@ mod tests {
 
     #[test]
     fn basic_and_bearer_credentials_are_read() {
+        use base64::Engine;
         let basic = base64::engine::general_purpose::STANDARD.encode("ann:secret");
         let h = headers(&[("authorization", &format!("Basic {basic}"))]);
         assert_eq!(credentials(&h), Some((Some("ann".into()), "secret".into())));

@@ -13,34 +13,28 @@ mod message;
 mod ops;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backroom_api::print::Printers;
+use backroom_daemon::face;
 use backroom_frame::auth::{AuthHandle, Identity};
-use base64::Engine;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, WWW_AUTHENTICATE};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, WWW_AUTHENTICATE};
 use http::{HeaderMap, Method, Response, StatusCode as HttpStatus};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use ipp::model::{IppVersion, StatusCode};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::service::Shared;
 
 use self::attrs::Site;
 use self::message::{Answer, Document, HeadError};
 
+/// The face's name in its log lines.
+const FACE: &str = "ipp";
 /// The MIME type of IPP messages.
 const IPP_MIME: &str = "application/ipp";
 
@@ -90,7 +84,7 @@ pub async fn serve(
     config: IppConfig,
     stop: CancellationToken,
 ) {
-    let tls = frame.tls.clone().map(TlsAcceptor::from);
+    let tls = frame.tls.is_some();
     let layout = match shared.with_queue(|q, _, _| Ok(q.printers())).await {
         Ok(layout) => layout,
         Err(e) => {
@@ -98,9 +92,9 @@ pub async fn serve(
             return;
         }
     };
-    let face = Arc::new(Face {
+    let ipp = Arc::new(Face {
         started: shared.clock.now_ms() / 1000,
-        scheme: if tls.is_some() { "ipps" } else { "ipp" },
+        scheme: if tls { "ipps" } else { "ipp" },
         layout,
         idle: Duration::from_millis(frame.limits.idle_timeout_ms),
         shared,
@@ -108,93 +102,28 @@ pub async fn serve(
         config,
         incoming: Mutex::new(HashMap::new()),
     });
-    let slots = Arc::new(Semaphore::new(frame.max_connections));
-    let drain = frame.drain_timeout;
-    let handshake = frame.handshake_timeout;
-    let tracker = TaskTracker::new();
-    loop {
-        let permit = tokio::select! {
-            () = stop.cancelled() => break,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let accepted = tokio::select! {
-            () = stop.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "ipp: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let face = face.clone();
-        let stop = stop.clone();
-        let tls = tls.clone();
-        tracker.spawn(async move {
-            // The connection's slot, given back when it ends.
-            let _permit = permit;
-            let local = stream
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default();
-            let Some(tls) = tls else {
-                serve_http(face, TokioIo::new(stream), local, peer, stop, drain).await;
-                return;
+    let limits = Arc::new(face::Limits::from(&frame));
+    let serve = |conn: face::Admitted| {
+        let (ipp, limits, stop) = (ipp.clone(), limits.clone(), stop.clone());
+        // The address the client reached, for the URIs in the answers.
+        let local = conn
+            .tcp
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        async move {
+            let handle = move |request| {
+                let (ipp, local) = (ipp.clone(), local.clone());
+                async move { ipp.handle(request, &local).await }
             };
-            match tokio::time::timeout(handshake, tls.accept(stream)).await {
-                Ok(Ok(stream)) => {
-                    serve_http(face, TokioIo::new(stream), local, peer, stop, drain).await;
-                }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "ipp: TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "ipp: TLS handshake timed out"),
-            }
-        });
-    }
-    drop(listener);
-    tracker.close();
-    tracker.wait().await;
-}
-
-/// Serves HTTP/1.1 on one connection, plain or TLS, until it closes or
-/// the face stops.
-async fn serve_http<I>(
-    face: Arc<Face>,
-    io: I,
-    local: String,
-    peer: SocketAddr,
-    stop: CancellationToken,
-    drain: Duration,
-) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let service = service_fn(move |request| {
-        let face = face.clone();
-        let local = local.clone();
-        async move { Ok::<_, Infallible>(face.handle(request, &local).await) }
-    });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .serve_connection(io, service);
-    tokio::pin!(conn);
-    let served = tokio::select! {
-        served = conn.as_mut() => served,
-        () = stop.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            match tokio::time::timeout(drain, conn.as_mut()).await {
-                Ok(served) => served,
-                Err(_) => return,
-            }
+            face::serve_http(FACE, conn, &limits, stop, handle).await;
         }
     };
-    if let Err(e) = served {
-        tracing::debug!(%peer, error = %e, "ipp: connection ended");
-    }
+    let refuse = |tcp, refusal| async move {
+        let (status, text) = face::http_refusal(refusal);
+        face::refuse_http(tcp, !tls, status, &text).await;
+    };
+    face::accept_loop(FACE, listener, &limits, stop.clone(), serve, refuse).await;
 }
 
 fn http_answer(status: HttpStatus, body: &'static str) -> Response<Full<Bytes>> {
@@ -223,21 +152,6 @@ fn unauthorized() -> Response<Full<Bytes>> {
     response
 }
 
-/// The user and password of `Authorization: Basic`.
-fn basic(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    Some((user.to_owned(), password.to_owned()))
-}
-
 /// Whether this IPP version is one the face speaks: 1.0, 1.1 and 2.x.
 fn speaks(version: IppVersion) -> bool {
     matches!(version.0 >> 8, 1 | 2)
@@ -257,7 +171,7 @@ impl Face {
         if auth.is_open() {
             return Ok(None);
         }
-        let (user, token) = basic(headers).ok_or(())?;
+        let (user, token) = face::basic_credentials(headers).ok_or(())?;
         match auth.authenticate(Some(&token)) {
             Ok(who) if who.user == user => Ok(Some(who)),
             _ => Err(()),
