@@ -215,6 +215,10 @@ async fn the_real_binary_switches_tabs_and_submits_a_print_job() {
 
     tmux.wait_for(&["1 Overview", "● files", "● print", "Events"])
         .await;
+    // The real servers' vital signs reach their cards.
+    let free = format!("{} ", backroom_api::files::vital::FREE);
+    let queued = format!("{} 0", backroom_api::print::vital::QUEUED);
+    tmux.wait_for(&[&free, &queued]).await;
     tmux.keys(&["2"]);
     tmux.wait_for(&["e2e-folder/", "modified"]).await;
     tmux.keys(&["4"]);
