@@ -25,7 +25,7 @@ use tokio::task::JoinHandle as TaskHandle;
 use crate::Synchronous;
 use crate::ctl::{CancelOnDrop, Ctl, Slot};
 use crate::sql::{self, Access, SqlConn, sqlite_error};
-use crate::writer::{Change, Ran, WriteJob, Writer, WriterSettings, human};
+use crate::writer::{Change, Ran, SavepointOp, WriteJob, Writer, WriterSettings, human};
 
 /// Read jobs that may wait for a reader before callers are told `busy`.
 const READ_QUEUE: usize = 4096;
@@ -194,6 +194,27 @@ impl Engine {
             tx,
             statements,
             role,
+            ctl: ctl.clone(),
+            answer,
+        };
+        self.send_write(lane, job)?;
+        wait(ctl, rx, timeout).await
+    }
+
+    /// Sets, releases or rolls back to a savepoint of transaction `tx` on a
+    /// pinned session's connection, and waits for it.
+    pub async fn savepoint(
+        &self,
+        lane: Lane,
+        tx: u64,
+        op: SavepointOp,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let ctl = Ctl::new();
+        let (answer, rx) = oneshot::channel();
+        let job = WriteJob::Savepoint {
+            tx,
+            op,
             ctl: ctl.clone(),
             answer,
         };

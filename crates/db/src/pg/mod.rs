@@ -12,6 +12,7 @@ mod copy;
 mod cursors;
 mod opening;
 mod rewrite;
+mod savepoints;
 mod session;
 mod types;
 
