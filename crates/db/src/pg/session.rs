@@ -73,10 +73,11 @@ struct State {
     /// The session has a connection of its own on its database.
     pinned: bool,
     settings: HashMap<String, String>,
-    /// What Describe found for each SQL text, so that a prepared statement
-    /// executed again costs one trip to the engine, not two; cleared when
-    /// this session changes the schema.
-    described: HashMap<String, Described>,
+    /// What Describe found for each SQL text, and the SQL SQLite runs for
+    /// it, so that a prepared statement executed again costs one trip to
+    /// the engine, not two, and is not rewritten again; cleared when this
+    /// session changes the schema or a setting (a rewrite may read one).
+    described: HashMap<String, Arc<Described>>,
     copy_in: Option<CopyIn>,
     /// Named cursors (DECLARE), by name.
     cursors: HashMap<String, OpenCursor>,
@@ -87,8 +88,15 @@ struct State {
     failed: bool,
 }
 
-/// The parameter types and columns of a statement.
-type Described = (Vec<Type>, Vec<backroom_api::db::Column>);
+/// A statement as the extended protocol runs it.
+struct Described {
+    /// The SQL SQLite runs: the client's, rewritten.
+    sql: String,
+    params: Vec<Type>,
+    columns: Vec<backroom_api::db::Column>,
+    /// It begins with SELECT or VALUES, so a portal may stream it.
+    reads: bool,
+}
 
 /// Past this many described statements, the memory is cleared.
 const DESCRIBED_CACHE: usize = 256;
@@ -198,7 +206,9 @@ impl PgSession {
     async fn run(&self, sql: &str, params: Vec<Value>) -> PgWireResult<Outcome> {
         let words = keywords(sql);
         let first = words.first().map(String::as_str).unwrap_or("");
-        let savepoint = savepoints::parse(sql);
+        let savepoint = matches!(first, "savepoint" | "release" | "rollback" | "abort")
+            .then(|| savepoints::parse(sql))
+            .flatten();
         let ends_tx =
             matches!(first, "commit" | "end" | "rollback" | "abort") && savepoint.is_none();
         let failed = self.lock().failed;
@@ -209,7 +219,7 @@ impl PgSession {
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
         }
-        if matches!(first, "create" | "drop" | "alter") {
+        if matches!(first, "create" | "drop" | "alter" | "set" | "reset") {
             self.lock().described.clear();
         }
         if let Some(op) = savepoint {
@@ -271,16 +281,9 @@ impl PgSession {
             Lane::Shared
         };
         if lane == Lane::Shared {
-            let read = statement.clone();
             let max = self.face.service.config().max_result_bytes;
             let answer = engine
-                .read(Lane::Shared, None, timeout, move |conn| {
-                    let policy = conn.policy(&read.sql, role)?;
-                    if !policy.readonly || policy.creates_state() {
-                        return Ok(None);
-                    }
-                    conn.run(&read, role, max).map(Some)
-                })
+                .query_shared(statement.clone(), role, max, timeout)
                 .await?;
             if let Some(result) = answer {
                 return Ok(result);
@@ -871,13 +874,13 @@ impl PgSession {
     }
 
     /// Parameter and column types of a statement, without running it.
-    async fn describe(&self, stored: &StoredStatement<String>) -> PgWireResult<Described> {
+    async fn describe(&self, stored: &StoredStatement<String>) -> PgWireResult<Arc<Described>> {
         let key = &stored.statement;
         if let Some(found) = self.lock().described.get(key) {
             return Ok(found.clone());
         }
-        let rewritten = rewrite::rewrite(&stored.statement, &Literals(self));
-        let described = self.prepare(&rewritten.sql).await;
+        let Rewritten { sql, param_types } = rewrite::rewrite(&stored.statement, &Literals(self));
+        let described = self.prepare(&sql).await;
         let ((count, columns), known) = match described {
             Ok(d) => (d, true),
             // A statement the face answers itself (SET, BEGIN ...) or one
@@ -885,9 +888,18 @@ impl PgSession {
             Err(_) => ((stored.parameter_types.len(), Vec::new()), false),
         };
         let params: Vec<Type> = (1..=count)
-            .map(|n| types::param_type(&stored.parameter_types, &rewritten.param_types, n))
+            .map(|n| types::param_type(&stored.parameter_types, &param_types, n))
             .collect();
-        let found = (params, columns);
+        let reads = matches!(
+            keywords(&sql).first().map(String::as_str),
+            Some("select" | "values")
+        );
+        let found = Arc::new(Described {
+            sql,
+            params,
+            columns,
+            reads,
+        });
         if known {
             let mut state = self.lock();
             if state.described.len() >= DESCRIBED_CACHE {
@@ -1356,36 +1368,32 @@ impl ExtendedQueryHandler for PgSession {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let failed = self.lock().failed;
-        let rewritten = rewrite::rewrite(&portal.statement.statement, &Literals(self));
-        let (param_types, columns) = self.describe(&portal.statement).await?;
-        if portal.parameter_len() != param_types.len() {
+        let described = self.describe(&portal.statement).await?;
+        if portal.parameter_len() != described.params.len() {
             return Err(refuse(
                 "08P01",
                 format!(
                     "bind message supplies {} parameters, but prepared statement requires {}",
                     portal.parameter_len(),
-                    param_types.len()
+                    described.params.len()
                 ),
             ));
         }
-        let params = param_types
+        let params = described
+            .params
             .iter()
             .enumerate()
             .map(|(i, ty)| types::param(portal, i, ty))
             .collect::<PgWireResult<Vec<_>>>()?;
-        let Rewritten { sql, .. } = rewritten;
-        let reads = matches!(
-            keywords(&sql).first().map(String::as_str),
-            Some("select" | "values")
-        );
-        if max_rows > 0 && reads && !failed && !columns.is_empty() {
-            let fields = types::fields(&columns, None, &portal.result_column_format);
-            return self.portal_rows(&sql, params, fields).await;
+        let columns = &described.columns;
+        if max_rows > 0 && described.reads && !failed && !columns.is_empty() {
+            let fields = types::fields(columns, None, &portal.result_column_format);
+            return self.portal_rows(&described.sql, params, fields).await;
         }
-        match self.run(&sql, params).await {
+        match self.run(&described.sql, params).await {
             Ok(outcome) => {
                 let described = (!columns.is_empty())
-                    .then(|| types::fields(&columns, None, &portal.result_column_format));
+                    .then(|| types::fields(columns, None, &portal.result_column_format));
                 respond(outcome, described, &portal.result_column_format)
             }
             Err(error) => {
@@ -1408,9 +1416,12 @@ impl ExtendedQueryHandler for PgSession {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (params, columns) = self.describe(stmt).await?;
-        let fields = types::fields(&columns, None, &Format::UnifiedBinary);
-        Ok(DescribeStatementResponse::new(params, fields))
+        let described = self.describe(stmt).await?;
+        let fields = types::fields(&described.columns, None, &Format::UnifiedBinary);
+        Ok(DescribeStatementResponse::new(
+            described.params.clone(),
+            fields,
+        ))
     }
 
     async fn do_describe_portal<C>(
@@ -1424,9 +1435,9 @@ impl ExtendedQueryHandler for PgSession {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (_, columns) = self.describe(&portal.statement).await?;
+        let described = self.describe(&portal.statement).await?;
         Ok(DescribePortalResponse::new(types::fields(
-            &columns,
+            &described.columns,
             None,
             &portal.result_column_format,
         )))
