@@ -9,6 +9,7 @@
 
 mod catalog;
 mod copy;
+mod corked;
 mod cursors;
 mod opening;
 mod rewrite;
@@ -20,17 +21,23 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use pgwire::api::PgWireServerHandlers;
+use std::time::Duration;
+
+use futures_util::StreamExt;
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers};
 use pgwire::messages::cancel::CancelRequest;
-use tokio::net::TcpListener;
+use pgwire::tokio::server;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_util::codec::{Framed, FramedParts};
 use tokio_util::sync::CancellationToken;
 
 use crate::service::DbService;
+use corked::Corked;
 use session::PgSession;
 
 /// The statements running on the face, by backend pid, for CancelRequest.
@@ -101,13 +108,78 @@ pub async fn serve(listener: TcpListener, service: DbService, stop: Cancellation
                 tracing::debug!(%peer, "pg: refused a connection that did not start with PostgreSQL's start-up");
                 return;
             }
-            if let Err(error) = pgwire::tokio::process_socket(socket, tls, Handlers(session)).await
-            {
+            if let Err(error) = process_socket(socket, tls, Handlers(session)).await {
                 tracing::debug!(%error, %peer, "pg: connection ended");
             }
         });
     }
     sessions.shutdown().await;
+}
+
+/// How long a client has to finish its start-up, as in pgwire.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// pgwire's `process_socket` (the same TLS negotiation, start-up deadline
+/// and message loop, built from pgwire's own parts) over a [`Corked`]
+/// socket, so that each answer leaves in one send.
+async fn process_socket(
+    socket: TcpStream,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
+    handlers: Handlers,
+) -> std::io::Result<()> {
+    let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+    let negotiated = tokio::time::timeout_at(deadline, server::negotiate_tls(socket, tls)).await;
+    let Ok(negotiated) = negotiated else {
+        return Ok(());
+    };
+    let Some(framed) = negotiated? else {
+        return Ok(());
+    };
+    let plain = framed.into_parts();
+    let mut parts = FramedParts::new(Corked::new(plain.io), plain.codec);
+    parts.read_buf = plain.read_buf;
+    parts.write_buf = plain.write_buf;
+    let mut socket = Framed::from_parts(parts);
+    let startup = handlers.startup_handler();
+    let simple = handlers.simple_query_handler();
+    let extended = handlers.extended_query_handler();
+    let copy = handlers.copy_handler();
+    let cancel = handlers.cancel_handler();
+    loop {
+        let starting = matches!(
+            socket.state(),
+            PgWireConnectionState::AwaitingStartup
+                | PgWireConnectionState::AuthenticationInProgress
+        );
+        let message = if starting {
+            tokio::time::timeout_at(deadline, socket.next())
+                .await
+                .ok()
+                .flatten()
+        } else {
+            socket.next().await
+        };
+        let Some(Ok(message)) = message else {
+            return Ok(());
+        };
+        let is_extended = match socket.state() {
+            PgWireConnectionState::CopyInProgress(is_extended) => is_extended,
+            _ => message.is_extended_query(),
+        };
+        let handled = server::process_message(
+            message,
+            &mut socket,
+            startup.clone(),
+            simple.clone(),
+            extended.clone(),
+            copy.clone(),
+            cancel.clone(),
+        )
+        .await;
+        if let Err(error) = handled {
+            server::process_error(&mut socket, error, is_extended).await?;
+        }
+    }
 }
 
 /// The handlers of one connection: all of them are its session.
