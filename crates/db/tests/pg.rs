@@ -145,26 +145,29 @@ async fn the_extended_protocol_carries_typed_values_both_ways() {
     assert_eq!(types, [Type::INT8, Type::FLOAT8, Type::TEXT, Type::BYTEA]);
 }
 
-#[tokio::test]
-async fn an_error_in_a_transaction_refuses_statements_until_rollback() {
-    let face = open().await;
-    let client = face.connect().await;
+/// Creates `t`, begins, inserts 1, runs `then` (a SAVEPOINT, say), then
+/// fails a duplicate insert (23505), which aborts the transaction: the
+/// next statement is refused with 25P02.
+async fn abort_a_transaction(client: &tokio_postgres::Client, then: &str) {
     client
-        .batch_execute("CREATE TABLE t (a INTEGER PRIMARY KEY)")
+        .batch_execute("CREATE TABLE t (a INTEGER PRIMARY KEY); BEGIN; INSERT INTO t VALUES (1)")
         .await
-        .expect("table");
-    client.batch_execute("BEGIN").await.expect("begin");
-    client
-        .batch_execute("INSERT INTO t VALUES (1)")
-        .await
-        .expect("insert");
+        .expect("table, begin, insert");
+    client.batch_execute(then).await.expect("then");
     let error = client
-        .batch_execute("INSERT INTO t VALUES (1)")
+        .execute("INSERT INTO t VALUES (1)", &[])
         .await
         .expect_err("duplicate");
     assert_eq!(error.code().map(|c| c.code()), Some("23505"));
     let refused = client.batch_execute("SELECT 1").await.expect_err("refused");
     assert_eq!(refused.code().map(|c| c.code()), Some("25P02"));
+}
+
+#[tokio::test]
+async fn an_error_in_a_transaction_refuses_statements_until_rollback() {
+    let face = open().await;
+    let client = face.connect().await;
+    abort_a_transaction(&client, "").await;
     client.batch_execute("ROLLBACK").await.expect("rollback");
     // A computed column has no declared type, so it is described as text.
     let count: String = client
@@ -179,26 +182,7 @@ async fn an_error_in_a_transaction_refuses_statements_until_rollback() {
 async fn a_rollback_to_a_savepoint_clears_the_error_and_the_transaction_goes_on() {
     let face = open().await;
     let client = face.connect().await;
-    client
-        .batch_execute("CREATE TABLE t (a INTEGER PRIMARY KEY)")
-        .await
-        .expect("table");
-    client.batch_execute("BEGIN").await.expect("begin");
-    client
-        .execute("INSERT INTO t VALUES (1)", &[])
-        .await
-        .expect("insert");
-    client
-        .batch_execute("SAVEPOINT a")
-        .await
-        .expect("savepoint");
-    let error = client
-        .execute("INSERT INTO t VALUES (1)", &[])
-        .await
-        .expect_err("duplicate");
-    assert_eq!(error.code().map(|c| c.code()), Some("23505"));
-    let refused = client.batch_execute("SELECT 1").await.expect_err("refused");
-    assert_eq!(refused.code().map(|c| c.code()), Some("25P02"));
+    abort_a_transaction(&client, "SAVEPOINT a").await;
     // Through the extended protocol, as drivers send it.
     client
         .execute("ROLLBACK TO SAVEPOINT a", &[])
