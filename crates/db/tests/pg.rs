@@ -674,6 +674,36 @@ async fn the_token_is_the_password_and_a_wrong_one_is_refused() {
 }
 
 #[tokio::test]
+async fn a_client_that_never_sends_its_password_is_closed_after_the_handshake_timeout() {
+    let hash = backroom_frame::auth::hash_token("ann-secret");
+    let face = start(&format!(
+        "handshake_timeout_secs = 1\n\
+         [[users]]\nname = \"ann\"\ntoken_sha256 = \"{hash}\"\nrole = \"admin\"\n"
+    ))
+    .await;
+    let mut startup = vec![0, 3, 0, 0];
+    startup.extend_from_slice(b"user\0ann\0database\0main\0\0");
+    let mut message = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
+    message.extend_from_slice(&startup);
+    let mut socket = TcpStream::connect(face.daemon.addr(PG_FACE))
+        .await
+        .expect("connects");
+    socket.write_all(&message).await.expect("sent");
+    // The server asks for the password; the client never answers, and the
+    // server closes the connection on its own, well before this bound.
+    let mut answer = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(30), socket.read_to_end(&mut answer)).await;
+    assert!(closed.is_ok(), "the server kept the connection open");
+    assert_eq!(answer.first(), Some(&b'R'), "asked for the password first");
+    let client = face
+        .connect_as("ann", Some("ann-secret"))
+        .await
+        .expect("others still connect");
+    assert!(client.simple_query("SELECT 1").await.is_ok());
+}
+
+#[tokio::test]
 async fn psql_sends_the_token_over_tls_when_the_daemon_has_a_certificate() {
     let certs = tempfile::tempdir().expect("temp dir");
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
