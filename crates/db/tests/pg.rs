@@ -402,6 +402,18 @@ named.execute("SELECT i FROM p ORDER BY i")
 print("named", [r[0] for r in named])
 named.close()
 conn.commit()
+cur.execute("INSERT INTO p (i) VALUES (200)")
+cur.execute("SAVEPOINT before_error")
+try:
+    cur.execute("INSERT INTO nosuch VALUES (1)")
+except psycopg2.Error as e:
+    print("failed", e.pgcode)
+    cur.execute("ROLLBACK TO SAVEPOINT before_error")
+cur.execute("INSERT INTO p (i) VALUES (201)")
+conn.commit()
+cur.execute("SELECT count(*) FROM p WHERE i >= 200")
+print("kept after savepoint", cur.fetchone()[0])
+conn.commit()
 threading.Timer(0.3, conn.cancel).start()
 try:
     cur.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c")
@@ -410,7 +422,7 @@ except psycopg2.Error as e:
 "#;
 
 #[tokio::test]
-async fn psycopg2_params_executemany_a_transaction_a_named_cursor_and_cancel() {
+async fn psycopg2_params_executemany_a_transaction_a_savepoint_a_named_cursor_and_cancel() {
     let face = open().await;
     let out = Command::new("/usr/bin/python3")
         .args(["-c", PSYCOPG2_SCRIPT, &face.port()])
@@ -423,6 +435,8 @@ async fn psycopg2_params_executemany_a_transaction_a_named_cursor_and_cancel() {
     assert!(stdout.contains("row 7 inf it's 00ff True"), "{stdout}");
     assert!(stdout.contains("rolled back 0"), "{stdout}");
     assert!(stdout.contains("named [1, 2, 3, 7]"), "{stdout}");
+    assert!(stdout.contains("failed 42P01"), "{stdout}");
+    assert!(stdout.contains("kept after savepoint 2"), "{stdout}");
     assert!(stdout.contains("cancelled 57014"), "{stdout}");
 }
 
