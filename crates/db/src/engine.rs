@@ -8,12 +8,13 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use backroom_api::db::{Column, Statement, Value};
+use backroom_api::db::{Column, QueryResult, Statement, Value};
 use backroom_frame::auth::Role;
 use backroom_frame::body;
 use backroom_frame::error::{Error, ErrorCode};
@@ -25,8 +26,8 @@ use tokio::task::JoinHandle as TaskHandle;
 use crate::Synchronous;
 use crate::ctl::{CancelOnDrop, Ctl, Slot};
 use crate::sql::{self, Access, SqlConn, sqlite_error};
-use crate::vitals::Gauge;
-use crate::writer::{Change, Ran, WriteJob, Writer, WriterSettings, human};
+use crate::vitals::{Gauge, Gauges};
+use crate::writer::{Change, Ran, SavepointOp, WriteJob, Writer, WriterSettings, human};
 
 /// Read jobs that may wait for a reader before callers are told `busy`.
 const READ_QUEUE: usize = 4096;
@@ -36,6 +37,11 @@ const FEED_BACKLOG: usize = 4096;
 const CURSOR_PAGES_AHEAD: usize = 2;
 /// The pieces a blob is read and written in.
 pub const BLOB_PIECE: usize = 128 * 1024;
+/// SQLite VM steps between two checks of an inline read's budget.
+const INLINE_STEPS: i32 = 1000;
+/// The checks an inline read may pass before it is interrupted and sent to
+/// the reader pool: about 100 000 VM steps, well under a millisecond.
+const INLINE_BUDGET: i64 = 100;
 
 /// How every database of a server is run.
 #[derive(Debug, Clone)]
@@ -73,6 +79,33 @@ pub struct Engine {
     pinned: Mutex<HashMap<SessionId, Sender<WriteJob>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     feed: broadcast::Sender<Change>,
+    /// Reader connections lent to callers' own threads for short reads.
+    inline: Mutex<Vec<InlineConn>>,
+}
+
+/// A reader connection whose statements stop when their budget of VM
+/// steps runs out.
+struct InlineConn {
+    conn: SqlConn,
+    /// Budget checks left; below zero, the statement was interrupted.
+    budget: Arc<AtomicI64>,
+}
+
+impl InlineConn {
+    fn open(
+        path: &Path,
+        synchronous: Synchronous,
+        gauges: &Arc<Gauges>,
+    ) -> Result<InlineConn, Error> {
+        let conn = SqlConn::open(path, Access::Reader, synchronous, false)?.counting(gauges);
+        let budget = Arc::new(AtomicI64::new(INLINE_BUDGET));
+        let left = budget.clone();
+        conn.conn.progress_handler(
+            INLINE_STEPS,
+            Some(move || left.fetch_sub(1, Ordering::Relaxed) <= 0),
+        );
+        Ok(InlineConn { conn, budget })
+    }
 }
 
 impl Engine {
@@ -95,7 +128,9 @@ impl Engine {
         })?);
         let (read_tx, read_rx) = std::sync::mpsc::sync_channel::<ReadJob>(READ_QUEUE);
         let read_rx = Arc::new(Mutex::new(read_rx));
+        let mut inline = Vec::new();
         for i in 0..settings.readers.max(1) {
+            inline.push(InlineConn::open(path, settings.synchronous, gauges)?);
             let conn =
                 SqlConn::open(path, Access::Reader, settings.synchronous, false)?.counting(gauges);
             let queue = read_rx.clone();
@@ -112,6 +147,7 @@ impl Engine {
             pinned: Mutex::new(HashMap::new()),
             threads: Mutex::new(threads),
             feed,
+            inline: Mutex::new(inline),
         })
     }
 
@@ -208,6 +244,27 @@ impl Engine {
         wait(ctl, rx, timeout).await
     }
 
+    /// Sets, releases or rolls back to a savepoint of transaction `tx` on a
+    /// pinned session's connection, and waits for it.
+    pub async fn savepoint(
+        &self,
+        lane: Lane,
+        tx: u64,
+        op: SavepointOp,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let ctl = Ctl::new();
+        let (answer, rx) = oneshot::channel();
+        let job = WriteJob::Savepoint {
+            tx,
+            op,
+            ctl: ctl.clone(),
+            answer,
+        };
+        self.send_write(lane, job)?;
+        wait(ctl, rx, timeout).await
+    }
+
     /// Runs `work` on a reader, or on a pinned session's connection (in its
     /// transaction `tx`), and waits for it, interrupting it at the deadline
     /// or when the caller goes away.
@@ -243,6 +300,52 @@ impl Engine {
             Lane::Pinned(_) => self.send_write(lane, WriteJob::Read { tx, job })?,
         }
         wait(ctl, rx, timeout).await
+    }
+
+    /// Runs a read-only statement on the shared readers: `None` when
+    /// SQLite says it writes or it creates connection state, so it must go
+    /// to a writer. It runs first on the caller's own thread (see
+    /// [`Engine::read_inline`]), and on the reader pool when that does not
+    /// fit.
+    pub async fn query_shared(
+        &self,
+        statement: Statement,
+        role: Role,
+        max_bytes: usize,
+        timeout: Duration,
+    ) -> Result<Option<QueryResult>, Error> {
+        let work = move |conn: &mut SqlConn| {
+            let policy = conn.policy(&statement.sql, role)?;
+            if !policy.readonly || policy.creates_state() {
+                return Ok(None);
+            }
+            conn.run(&statement, role, max_bytes).map(Some)
+        };
+        if let Some(answer) = self.read_inline(work.clone()) {
+            return answer;
+        }
+        self.read(Lane::Shared, None, timeout, work).await
+    }
+
+    /// Runs `work` at once on the caller's thread, on a reader connection
+    /// of its own, sparing the hop to a reader thread and back, which
+    /// costs more than a point select itself. This is the one place SQLite
+    /// runs on an async worker, so it is bounded: the statement may take
+    /// [`INLINE_BUDGET`] checks of [`INLINE_STEPS`] VM steps (well under a
+    /// millisecond), and past them it is interrupted and `None` says to run
+    /// it on the reader pool, as a read can run twice. `None` too when
+    /// every inline connection is in use.
+    fn read_inline<T>(
+        &self,
+        work: impl FnOnce(&mut SqlConn) -> Result<T, Error>,
+    ) -> Option<Result<T, Error>> {
+        let mut lent = lock(&self.inline).pop()?;
+        lent.budget.store(INLINE_BUDGET, Ordering::Relaxed);
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(&mut lent.conn)))
+            .unwrap_or_else(|_| Err(Error::internal("the statement failed unexpectedly")));
+        let finished = lent.budget.load(Ordering::Relaxed) >= 0;
+        lock(&self.inline).push(lent);
+        finished.then_some(result)
     }
 
     fn send_read(&self, job: ReadJob) -> Result<(), Error> {

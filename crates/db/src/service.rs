@@ -314,16 +314,9 @@ impl Inner {
         let role = call.identity.role;
         let engine = self.engine(args.db.as_deref()).await?;
         if read_first && engine.lane(sessions::id(&call.identity)) == Lane::Shared {
-            let statement = args.statement.clone();
             let max = self.config.max_result_bytes;
             let read = engine
-                .read(Lane::Shared, None, timeout, move |conn| {
-                    let policy = conn.policy(&statement.sql, role)?;
-                    if !policy.readonly || policy.creates_state() {
-                        return Ok(None);
-                    }
-                    conn.run(&statement, role, max).map(Some)
-                })
+                .query_shared(args.statement.clone(), role, max, timeout)
                 .await?;
             if let Some(result) = read {
                 return Ok(result);

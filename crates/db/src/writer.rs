@@ -103,6 +103,36 @@ pub enum WriteJob {
         tx: u64,
         answer: Option<Answer<()>>,
     },
+    /// A client's savepoint in its open transaction `tx`. It runs as it
+    /// is, not inside the savepoint each statement runs in, so that it
+    /// outlives the statement that set it.
+    Savepoint {
+        tx: u64,
+        op: SavepointOp,
+        ctl: Arc<Ctl>,
+        answer: Answer<()>,
+    },
+}
+
+/// What a client does with a savepoint of its transaction (SQL's
+/// `SAVEPOINT`, `RELEASE` and `ROLLBACK TO`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SavepointOp {
+    Set(String),
+    Release(String),
+    RollbackTo(String),
+}
+
+impl SavepointOp {
+    /// The statement SQLite runs, with the name quoted.
+    fn sql(&self) -> String {
+        let (verb, name) = match self {
+            SavepointOp::Set(name) => ("SAVEPOINT", name),
+            SavepointOp::Release(name) => ("RELEASE", name),
+            SavepointOp::RollbackTo(name) => ("ROLLBACK TO", name),
+        };
+        format!("{verb} \"{}\"", name.replace('"', "\"\""))
+    }
 }
 
 impl WriteJob {
@@ -117,7 +147,9 @@ impl WriteJob {
                 *tx
             }
             WriteJob::Begin { .. } | WriteJob::Lease { .. } => None,
-            WriteJob::Commit { tx, .. } | WriteJob::Rollback { tx, .. } => Some(*tx),
+            WriteJob::Commit { tx, .. }
+            | WriteJob::Rollback { tx, .. }
+            | WriteJob::Savepoint { tx, .. } => Some(*tx),
         }
     }
 }
@@ -134,6 +166,10 @@ pub struct WriterSettings {
 struct OpenTx {
     id: u64,
     deadline: Instant,
+    /// The client's savepoints, innermost last, each with how many
+    /// change-feed entries were pending when it was set, so that ROLLBACK
+    /// TO drops the entries it undid.
+    savepoints: Vec<(String, usize)>,
     /// Held for the whole transaction on a session's connection.
     _lease: Option<Lease>,
     _counted: Counted,
@@ -308,6 +344,9 @@ impl Writer {
                     let _ = answer.send(Err(error));
                 }
             }
+            WriteJob::Savepoint { tx, answer, .. } => {
+                let _ = answer.send(Err(self.gone(tx, false)));
+            }
         }
     }
 
@@ -402,6 +441,7 @@ impl Writer {
             self.open = Some(OpenTx {
                 id: tx,
                 deadline: Instant::now() + self.settings.tx_idle_timeout,
+                savepoints: Vec::new(),
                 _lease: lease,
                 _counted: self.settings.gauges.count(Gauge::Transactions),
             });
@@ -449,8 +489,59 @@ impl Writer {
                     let _ = answer.send(Ok(()));
                 }
             }
+            WriteJob::Savepoint {
+                op, ctl, answer, ..
+            } => {
+                let result = self.client_savepoint(&op, &ctl);
+                self.note_if_ended(id, &result);
+                let _ = answer.send(result);
+            }
             WriteJob::Begin { .. } | WriteJob::Lease { .. } => {}
         }
+    }
+
+    /// Runs a client's SAVEPOINT, RELEASE or ROLLBACK TO in the open
+    /// transaction, and keeps the change feed's pending entries in step.
+    fn client_savepoint(&mut self, op: &SavepointOp, ctl: &Ctl) -> Result<(), Error> {
+        if !ctl.start(&self.slot) {
+            return Err(Error::cancelled(
+                "the statement was cancelled before it ran",
+            ));
+        }
+        let ran = self
+            .conn
+            .conn
+            .execute_batch(&op.sql())
+            .map_err(sqlite_error);
+        self.slot.finish();
+        ran?;
+        let Some(open) = &mut self.open else {
+            return Ok(());
+        };
+        // SQLite matches savepoint names without regard to ASCII case.
+        let find = |name: &str| {
+            open.savepoints
+                .iter()
+                .rposition(|(set, _)| set.eq_ignore_ascii_case(name))
+        };
+        match op {
+            SavepointOp::Set(name) => {
+                let pending = lock(&self.changes).len();
+                open.savepoints.push((name.clone(), pending));
+            }
+            SavepointOp::Release(name) => {
+                if let Some(at) = find(name) {
+                    open.savepoints.truncate(at);
+                }
+            }
+            SavepointOp::RollbackTo(name) => {
+                if let Some(at) = find(name) {
+                    lock(&self.changes).truncate(open.savepoints[at].1);
+                    open.savepoints.truncate(at + 1);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Notes that SQLite itself ended transaction `id` after a failure (an

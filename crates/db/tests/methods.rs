@@ -129,6 +129,19 @@ async fn a_syntax_error_returns_sqlites_message_and_the_connection_stays_usable(
 }
 
 #[tokio::test]
+async fn a_read_past_the_inline_budget_is_answered_from_the_reader_pool() {
+    let server = start(|_| {}).await;
+    let db = admin(&server).await;
+    // Far more VM steps than a read may take on the connection's own task:
+    // it is interrupted there and runs again, whole, on a reader thread.
+    let long = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+                WHERE i < 300000) SELECT count(*) FROM n";
+    assert_eq!(scalar(&db, long).await, 300_000);
+    assert_eq!(scalar(&db, "SELECT 41 + 1").await, 42);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_constraint_violation_is_a_conflict_with_sqlites_code() {
     let server = start(|_| {}).await;
     let db = admin(&server).await;

@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use backroom_api::db::PG_FACE;
+use backroom_api::db::{DbClient, FeedEvent, PG_FACE, WatchArgs};
 use backroom_daemon::testing::{Daemon, connect_from};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -145,26 +145,29 @@ async fn the_extended_protocol_carries_typed_values_both_ways() {
     assert_eq!(types, [Type::INT8, Type::FLOAT8, Type::TEXT, Type::BYTEA]);
 }
 
-#[tokio::test]
-async fn an_error_in_a_transaction_refuses_statements_until_rollback() {
-    let face = open().await;
-    let client = face.connect().await;
+/// Creates `t`, begins, inserts 1, runs `then` (a SAVEPOINT, say), then
+/// fails a duplicate insert (23505), which aborts the transaction: the
+/// next statement is refused with 25P02.
+async fn abort_a_transaction(client: &tokio_postgres::Client, then: &str) {
     client
-        .batch_execute("CREATE TABLE t (a INTEGER PRIMARY KEY)")
+        .batch_execute("CREATE TABLE t (a INTEGER PRIMARY KEY); BEGIN; INSERT INTO t VALUES (1)")
         .await
-        .expect("table");
-    client.batch_execute("BEGIN").await.expect("begin");
-    client
-        .batch_execute("INSERT INTO t VALUES (1)")
-        .await
-        .expect("insert");
+        .expect("table, begin, insert");
+    client.batch_execute(then).await.expect("then");
     let error = client
-        .batch_execute("INSERT INTO t VALUES (1)")
+        .execute("INSERT INTO t VALUES (1)", &[])
         .await
         .expect_err("duplicate");
     assert_eq!(error.code().map(|c| c.code()), Some("23505"));
     let refused = client.batch_execute("SELECT 1").await.expect_err("refused");
     assert_eq!(refused.code().map(|c| c.code()), Some("25P02"));
+}
+
+#[tokio::test]
+async fn an_error_in_a_transaction_refuses_statements_until_rollback() {
+    let face = open().await;
+    let client = face.connect().await;
+    abort_a_transaction(&client, "").await;
     client.batch_execute("ROLLBACK").await.expect("rollback");
     // A computed column has no declared type, so it is described as text.
     let count: String = client
@@ -173,6 +176,171 @@ async fn an_error_in_a_transaction_refuses_statements_until_rollback() {
         .expect("count")
         .get(0);
     assert_eq!(count, "0", "the rollback undid the first insert");
+}
+
+#[tokio::test]
+async fn a_rollback_to_a_savepoint_clears_the_error_and_the_transaction_goes_on() {
+    let face = open().await;
+    let client = face.connect().await;
+    abort_a_transaction(&client, "SAVEPOINT a").await;
+    // Through the extended protocol, as drivers send it.
+    client
+        .execute("ROLLBACK TO SAVEPOINT a", &[])
+        .await
+        .expect("rollback to");
+    client
+        .execute("INSERT INTO t VALUES (2)", &[])
+        .await
+        .expect("the transaction goes on");
+    client
+        .batch_execute("RELEASE SAVEPOINT a; SAVEPOINT b; INSERT INTO t VALUES (3); ROLLBACK TO b")
+        .await
+        .expect("a savepoint rolled back without an error");
+    let missing = client
+        .batch_execute("RELEASE SAVEPOINT a")
+        .await
+        .expect_err("released already");
+    assert_eq!(missing.code().map(|c| c.code()), Some("3B001"));
+    client
+        .batch_execute("ROLLBACK TO SAVEPOINT b")
+        .await
+        .expect("b still stands after the error");
+    client.batch_execute("COMMIT").await.expect("commit");
+    let rows = client
+        .query("SELECT a FROM t ORDER BY a", &[])
+        .await
+        .expect("rows");
+    let kept: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(kept, [1, 2]);
+    let outside = client
+        .batch_execute("SAVEPOINT c")
+        .await
+        .expect_err("no transaction");
+    assert_eq!(outside.code().map(|c| c.code()), Some("25P01"));
+}
+
+#[tokio::test]
+async fn a_change_rolled_back_to_a_savepoint_stays_out_of_the_feed() {
+    let face = open().await;
+    let client = face.connect().await;
+    client
+        .batch_execute("CREATE TABLE t (a INTEGER PRIMARY KEY)")
+        .await
+        .expect("table");
+    let watcher = DbClient::connect(face.daemon.addr("db"), None)
+        .await
+        .expect("frame client");
+    let mut feed = watcher
+        .watch(&WatchArgs {
+            db: None,
+            table: "t".into(),
+        })
+        .await
+        .expect("watch");
+    client
+        .batch_execute(
+            "BEGIN; INSERT INTO t VALUES (1); SAVEPOINT a; INSERT INTO t VALUES (2); \
+             SAVEPOINT b; INSERT INTO t VALUES (3); ROLLBACK TO a; INSERT INTO t VALUES (4); \
+             COMMIT; INSERT INTO t VALUES (5)",
+        )
+        .await
+        .expect("transaction");
+    let mut rowids = Vec::new();
+    while rowids.last() != Some(&5) {
+        let event = tokio::time::timeout(Duration::from_secs(10), feed.next())
+            .await
+            .expect("an event in time")
+            .expect("feed open")
+            .expect("event decodes");
+        if let FeedEvent::Change { rowid, .. } = event {
+            rowids.push(rowid);
+        }
+    }
+    assert_eq!(rowids, [1, 4, 5]);
+}
+
+#[tokio::test]
+async fn psql_rolls_back_to_a_savepoint_and_commits() {
+    let face = open().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("s.sql");
+    std::fs::write(
+        &script,
+        "CREATE TABLE s (a INTEGER PRIMARY KEY);\nBEGIN;\nINSERT INTO s VALUES (1);\n\
+         SAVEPOINT sp;\nINSERT INTO s VALUES (1);\nSELECT 'refused';\n\
+         ROLLBACK TO SAVEPOINT sp;\nINSERT INTO s VALUES (2);\nRELEASE SAVEPOINT sp;\n\
+         COMMIT;\nSELECT count(*) AS n FROM s;\n",
+    )
+    .expect("script");
+    let (out, err) = face
+        .psql(&[
+            "-v",
+            "VERBOSITY=verbose",
+            "-f",
+            &script.display().to_string(),
+        ])
+        .await;
+    assert!(err.contains("ERROR:  23505"), "{err}");
+    assert!(err.contains("ERROR:  25P02"), "{err}");
+    assert_eq!(err.matches("ERROR").count(), 2, "{err}");
+    let tags: Vec<&str> = out
+        .lines()
+        .filter(|l| {
+            l.chars()
+                .all(|c| c.is_ascii_uppercase() || c == ' ' || c.is_ascii_digit())
+                && !l.trim().is_empty()
+        })
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            "CREATE TABLE",
+            "BEGIN",
+            "INSERT 0 1",
+            "SAVEPOINT",
+            "ROLLBACK",
+            "INSERT 0 1",
+            "RELEASE",
+            "COMMIT",
+            " 2"
+        ],
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn psql_describes_a_table_with_its_columns_and_indexes() {
+    let face = open().await;
+    face.psql(&[
+        "-c",
+        "CREATE TABLE trips (id INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT 'x', \
+         seats INTEGER, code TEXT UNIQUE); \
+         CREATE INDEX trips_seats ON trips (seats, name) WHERE seats > 0",
+    ])
+    .await;
+    let (out, err) = face.psql(&["-c", "\\d trips"]).await;
+    assert!(err.is_empty(), "{err}");
+    let expected = [
+        "Table \"public.trips\"",
+        " Column |  Type   | Collation | Nullable | Default ",
+        " id     | INTEGER |           |          | ",
+        " name   | TEXT    |           | not null | 'x'",
+        " seats  | INTEGER |           |          | ",
+        " code   | TEXT    |           |          | ",
+        "Indexes:",
+        "    \"sqlite_autoindex_trips_1\" UNIQUE CONSTRAINT, btree (code)",
+        "    \"trips_seats\" btree (seats, name) WHERE seats > 0",
+    ];
+    for line in expected {
+        assert!(out.contains(line), "{line:?} missing from:\n{out}");
+    }
+    let (out, _) = face.psql(&["-c", "\\di"]).await;
+    assert!(
+        out.contains("public | trips_seats              | index | ann   | trips"),
+        "{out}"
+    );
+    let (_, err) = face.psql(&["-c", "\\d nosuch"]).await;
+    assert_eq!(err.trim(), "Did not find any relation named \"nosuch\".");
 }
 
 #[tokio::test]
@@ -234,6 +402,18 @@ named.execute("SELECT i FROM p ORDER BY i")
 print("named", [r[0] for r in named])
 named.close()
 conn.commit()
+cur.execute("INSERT INTO p (i) VALUES (200)")
+cur.execute("SAVEPOINT before_error")
+try:
+    cur.execute("INSERT INTO nosuch VALUES (1)")
+except psycopg2.Error as e:
+    print("failed", e.pgcode)
+    cur.execute("ROLLBACK TO SAVEPOINT before_error")
+cur.execute("INSERT INTO p (i) VALUES (201)")
+conn.commit()
+cur.execute("SELECT count(*) FROM p WHERE i >= 200")
+print("kept after savepoint", cur.fetchone()[0])
+conn.commit()
 threading.Timer(0.3, conn.cancel).start()
 try:
     cur.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c")
@@ -242,7 +422,7 @@ except psycopg2.Error as e:
 "#;
 
 #[tokio::test]
-async fn psycopg2_params_executemany_a_transaction_a_named_cursor_and_cancel() {
+async fn psycopg2_params_executemany_a_transaction_a_savepoint_a_named_cursor_and_cancel() {
     let face = open().await;
     let out = Command::new("/usr/bin/python3")
         .args(["-c", PSYCOPG2_SCRIPT, &face.port()])
@@ -255,6 +435,8 @@ async fn psycopg2_params_executemany_a_transaction_a_named_cursor_and_cancel() {
     assert!(stdout.contains("row 7 inf it's 00ff True"), "{stdout}");
     assert!(stdout.contains("rolled back 0"), "{stdout}");
     assert!(stdout.contains("named [1, 2, 3, 7]"), "{stdout}");
+    assert!(stdout.contains("failed 42P01"), "{stdout}");
+    assert!(stdout.contains("kept after savepoint 2"), "{stdout}");
     assert!(stdout.contains("cancelled 57014"), "{stdout}");
 }
 
@@ -503,6 +685,36 @@ async fn the_token_is_the_password_and_a_wrong_one_is_refused() {
         .expect("asked")
         .get(0);
     assert_eq!(user, "ann");
+}
+
+#[tokio::test]
+async fn a_client_that_never_sends_its_password_is_closed_after_the_handshake_timeout() {
+    let hash = backroom_frame::auth::hash_token("ann-secret");
+    let face = start(&format!(
+        "handshake_timeout_secs = 1\n\
+         [[users]]\nname = \"ann\"\ntoken_sha256 = \"{hash}\"\nrole = \"admin\"\n"
+    ))
+    .await;
+    let mut startup = vec![0, 3, 0, 0];
+    startup.extend_from_slice(b"user\0ann\0database\0main\0\0");
+    let mut message = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
+    message.extend_from_slice(&startup);
+    let mut socket = TcpStream::connect(face.daemon.addr(PG_FACE))
+        .await
+        .expect("connects");
+    socket.write_all(&message).await.expect("sent");
+    // The server asks for the password; the client never answers, and the
+    // server closes the connection on its own, well before this bound.
+    let mut answer = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(30), socket.read_to_end(&mut answer)).await;
+    assert!(closed.is_ok(), "the server kept the connection open");
+    assert_eq!(answer.first(), Some(&b'R'), "asked for the password first");
+    let client = face
+        .connect_as("ann", Some("ann-secret"))
+        .await
+        .expect("others still connect");
+    assert!(client.simple_query("SELECT 1").await.is_ok());
 }
 
 #[tokio::test]

@@ -81,7 +81,8 @@ pub fn parse(sql: &str) -> Result<CursorStatement, String> {
     }
 }
 
-fn unquote(name: &str) -> String {
+/// A name as PostgreSQL reads it: folded to lower case unless quoted.
+pub fn unquote(name: &str) -> String {
     let name = name.trim_end_matches(';');
     match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
         Some(quoted) => quoted.replace("\"\"", "\""),

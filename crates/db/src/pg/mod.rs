@@ -9,9 +9,11 @@
 
 mod catalog;
 mod copy;
+mod corked;
 mod cursors;
 mod opening;
 mod rewrite;
+mod savepoints;
 mod session;
 mod types;
 
@@ -19,16 +21,22 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use backroom_daemon::face::{Admitted, Limits, Refusal, accept_loop};
-use pgwire::api::PgWireServerHandlers;
+use futures_util::StreamExt;
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers};
 use pgwire::messages::cancel::CancelRequest;
+use pgwire::tokio::server;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::{Framed, FramedParts};
 use tokio_util::sync::CancellationToken;
 
 use crate::service::DbService;
+use corked::Corked;
 use session::PgSession;
 
 /// The statements running on the face, by backend pid, for CancelRequest.
@@ -81,7 +89,7 @@ pub async fn serve(listener: TcpListener, service: DbService, stop: Cancellation
             // Dropped on stop: the session closes and rolls back what it had
             // open.
             let served = tokio::select! {
-                served = pgwire::tokio::process_socket(socket, tls, Handlers(session)) => served,
+                served = process_socket(socket, tls, handshake, Handlers(session)) => served,
                 () = stop.cancelled() => Ok(()),
             };
             if let Err(error) = served {
@@ -100,6 +108,72 @@ pub async fn serve(listener: TcpListener, service: DbService, stop: Cancellation
         opening::refuse(&mut socket, "53300", why).await;
     };
     accept_loop("pg", listener, &limits, stop.clone(), serve, refuse).await;
+}
+
+/// pgwire's `process_socket` (the same TLS negotiation and message loop,
+/// built from pgwire's own parts) over a [`Corked`] socket, so that each
+/// answer leaves in one send. TLS and the whole start-up, authentication
+/// included, must finish within `handshake` (the frame port's
+/// `handshake_timeout`), where pgwire allows a minute.
+async fn process_socket(
+    socket: TcpStream,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
+    handshake: Duration,
+    handlers: Handlers,
+) -> std::io::Result<()> {
+    let deadline = tokio::time::Instant::now() + handshake;
+    let negotiated = tokio::time::timeout_at(deadline, server::negotiate_tls(socket, tls)).await;
+    let Ok(negotiated) = negotiated else {
+        return Ok(());
+    };
+    let Some(framed) = negotiated? else {
+        return Ok(());
+    };
+    let plain = framed.into_parts();
+    let mut parts = FramedParts::new(Corked::new(plain.io), plain.codec);
+    parts.read_buf = plain.read_buf;
+    parts.write_buf = plain.write_buf;
+    let mut socket = Framed::from_parts(parts);
+    let startup = handlers.startup_handler();
+    let simple = handlers.simple_query_handler();
+    let extended = handlers.extended_query_handler();
+    let copy = handlers.copy_handler();
+    let cancel = handlers.cancel_handler();
+    loop {
+        let starting = matches!(
+            socket.state(),
+            PgWireConnectionState::AwaitingStartup
+                | PgWireConnectionState::AuthenticationInProgress
+        );
+        let message = if starting {
+            tokio::time::timeout_at(deadline, socket.next())
+                .await
+                .ok()
+                .flatten()
+        } else {
+            socket.next().await
+        };
+        let Some(Ok(message)) = message else {
+            return Ok(());
+        };
+        let is_extended = match socket.state() {
+            PgWireConnectionState::CopyInProgress(is_extended) => is_extended,
+            _ => message.is_extended_query(),
+        };
+        let handled = server::process_message(
+            message,
+            &mut socket,
+            startup.clone(),
+            simple.clone(),
+            extended.clone(),
+            copy.clone(),
+            cancel.clone(),
+        )
+        .await;
+        if let Err(error) = handled {
+            server::process_error(&mut socket, error, is_extended).await?;
+        }
+    }
 }
 
 /// The handlers of one connection: all of them are its session.

@@ -33,7 +33,9 @@ use pgwire::api::{
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
 use pgwire::messages::data::DataRow;
+use pgwire::messages::extendedquery::Execute;
 use pgwire::messages::response::TransactionStatus;
+use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::{Authentication, SecretKey};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::oneshot;
@@ -44,11 +46,12 @@ use super::catalog::{self, Catalog};
 use super::copy;
 use super::cursors::{self, CursorStatement, OpenCursor};
 use super::rewrite::{self, Rewritten};
+use super::savepoints;
 use super::types::{self, error_info, fatal, refuse};
 use crate::ctl::Ctl;
 use crate::engine::{self, Engine, Lane, SessionId};
 use crate::sql;
-use crate::writer::{Ran, WriteJob};
+use crate::writer::{Ran, SavepointOp, WriteJob};
 
 /// Transaction ids of the face: from the top half of the range, so they
 /// never meet the frame protocol's, which count up from 1.
@@ -70,17 +73,30 @@ struct State {
     /// The session has a connection of its own on its database.
     pinned: bool,
     settings: HashMap<String, String>,
-    /// What Describe found for each SQL text, so that a prepared statement
-    /// executed again costs one trip to the engine, not two; cleared when
-    /// this session changes the schema.
-    described: HashMap<String, Described>,
+    /// What Describe found for each SQL text, and the SQL SQLite runs for
+    /// it, so that a prepared statement executed again costs one trip to
+    /// the engine, not two, and is not rewritten again; cleared when this
+    /// session changes the schema or a setting (a rewrite may read one).
+    described: HashMap<String, Arc<Described>>,
     copy_in: Option<CopyIn>,
     /// Named cursors (DECLARE), by name.
     cursors: HashMap<String, OpenCursor>,
+    /// The relations `\d NAME` looked up, by oid less [`catalog::FIRST_OID`].
+    relations: Vec<String>,
+    /// The transaction is aborted: statements are refused until ROLLBACK,
+    /// or a ROLLBACK TO a savepoint.
+    failed: bool,
 }
 
-/// The parameter types and columns of a statement.
-type Described = (Vec<Type>, Vec<backroom_api::db::Column>);
+/// A statement as the extended protocol runs it.
+struct Described {
+    /// The SQL SQLite runs: the client's, rewritten.
+    sql: String,
+    params: Vec<Type>,
+    columns: Vec<backroom_api::db::Column>,
+    /// It begins with SELECT or VALUES, so a portal may stream it.
+    reads: bool,
+}
 
 /// Past this many described statements, the memory is cleared.
 const DESCRIBED_CACHE: usize = 256;
@@ -187,32 +203,32 @@ impl PgSession {
     }
 
     /// Runs one statement (already rewritten) with its parameters.
-    async fn run(&self, sql: &str, params: Vec<Value>, failed: bool) -> PgWireResult<Outcome> {
+    async fn run(&self, sql: &str, params: Vec<Value>) -> PgWireResult<Outcome> {
         let words = keywords(sql);
         let first = words.first().map(String::as_str).unwrap_or("");
-        let second = words.get(1).map(String::as_str).unwrap_or("");
-        let ends_tx = matches!(first, "commit" | "end" | "rollback" | "abort")
-            && second != "to"
-            && !(first == "rollback" && words.iter().any(|w| w == "to"));
-        if failed && !ends_tx {
+        let savepoint = matches!(first, "savepoint" | "release" | "rollback" | "abort")
+            .then(|| savepoints::parse(sql))
+            .flatten();
+        let ends_tx =
+            matches!(first, "commit" | "end" | "rollback" | "abort") && savepoint.is_none();
+        let failed = self.lock().failed;
+        let recovers = matches!(savepoint, Some(Ok(SavepointOp::RollbackTo(_))));
+        if failed && !ends_tx && !recovers {
             return Err(refuse(
                 "25P02",
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
         }
-        if matches!(first, "create" | "drop" | "alter") {
+        if matches!(first, "create" | "drop" | "alter" | "set" | "reset") {
             self.lock().described.clear();
+        }
+        if let Some(op) = savepoint {
+            return self.savepoint(op.map_err(|e| refuse("42601", e))?).await;
         }
         match first {
             "begin" | "start" => return self.begin().await,
             "commit" | "end" if !failed => return self.commit().await,
-            "commit" | "end" | "rollback" | "abort" if ends_tx => return self.rollback().await,
-            "savepoint" | "release" | "rollback" => {
-                return Err(refuse(
-                    "0A000",
-                    "savepoints are not supported on the PostgreSQL face yet",
-                ));
-            }
+            "commit" | "end" | "rollback" | "abort" => return self.rollback().await,
             "set" => return Ok(self.set(sql, &words)),
             "reset" => {
                 if let Some(name) = words.get(1) {
@@ -265,16 +281,9 @@ impl PgSession {
             Lane::Shared
         };
         if lane == Lane::Shared {
-            let read = statement.clone();
             let max = self.face.service.config().max_result_bytes;
             let answer = engine
-                .read(Lane::Shared, None, timeout, move |conn| {
-                    let policy = conn.policy(&read.sql, role)?;
-                    if !policy.readonly || policy.creates_state() {
-                        return Ok(None);
-                    }
-                    conn.run(&read, role, max).map(Some)
-                })
+                .query_shared(statement.clone(), role, max, timeout)
                 .await?;
             if let Some(result) = answer {
                 return Ok(result);
@@ -332,6 +341,48 @@ impl PgSession {
         };
         self.cancellable(result).await.map_err(engine_error)?;
         Ok(Outcome::Began)
+    }
+
+    /// SAVEPOINT, RELEASE and ROLLBACK TO in the session's transaction. A
+    /// ROLLBACK TO that succeeds ends the aborted state, as in PostgreSQL.
+    async fn savepoint(&self, op: SavepointOp) -> PgWireResult<Outcome> {
+        let (tag, verb) = match &op {
+            SavepointOp::Set(_) => ("SAVEPOINT", "SAVEPOINT"),
+            SavepointOp::Release(_) => ("RELEASE", "RELEASE SAVEPOINT"),
+            SavepointOp::RollbackTo(_) => ("ROLLBACK", "ROLLBACK TO SAVEPOINT"),
+        };
+        let Some(tx) = self.lock().tx else {
+            return Err(refuse(
+                "25P01",
+                format!("{verb} can only be used in transaction blocks"),
+            ));
+        };
+        let engine = self.started()?.engine.clone();
+        let recovers = matches!(op, SavepointOp::RollbackTo(_));
+        let done = engine.savepoint(Lane::Pinned(self.id()), tx, op, self.timeout());
+        self.cancellable(done).await.map_err(|error| {
+            if error.message.starts_with("no such savepoint") {
+                refuse("3B001", error.message)
+            } else {
+                engine_error(error)
+            }
+        })?;
+        if recovers {
+            self.lock().failed = false;
+        }
+        Ok(Outcome::Done(Tag::new(tag)))
+    }
+
+    /// Notes whether the transaction is aborted (pgwire's status E) before a
+    /// query or an Execute runs, and lets pgwire start from T: the status
+    /// it reports after the statement is E again unless it failed, or a
+    /// ROLLBACK TO made the transaction whole again, as only we know.
+    fn enter<C: ClientInfo>(&self, client: &mut C) {
+        let failed = client.transaction_status() == TransactionStatus::Error;
+        self.lock().failed = failed;
+        if failed {
+            client.set_transaction_status(TransactionStatus::Transaction);
+        }
     }
 
     async fn commit(&self) -> PgWireResult<Outcome> {
@@ -434,11 +485,10 @@ impl PgSession {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let failed = client.transaction_status() == TransactionStatus::Error;
         let mut out = Vec::new();
         for statement in rewrite::split(query) {
             let rewritten = rewrite::rewrite(&statement, &Literals(self));
-            match self.run(&rewritten.sql, Vec::new(), failed).await {
+            match self.run(&rewritten.sql, Vec::new()).await {
                 Ok(Outcome::CopyOut { width, rows, lines }) => {
                     send_copy_out(client, width, lines).await?;
                     out.push(Response::Execution(Tag::new("COPY").with_rows(rows)));
@@ -532,15 +582,102 @@ impl PgSession {
         let user = self.started()?.identity.user.clone();
         let result = match asked {
             Catalog::Relations { views, name } => {
-                let sql = catalog::relations_sql(views, name.as_deref(), &user);
-                self.cancellable(self.statement(Statement::new(sql)))
-                    .await
-                    .map_err(engine_error)?
+                self.schema_query(catalog::relations_sql(views, name.as_deref(), &user), None)
+                    .await?
+            }
+            Catalog::Indexes { name } => {
+                self.schema_query(catalog::indexes_sql(name.as_deref(), &user), None)
+                    .await?
+            }
+            Catalog::Lookup { name } => self.lookup(name).await?,
+            Catalog::Relation { oid } => {
+                let name = self.relation(oid)?;
+                self.schema_query(catalog::relation_sql(), Some(name))
+                    .await?
+            }
+            Catalog::Columns { oid } => {
+                let name = self.relation(oid)?;
+                self.schema_query(catalog::COLUMNS_SQL.into(), Some(name))
+                    .await?
+            }
+            Catalog::TableIndexes { oid } => {
+                let name = self.relation(oid)?;
+                self.schema_query(catalog::INDEXES_SQL.into(), Some(name))
+                    .await?
+            }
+            Catalog::Nothing { oid } => {
+                self.relation(oid)?;
+                QueryResult {
+                    columns: vec![text_column("none")],
+                    rows: Vec::new(),
+                    rows_affected: 0,
+                    last_insert_rowid: 0,
+                    duration_us: 0,
+                }
             }
             Catalog::Databases => self.databases(&user).await?,
             Catalog::Unsupported => return Err(refuse("0A000", catalog::UNSUPPORTED)),
         };
         Ok(Outcome::Rows(result, "SELECT".into()))
+    }
+
+    /// Runs a query of SQLite's schema, with the relation's name as `?1`.
+    async fn schema_query(&self, sql: String, name: Option<String>) -> PgWireResult<QueryResult> {
+        let mut statement = Statement::new(sql);
+        statement.params = name.into_iter().map(Value::Text).collect();
+        self.cancellable(self.statement(statement))
+            .await
+            .map_err(engine_error)
+    }
+
+    /// `\d NAME`'s lookup: the relation's oid, given for this session.
+    async fn lookup(&self, name: String) -> PgWireResult<QueryResult> {
+        let found = self.schema_query(catalog::lookup_sql(), Some(name)).await?;
+        let rows = match found.rows.into_iter().next() {
+            Some(mut row) => {
+                let Some(Value::Text(name)) = row.pop() else {
+                    return Err(refuse("XX000", "the schema gave a relation without a name"));
+                };
+                let oid = self.oid_of(&name);
+                vec![vec![
+                    Value::Text(oid.to_string()),
+                    Value::Text("public".into()),
+                    Value::Text(name),
+                ]]
+            }
+            None => Vec::new(),
+        };
+        Ok(QueryResult {
+            columns: vec![
+                text_column("oid"),
+                text_column("nspname"),
+                text_column("relname"),
+            ],
+            rows,
+            rows_affected: 0,
+            last_insert_rowid: 0,
+            duration_us: 0,
+        })
+    }
+
+    /// The oid this session gives relation `name`.
+    fn oid_of(&self, name: &str) -> u32 {
+        let mut state = self.lock();
+        let at = match state.relations.iter().position(|n| n == name) {
+            Some(at) => at,
+            None => {
+                state.relations.push(name.to_owned());
+                state.relations.len() - 1
+            }
+        };
+        catalog::FIRST_OID + at as u32
+    }
+
+    /// The relation an oid of this session names.
+    fn relation(&self, oid: u32) -> PgWireResult<String> {
+        let at = oid.checked_sub(catalog::FIRST_OID).map(|at| at as usize);
+        at.and_then(|at| self.lock().relations.get(at).cloned())
+            .ok_or_else(|| refuse("0A000", catalog::UNSUPPORTED))
     }
 
     /// The server's databases, as psql's `\l` shows them.
@@ -558,10 +695,6 @@ impl PgSession {
             }
         }
         names.sort();
-        let column = |name: &str| backroom_api::db::Column {
-            name: name.into(),
-            decl_type: Some("TEXT".into()),
-        };
         let rows = names
             .into_iter()
             .map(|n| {
@@ -573,7 +706,11 @@ impl PgSession {
             })
             .collect();
         Ok(QueryResult {
-            columns: vec![column("Name"), column("Owner"), column("Encoding")],
+            columns: vec![
+                text_column("Name"),
+                text_column("Owner"),
+                text_column("Encoding"),
+            ],
             rows,
             rows_affected: 0,
             last_insert_rowid: 0,
@@ -737,13 +874,13 @@ impl PgSession {
     }
 
     /// Parameter and column types of a statement, without running it.
-    async fn describe(&self, stored: &StoredStatement<String>) -> PgWireResult<Described> {
+    async fn describe(&self, stored: &StoredStatement<String>) -> PgWireResult<Arc<Described>> {
         let key = &stored.statement;
         if let Some(found) = self.lock().described.get(key) {
             return Ok(found.clone());
         }
-        let rewritten = rewrite::rewrite(&stored.statement, &Literals(self));
-        let described = self.prepare(&rewritten.sql).await;
+        let Rewritten { sql, param_types } = rewrite::rewrite(&stored.statement, &Literals(self));
+        let described = self.prepare(&sql).await;
         let ((count, columns), known) = match described {
             Ok(d) => (d, true),
             // A statement the face answers itself (SET, BEGIN ...) or one
@@ -751,9 +888,18 @@ impl PgSession {
             Err(_) => ((stored.parameter_types.len(), Vec::new()), false),
         };
         let params: Vec<Type> = (1..=count)
-            .map(|n| types::param_type(&stored.parameter_types, &rewritten.param_types, n))
+            .map(|n| types::param_type(&stored.parameter_types, &param_types, n))
             .collect();
-        let found = (params, columns);
+        let reads = matches!(
+            keywords(&sql).first().map(String::as_str),
+            Some("select" | "values")
+        );
+        let found = Arc::new(Described {
+            sql,
+            params,
+            columns,
+            reads,
+        });
         if known {
             let mut state = self.lock();
             if state.described.len() >= DESCRIBED_CACHE {
@@ -807,6 +953,14 @@ where
         .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))
         .await?;
     Ok(())
+}
+
+/// A result column of text.
+fn text_column(name: &str) -> backroom_api::db::Column {
+    backroom_api::db::Column {
+        name: name.into(),
+        decl_type: Some("TEXT".into()),
+    }
 }
 
 fn no_result() -> Error {
@@ -1158,6 +1312,19 @@ impl CopyHandler for PgSession {
 
 #[async_trait]
 impl SimpleQueryHandler for PgSession {
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // An empty query leaves the status as it was.
+        if !rewrite::split(&query.query).is_empty() {
+            self.enter(client);
+        }
+        self._on_query(client, query).await
+    }
+
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -1177,6 +1344,17 @@ impl ExtendedQueryHandler for PgSession {
         self.parser.clone()
     }
 
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.enter(client);
+        self._on_execute(client, message).await
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -1189,37 +1367,33 @@ impl ExtendedQueryHandler for PgSession {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let failed = client.transaction_status() == TransactionStatus::Error;
-        let rewritten = rewrite::rewrite(&portal.statement.statement, &Literals(self));
-        let (param_types, columns) = self.describe(&portal.statement).await?;
-        if portal.parameter_len() != param_types.len() {
+        let failed = self.lock().failed;
+        let described = self.describe(&portal.statement).await?;
+        if portal.parameter_len() != described.params.len() {
             return Err(refuse(
                 "08P01",
                 format!(
                     "bind message supplies {} parameters, but prepared statement requires {}",
                     portal.parameter_len(),
-                    param_types.len()
+                    described.params.len()
                 ),
             ));
         }
-        let params = param_types
+        let params = described
+            .params
             .iter()
             .enumerate()
             .map(|(i, ty)| types::param(portal, i, ty))
             .collect::<PgWireResult<Vec<_>>>()?;
-        let Rewritten { sql, .. } = rewritten;
-        let reads = matches!(
-            keywords(&sql).first().map(String::as_str),
-            Some("select" | "values")
-        );
-        if max_rows > 0 && reads && !failed && !columns.is_empty() {
-            let fields = types::fields(&columns, None, &portal.result_column_format);
-            return self.portal_rows(&sql, params, fields).await;
+        let columns = &described.columns;
+        if max_rows > 0 && described.reads && !failed && !columns.is_empty() {
+            let fields = types::fields(columns, None, &portal.result_column_format);
+            return self.portal_rows(&described.sql, params, fields).await;
         }
-        match self.run(&sql, params, failed).await {
+        match self.run(&described.sql, params).await {
             Ok(outcome) => {
                 let described = (!columns.is_empty())
-                    .then(|| types::fields(&columns, None, &portal.result_column_format));
+                    .then(|| types::fields(columns, None, &portal.result_column_format));
                 respond(outcome, described, &portal.result_column_format)
             }
             Err(error) => {
@@ -1242,9 +1416,12 @@ impl ExtendedQueryHandler for PgSession {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (params, columns) = self.describe(stmt).await?;
-        let fields = types::fields(&columns, None, &Format::UnifiedBinary);
-        Ok(DescribeStatementResponse::new(params, fields))
+        let described = self.describe(stmt).await?;
+        let fields = types::fields(&described.columns, None, &Format::UnifiedBinary);
+        Ok(DescribeStatementResponse::new(
+            described.params.clone(),
+            fields,
+        ))
     }
 
     async fn do_describe_portal<C>(
@@ -1258,9 +1435,9 @@ impl ExtendedQueryHandler for PgSession {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (_, columns) = self.describe(&portal.statement).await?;
+        let described = self.describe(&portal.statement).await?;
         Ok(DescribePortalResponse::new(types::fields(
-            &columns,
+            &described.columns,
             None,
             &portal.result_column_format,
         )))
