@@ -95,12 +95,16 @@ impl Stats {
         window.advance(now);
         let slot = (now % WINDOW_SECS as u64) as usize;
         window.ring[slot] += 1;
-        if let Some(host) = host {
-            if !window.hosts.contains_key(host) && window.hosts.len() >= HOST_LIMIT {
-                forget_quiet_hosts(&mut window.hosts);
-            }
-            *window.hosts.entry(host.to_owned()).or_insert(0) += 1;
+        let Some(host) = host else { return };
+        // A host seen before, the usual case, costs no allocation.
+        if let Some(count) = window.hosts.get_mut(host) {
+            *count += 1;
+            return;
         }
+        if window.hosts.len() >= HOST_LIMIT {
+            forget_quiet_hosts(&mut window.hosts);
+        }
+        window.hosts.insert(host.to_owned(), 1);
     }
 
     pub fn snapshot(&self) -> Snapshot {
