@@ -20,8 +20,8 @@ use crate::proc::{self, Guard};
 
 /// The aims, as our figure over theirs.
 const TINYPROXY_AIM: f64 = 2.0;
-const SQUID_AIM: f64 = 1.0;
-const DIRECT_AIM: f64 = 0.6;
+const SQUID_AIM: f64 = 2.0;
+const DIRECT_AIM: f64 = 0.35;
 
 /// The same wrk settings on every path.
 const WRK_THREADS: u32 = 1;

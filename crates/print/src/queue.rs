@@ -6,6 +6,7 @@
 //! fsync. Methods report what changed as [`Event`]s for the watchers.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use backroom_api::print::{
@@ -210,7 +211,10 @@ pub struct Load {
 }
 
 pub struct Queue {
-    store: Store,
+    /// Shared with the committer of new jobs, which writes them without
+    /// holding the queue's lock (see [`Queue::admit`]). Taken inside the
+    /// queue's lock or alone, never the other way round.
+    store: Arc<Mutex<Store>>,
     /// Changed only through `put` and `forget`, which keep `tally`.
     jobs: BTreeMap<u64, Record>,
     tally: Tally,
@@ -268,7 +272,7 @@ impl Queue {
         let next_front = jobs.values().map(|j| j.front).max().unwrap_or(0) + 1;
         let tally = Tally::of(jobs.values());
         let mut queue = Queue {
-            store,
+            store: Arc::new(Mutex::new(store)),
             jobs,
             tally,
             printers,
@@ -311,11 +315,11 @@ impl Queue {
             if stop && let Some(slot) = self.slot_mut(job.device.as_deref().unwrap_or("")) {
                 slot.flags.stopped = true;
                 let (name, flags) = (slot.name.clone(), slot.flags);
-                self.store.save_printer(&name, flags)?;
+                self.store().save_printer(&name, flags)?;
             }
             changed.push(job);
         }
-        self.store.update(&changed.iter().collect::<Vec<_>>())?;
+        self.store().update(&changed.iter().collect::<Vec<_>>())?;
         for job in changed {
             self.put(job);
         }
@@ -393,7 +397,7 @@ impl Queue {
         ids: &[u64],
         events: &mut Vec<Event>,
     ) -> Result<(), rusqlite::Error> {
-        self.store.delete(ids)?;
+        self.store().delete(ids)?;
         for &id in ids {
             if let Some(job) = self.forget(id) {
                 self.unlinked.push((job.doc, job.size));
@@ -537,14 +541,12 @@ impl Queue {
         Ok(())
     }
 
-    /// Queues durably spooled documents, all in one transaction: concurrent
-    /// submissions share one commit. Each gets its own answer.
-    pub fn insert_many(
-        &mut self,
-        arrivals: &[Arrival],
-        now: i64,
-        events: &mut Vec<Event>,
-    ) -> Vec<Result<Job, Error>> {
+    /// Checks a batch of durably spooled documents, each on its own, and
+    /// makes records for those admitted, in queue order. Nothing is
+    /// written yet: [`Admitted::write`] commits them without the queue's
+    /// lock, then [`Queue::install`] makes them visible. One batch at a time
+    /// goes through these three steps.
+    pub fn admit(&mut self, arrivals: &[Arrival], now: i64) -> Admitted {
         let mut active = self.active_jobs();
         let mut records = Vec::new();
         let mut placed: Vec<Result<usize, Error>> = Vec::with_capacity(arrivals.len());
@@ -564,14 +566,34 @@ impl Queue {
             let seq = self.next_seq + records.len() as u64;
             records.push(new_record(arrival, checked, seq, now));
         }
-        if let Err(e) = self.store.insert_all(&mut records) {
-            let e = db(e);
+        // Taken now, so that a failed commit leaves a gap in the order, never
+        // two jobs with one place.
+        self.next_seq += records.len() as u64;
+        Admitted {
+            store: self.store.clone(),
+            placed,
+            records,
+        }
+    }
+
+    /// Puts a written batch in the queue and gives each submission its
+    /// answer.
+    pub fn install(
+        &mut self,
+        batch: Admitted,
+        written: Result<(), Error>,
+        now: i64,
+        events: &mut Vec<Event>,
+    ) -> Vec<Result<Job, Error>> {
+        let Admitted {
+            placed, records, ..
+        } = batch;
+        if let Err(e) = written {
             return placed
                 .into_iter()
                 .map(|p| p.and_then(|_| Err(e.clone())))
                 .collect();
         }
-        self.next_seq += records.len() as u64;
         let views: Vec<Job> = records.iter().map(|r| self.view(r, now)).collect();
         for record in records {
             self.put(record);
@@ -584,6 +606,11 @@ impl Queue {
             .into_iter()
             .map(|p| p.map(|i| views[i].clone()))
             .collect()
+    }
+
+    fn store(&self) -> MutexGuard<'_, Store> {
+        // A failed write rolls its transaction back: the store stays whole.
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The job as a client sees it.
@@ -651,7 +678,7 @@ impl Queue {
         if changed.is_empty() {
             return Ok(());
         }
-        self.store
+        self.store()
             .update(&changed.iter().collect::<Vec<_>>())
             .map_err(db)?;
         for job in changed {
@@ -832,7 +859,7 @@ impl Queue {
     ) -> Result<(Job, String), Error> {
         let mut job = self.owned(id, who)?;
         self.waiting(&job)?;
-        self.store.set_document(id, doc, size).map_err(db)?;
+        self.store().set_document(id, doc, size).map_err(db)?;
         let old = std::mem::replace(&mut job.doc, doc.to_owned());
         job.size = size;
         let hold_state = if hold {
@@ -1050,7 +1077,7 @@ impl Queue {
             .ok_or_else(|| Error::not_found(format!("no printer named {name:?}")))?;
         let mut flags = slot.flags;
         change(&mut flags);
-        self.store.save_printer(name, flags).map_err(db)?;
+        self.store().save_printer(name, flags).map_err(db)?;
         if let Some(slot) = self.slot_mut(name) {
             slot.flags = flags;
         }
@@ -1170,7 +1197,7 @@ impl Queue {
         if stop {
             let mut flags = self.slot(printer).map(|s| s.flags).unwrap_or_default();
             flags.stopped = true;
-            self.store.save_printer(printer, flags).map_err(db)?;
+            self.store().save_printer(printer, flags).map_err(db)?;
             if let Some(slot) = self.slot_mut(printer) {
                 slot.flags = flags;
             }
@@ -1200,6 +1227,24 @@ pub struct Arrival {
     /// The document's file name in the spool.
     pub doc: String,
     pub size: u64,
+}
+
+/// A batch of new jobs checked by [`Queue::admit`], not yet written.
+pub struct Admitted {
+    store: Arc<Mutex<Store>>,
+    /// Per submission: its index in `records`, or why it was refused.
+    placed: Vec<Result<usize, Error>>,
+    records: Vec<Record>,
+}
+
+impl Admitted {
+    /// Commits the batch's jobs in one transaction (one fsync for all of
+    /// them) and gives them their ids. Blocks; holds the store, not the
+    /// queue, so the queue answers reads meanwhile.
+    pub fn write(&mut self) -> Result<(), Error> {
+        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        store.insert_all(&mut self.records).map_err(db)
+    }
 }
 
 fn new_record(arrival: &Arrival, checked: Validated, seq: u64, now: i64) -> Record {
@@ -1280,6 +1325,13 @@ mod tests {
         }
     }
 
+    /// A batch through the three steps of a commit, as the service runs them.
+    fn insert_many(q: &mut Queue, arrivals: &[Arrival], now: i64) -> Vec<Result<Job, Error>> {
+        let mut batch = q.admit(arrivals, now);
+        let written = batch.write();
+        q.install(batch, written, now, &mut Vec::new())
+    }
+
     fn open(dir: &std::path::Path, policy: Policy) -> Queue {
         let store = Store::open(&dir.join("queue.db")).expect("store");
         let layout = Layout {
@@ -1299,7 +1351,7 @@ mod tests {
             doc: format!("{now}-{priority}.prn"),
             size: 1,
         };
-        let mut answers = q.insert_many(&[arrival], now, &mut Vec::new());
+        let mut answers = insert_many(q, &[arrival], now);
         answers.pop().expect("one answer").expect("insert").id
     }
 
@@ -1404,7 +1456,7 @@ mod tests {
             arrival("also ok", 50),
             arrival("one too many", 50),
         ];
-        let answers = q.insert_many(&batch, 1, &mut Vec::new());
+        let answers = insert_many(&mut q, &batch, 1);
         let codes: Vec<Option<backroom_frame::ErrorCode>> = answers
             .iter()
             .map(|a| a.as_ref().err().map(|e| e.code))

@@ -2,6 +2,7 @@
 //! feeds the watchers.
 
 use std::future::Future;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,6 @@ use backroom_frame::server::{Call, Reply, Service, Vital};
 use backroom_frame::stream::ByteStream;
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{Notify, broadcast, oneshot};
 
 use crate::queue::{Arrival, Queue};
@@ -80,6 +80,10 @@ pub struct Shared {
     arrivals: Mutex<Vec<Waiting>>,
     /// The figures of `info`'s vital signs, read without the queue's lock.
     gauges: Gauges,
+    /// Held by the one thread committing a batch of arrivals, from its
+    /// checks to its answers, so that arrivals meanwhile gather into the
+    /// next batch. It guards no data, only that order.
+    committing: Mutex<()>,
 }
 
 /// The queue's figures as of its last change, for the vital signs: `info`
@@ -138,6 +142,7 @@ impl Shared {
             doc_counter: AtomicU64::new(0),
             arrivals: Mutex::new(Vec::new()),
             gauges,
+            committing: Mutex::new(()),
         }
     }
 
@@ -162,36 +167,59 @@ impl Shared {
         })
         .await
         .map_err(|e| Error::internal(format!("a queue operation failed: {e}")))?;
-        if !events.is_empty() {
-            for event in events {
-                // No watcher is no error.
-                let _ = self.events.send(event);
-            }
-            self.wake_printers();
-        }
+        self.publish(events);
         result
     }
 
     /// Queues a spooled submission. Submissions that arrive while a commit
-    /// is in flight wait for the queue lock, and the first to get it commits
-    /// them all in one transaction: one fsync for many jobs.
+    /// is in flight wait, and the first to get the commit lock commits them
+    /// all in one transaction: one fsync for many jobs.
     pub async fn enqueue(self: &Arc<Self>, arrival: Arrival) -> Result<Job, Error> {
         let (reply, answer) = oneshot::channel();
         lock(&self.arrivals).push((arrival, reply));
+        let now = self.clock.now_ms();
         let shared = self.clone();
-        self.with_queue(move |q, now, ev| {
-            let batch = std::mem::take(&mut *lock(&shared.arrivals));
-            let (arrivals, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            let answers = q.insert_many(&arrivals, now, ev);
-            for (answer, reply) in answers.into_iter().zip(replies) {
-                let _ = reply.send(answer);
-            }
-            Ok(())
-        })
-        .await?;
+        let events = tokio::task::spawn_blocking(move || shared.commit_arrivals(now))
+            .await
+            .map_err(|e| Error::internal(format!("a queue operation failed: {e}")))?;
+        self.publish(events);
         answer
             .await
             .map_err(|_| Error::internal("the queue dropped a submission"))?
+    }
+
+    /// Commits every arrival waiting, unless an earlier committer took them
+    /// already, and answers each. The queue's lock is held to check the
+    /// batch and to show it, not across the commit's fsync, so that lists
+    /// and the next submissions' checks go on meanwhile. Blocks: run it on
+    /// the blocking pool.
+    fn commit_arrivals(&self, now: i64) -> Vec<Event> {
+        let _committing = lock(&self.committing);
+        let batch = std::mem::take(&mut *lock(&self.arrivals));
+        if batch.is_empty() {
+            return Vec::new();
+        }
+        let (arrivals, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let mut admitted = lock(&self.queue).admit(&arrivals, now);
+        let written = admitted.write();
+        let mut events = Vec::new();
+        let answers = lock(&self.queue).install(admitted, written, now, &mut events);
+        for (answer, reply) in answers.into_iter().zip(replies) {
+            let _ = reply.send(answer);
+        }
+        events
+    }
+
+    /// Tells the watchers what changed, and the printers to look again.
+    fn publish(&self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        for event in events {
+            // No watcher is no error.
+            let _ = self.events.send(event);
+        }
+        self.wake_printers();
     }
 
     pub fn wake_printers(&self) {
@@ -511,20 +539,23 @@ impl Drop for Spooled {
 /// directory entry are fsynced before the job is acknowledged. A document
 /// that sends more or fewer bytes than its `declared` size is refused, as
 /// files' `write` refuses it.
+///
+/// The file is created at once, so that a document on its way is in the
+/// spool. Then it reads one chunk ahead, so that the last chunk is written
+/// and made durable in one trip to the blocking pool: a small document costs
+/// two trips where creating, writing and the two fsyncs took four.
 async fn spool(
     spooled: &mut Spooled,
     path: &Path,
     mut upload: impl Upload,
     declared: Option<u64>,
 ) -> Result<(), Error> {
-    let io = |what: &str, e: std::io::Error| {
-        tracing::error!(path = %path.display(), error = %e, "spooling failed");
-        Error::internal(format!("cannot {what} the spooled document: {e}"))
-    };
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(|e| io("create", e))?;
-    while let Some(chunk) = upload.chunk().await? {
+    let created = std::fs::File::create;
+    let mut file = blocking(path, "create", created, path.to_path_buf()).await?;
+    let mut current = upload.chunk().await?;
+    loop {
+        let ended = current.is_none();
+        let chunk = current.unwrap_or_default();
         let more = chunk.len() as u64;
         if let Some(size) = declared.filter(|&size| spooled.reserved + more > size) {
             return Err(Error::bad_request(format!(
@@ -533,21 +564,60 @@ async fn spool(
         }
         reserve_bytes(&spooled.shared, more)?;
         spooled.reserved += more;
-        file.write_all(&chunk).await.map_err(|e| io("write", e))?;
+        let ahead = if ended { None } else { upload.chunk().await? };
+        let last = ahead.is_none();
+        if let Some(size) = declared.filter(|&size| last && spooled.reserved != size) {
+            return Err(Error::bad_request(format!(
+                "the document ended after {} of its declared {size} bytes",
+                spooled.reserved
+            )));
+        }
+        let folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let write = move |mut file: std::fs::File| {
+            write_chunk(&mut file, &chunk, last.then_some(folder.as_path())).map(|()| file)
+        };
+        file = blocking(path, "write", write, file).await?;
+        if last {
+            return Ok(());
+        }
+        current = ahead;
     }
-    if let Some(size) = declared.filter(|&size| spooled.reserved != size) {
-        return Err(Error::bad_request(format!(
-            "the document ended after {} of its declared {size} bytes",
-            spooled.reserved
-        )));
+}
+
+/// Appends a chunk to the spooled document; after the last chunk, given
+/// the document's `folder`, fsyncs the file and the folder.
+fn write_chunk(
+    file: &mut std::fs::File,
+    chunk: &[u8],
+    folder: Option<&Path>,
+) -> std::io::Result<()> {
+    file.write_all(chunk)?;
+    if let Some(folder) = folder {
+        file.sync_all()?;
+        std::fs::File::open(folder)?.sync_all()?;
     }
-    file.sync_all().await.map_err(|e| io("sync", e))?;
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
-        .await
-        .map_err(|e| Error::internal(format!("syncing the spool failed: {e}")))?
-        .map_err(|e| io("sync the folder of", e))?;
     Ok(())
+}
+
+/// Runs `op` on `input` on the blocking pool; an error is logged and says
+/// what it could not do to the document at `path`.
+async fn blocking<I, T>(
+    path: &Path,
+    what: &str,
+    op: impl FnOnce(I) -> std::io::Result<T> + Send + 'static,
+    input: I,
+) -> Result<T, Error>
+where
+    I: Send + 'static,
+    T: Send + 'static,
+{
+    let done = tokio::task::spawn_blocking(move || op(input))
+        .await
+        .map_err(|e| Error::internal(format!("spooling failed: {e}")))?;
+    done.map_err(|e| {
+        tracing::error!(path = %path.display(), error = %e, "spooling failed");
+        Error::internal(format!("cannot {what} the spooled document: {e}"))
+    })
 }
 
 /// Reserves room for `more` bytes in the spool, or refuses with `busy`. It

@@ -7,7 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use backroom_api::proxy::AccessRecord;
 use serde::Deserialize;
@@ -66,12 +66,14 @@ pub struct AccessLog {
     format: LogFormat,
     writer: Option<mpsc::SyncSender<Command>>,
     dropped: AtomicU64,
-    feed: broadcast::Sender<AccessRecord>,
+    /// Shared, not copied: each record is built once per request and only
+    /// read after that, by the ring, the feed and its subscribers.
+    feed: broadcast::Sender<Arc<AccessRecord>>,
     /// The latest records. Sends to `feed` happen under this lock too, so a
     /// subscriber gets the recent records and then the feed with no gap and
     /// no repeat. A std mutex: it is held for a push and a send, never
     /// across an await.
-    recent: Mutex<VecDeque<AccessRecord>>,
+    recent: Mutex<VecDeque<Arc<AccessRecord>>>,
 }
 
 impl AccessLog {
@@ -110,6 +112,7 @@ impl AccessLog {
                 }
             }
         }
+        let record = Arc::new(record);
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         if recent.len() == RECENT_CAPACITY {
             recent.pop_front();
@@ -128,9 +131,10 @@ impl AccessLog {
     }
 
     /// The latest records, oldest first, and every record after them.
-    pub fn subscribe(&self) -> (Vec<AccessRecord>, broadcast::Receiver<AccessRecord>) {
+    pub fn subscribe(&self) -> (Vec<AccessRecord>, broadcast::Receiver<Arc<AccessRecord>>) {
         let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        (recent.iter().cloned().collect(), self.feed.subscribe())
+        let records = recent.iter().map(|r| AccessRecord::clone(r)).collect();
+        (records, self.feed.subscribe())
     }
 }
 

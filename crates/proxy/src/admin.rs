@@ -67,7 +67,7 @@ impl Admin {
         let events = stream::unfold(receiver, |mut receiver| async move {
             loop {
                 match receiver.recv().await {
-                    Ok(record) => return Some((body::encode(&record), receiver)),
+                    Ok(record) => return Some((body::encode(&*record), receiver)),
                     Err(RecvError::Lagged(skipped)) => {
                         tracing::debug!(skipped, "a log subscriber fell behind");
                     }

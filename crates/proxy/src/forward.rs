@@ -12,14 +12,16 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 use crate::Shared;
 use crate::auth::Verdict;
 use crate::body::{BoxError, ClientBody, Finisher, LoggedBody, ProxyBody, Upload};
 use crate::headers;
-use crate::interim::InterimSender;
-use crate::tunnels::Counters;
+use crate::interim::{ClientIo, InterimSender};
+use crate::tunnels::{Counters, Ends};
 use crate::upstream::{self, UpstreamAddr};
 
 /// What every path of one request needs to answer and to log.
@@ -325,7 +327,10 @@ async fn forward(
         };
         shared.spawn_tunnel(info, ex.finisher, async move {
             let (client, origin) = tokio::try_join!(client_upgrade, origin_upgrade).ok()?;
-            Some((TokioIo::new(client), TokioIo::new(origin)))
+            Some(Ends::Streams {
+                client: Box::new(TokioIo::new(client)),
+                origin: Box::new(TokioIo::new(origin)),
+            })
         });
         return Response::from_parts(parts, LoggedBody::full(Bytes::new(), None));
     }
@@ -485,33 +490,46 @@ async fn connect(mut ex: Exchange, req: Request<Incoming>) -> Response<ProxyBody
     let shared = ex.shared.clone();
     shared.spawn_tunnel(info, ex.finisher, async move {
         let client = hyper::upgrade::on(req).await.ok()?;
-        Some((TokioIo::new(client), tcp))
+        Some(client_socket(client, tcp))
     });
     Response::new(LoggedBody::full(Bytes::new(), None))
+}
+
+/// The ends of a CONNECT tunnel: the client's socket itself when hyper
+/// hands it back whole, so that the kernel can splice the two sockets.
+fn client_socket(client: Upgraded, origin: TcpStream) -> Ends {
+    match client.downcast::<TokioIo<ClientIo>>() {
+        Ok(parts) => Ends::Sockets {
+            client: parts.io.into_inner().into_tcp(),
+            origin,
+            early: parts.read_buf,
+        },
+        Err(client) => Ends::Streams {
+            client: Box::new(TokioIo::new(client)),
+            origin: Box::new(origin),
+        },
+    }
 }
 
 impl Shared {
     /// Runs a tunnel once both ends are ready, registered for the admin port
     /// and for shutdown; its record is written when it ends.
-    fn spawn_tunnel<A, B>(
+    fn spawn_tunnel(
         self: &Arc<Self>,
         info: TunnelInfo,
         finisher: Finisher,
-        ends: impl Future<Output = Option<(A, B)>> + Send + 'static,
-    ) where
-        A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-        B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
+        ends: impl Future<Output = Option<Ends>> + Send + 'static,
+    ) {
         let shared = self.clone();
         self.tunnel_tasks.spawn(async move {
-            let Some((client, origin)) = ends.await else {
+            let Some(ends) = ends.await else {
                 return;
             };
             let counters = Arc::new(Counters::default());
             let registration = shared.tunnels.register(info, counters.clone());
             shared.stats.active_tunnels.fetch_add(1, Ordering::Relaxed);
             let idle: Duration = shared.settings.idle_timeout;
-            crate::tunnels::splice(client, origin, &counters, idle, &registration.close).await;
+            crate::tunnels::relay(ends, &counters, idle, &registration.close).await;
             shared.stats.active_tunnels.fetch_sub(1, Ordering::Relaxed);
             finisher
                 .bytes_in

@@ -9,16 +9,17 @@ use serde::Deserialize;
 
 /// The headers that describe one hop, never the message, so a proxy never
 /// forwards them. Transfer-Encoding is among them: hyper re-frames the body.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-    "proxy-authenticate",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Typed names, so that removing them parses nothing on every message.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Which client-address headers the proxy adds to forwarded requests.
@@ -71,17 +72,21 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     if headers.contains_key(header::TRANSFER_ENCODING) {
         headers.remove(header::CONTENT_LENGTH);
     }
-    let named: Vec<String> = connection_tokens(headers).collect();
-    for name in named {
-        if keep_upgrade && name == "upgrade" {
-            continue;
-        }
-        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-            headers.remove(name);
+    // Most messages name nothing in Connection: then there is no list of
+    // names to build.
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<String> = connection_tokens(headers).collect();
+        for name in named {
+            if keep_upgrade && name == "upgrade" {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+                headers.remove(name);
+            }
         }
     }
-    for name in HOP_BY_HOP {
-        if keep_upgrade && name == "upgrade" {
+    for name in &HOP_BY_HOP {
+        if keep_upgrade && name == header::UPGRADE {
             continue;
         }
         headers.remove(name);

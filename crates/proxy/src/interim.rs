@@ -136,6 +136,13 @@ impl ClientIo {
         }
     }
 
+    /// The socket itself, for a tunnel to splice. Nothing interim is lost:
+    /// queued bytes are written before any of hyper's, so all have gone once
+    /// the final response that opens a tunnel has, and none may follow it.
+    pub fn into_tcp(self) -> TcpStream {
+        self.tcp
+    }
+
     /// Writes the interim bytes taken at a message boundary. Bytes queued
     /// elsewhere wait for a boundary, or are dropped once their request is
     /// sealed: then no boundary before its final response is left.

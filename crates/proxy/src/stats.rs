@@ -71,13 +71,17 @@ impl Stats {
         if status / 100 == 5 {
             self.server_errors.add(1);
         }
-        if let Some(host) = host {
-            let mut hosts = self.hosts();
-            if !hosts.contains_key(host) && hosts.len() >= HOST_LIMIT {
-                forget_quiet_hosts(&mut hosts);
-            }
-            *hosts.entry(host.to_owned()).or_insert(0) += 1;
+        let Some(host) = host else { return };
+        let mut hosts = self.hosts();
+        // A host seen before, the usual case, costs no allocation.
+        if let Some(count) = hosts.get_mut(host) {
+            *count += 1;
+            return;
         }
+        if hosts.len() >= HOST_LIMIT {
+            forget_quiet_hosts(&mut hosts);
+        }
+        hosts.insert(host.to_owned(), 1);
     }
 
     pub fn snapshot(&self) -> Snapshot {

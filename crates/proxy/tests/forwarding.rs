@@ -121,6 +121,58 @@ async fn curl_tunnels_through_connect_to_an_allowed_port() {
     proxy.shutdown().await;
 }
 
+/// An origin that echoes every byte of each connection until the client
+/// stops sending, then closes.
+async fn echo_origin() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut read, mut write) = tcp.into_split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_tunnel_carries_early_bytes_then_megabytes_both_ways_and_the_end_of_stream() {
+    let origin = echo_origin().await;
+    let mut cfg = config();
+    cfg.proxy.connect_ports = vec![origin.port()];
+    let proxy = start(cfg).await;
+    let mut tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+    // The first tunnel bytes ride in the same write as the request head, so
+    // hyper reads them before the tunnel opens.
+    let request = format!("CONNECT {origin} HTTP/1.1\r\nHost: {origin}\r\n\r\nearly:");
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.expect("the response head"));
+    }
+    assert_eq!(status_of(&String::from_utf8_lossy(&head)), 200);
+    let payload: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    let (mut read, mut write) = tcp.into_split();
+    let send = async {
+        write.write_all(&payload).await.expect("send");
+        write.shutdown().await.expect("half-close");
+    };
+    let receive = async {
+        let mut echoed = Vec::new();
+        tokio::time::timeout(LIMIT, read.read_to_end(&mut echoed))
+            .await
+            .expect("the origin's end of stream reaches the client")
+            .expect("receive");
+        echoed
+    };
+    let ((), echoed) = tokio::join!(send, receive);
+    assert_eq!(&echoed[..6], b"early:");
+    assert!(echoed[6..] == payload[..], "the payload came back changed");
+    proxy.shutdown().await;
+}
+
 #[tokio::test]
 async fn connect_to_a_port_not_allowed_is_refused() {
     let origin = hello_origin().await;
