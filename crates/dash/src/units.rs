@@ -1,6 +1,8 @@
 //! Sizes and instants as people read them, formatted the same way on every
 //! screen and in every command.
 
+use backroom_frame::server::unit;
+
 /// A size in binary units, one decimal: `1.5 GiB` (bytes stay whole: `512 B`).
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -21,10 +23,10 @@ pub fn bytes(n: u64) -> String {
 /// units, rates and percentages with one decimal, counts whole.
 pub fn vital(value: f64, unit: &str) -> String {
     match unit {
-        "B" => bytes(value.max(0.0) as u64),
-        "B/s" => format!("{}/s", bytes(value.max(0.0) as u64)),
-        "/s" => format!("{value:.1}/s"),
-        "%" => format!("{value:.1}%"),
+        unit::BYTES => bytes(value.max(0.0) as u64),
+        unit::BYTES_PER_SEC => format!("{}/s", bytes(value.max(0.0) as u64)),
+        unit::PER_SEC => format!("{value:.1}/s"),
+        unit::PERCENT => format!("{value:.1}%"),
         _ if value.fract() == 0.0 => format!("{value:.0}"),
         unit => format!("{value:.1}{unit}"),
     }

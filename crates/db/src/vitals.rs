@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use backroom_api::db::vital;
 use backroom_daemon::rate::Rate;
-use backroom_frame::server::Vital;
+use backroom_frame::server::{Vital, unit};
 
 /// The seconds over which the statement rate is taken.
 const RATE_SECS: u64 = 10;
@@ -77,7 +77,11 @@ impl Gauges {
     pub fn vitals(&self) -> Vec<Vital> {
         let load = |gauge| self.gauge(gauge).load(Ordering::Relaxed);
         vec![
-            Vital::new(vital::STATEMENTS, self.statements.per_sec(RATE_SECS), "/s"),
+            Vital::new(
+                vital::STATEMENTS,
+                self.statements.per_sec(RATE_SECS),
+                unit::PER_SEC,
+            ),
             Vital::count(vital::TRANSACTIONS, load(Gauge::Transactions)),
             Vital::count(vital::QUEUE, load(Gauge::Queue)),
             Vital::count(vital::SESSIONS, load(Gauge::Sessions)),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use backroom_api::files::vital;
 use backroom_daemon::rate::Rate;
-use backroom_frame::server::Vital;
+use backroom_frame::server::{Vital, unit};
 use cap_std::fs::Dir;
 
 /// The seconds over which the byte rates are taken.
@@ -93,10 +93,18 @@ impl Meter {
         );
         let low = free < LOW_DISK_BYTES || free.saturating_mul(100) < total * LOW_DISK_PERCENT;
         vec![
-            Vital::new(vital::IN, self.bytes_in.per_sec(RATE_SECS), "B/s"),
-            Vital::new(vital::OUT, self.bytes_out.per_sec(RATE_SECS), "B/s"),
+            Vital::new(
+                vital::IN,
+                self.bytes_in.per_sec(RATE_SECS),
+                unit::BYTES_PER_SEC,
+            ),
+            Vital::new(
+                vital::OUT,
+                self.bytes_out.per_sec(RATE_SECS),
+                unit::BYTES_PER_SEC,
+            ),
             Vital::count(vital::TRANSFERS, self.transfers.load(Ordering::Relaxed)),
-            Vital::new(vital::FREE, free as f64, "B").alert_if(low),
+            Vital::new(vital::FREE, free as f64, unit::BYTES).alert_if(low),
         ]
     }
 }

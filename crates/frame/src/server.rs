@@ -202,8 +202,18 @@ pub struct Vital {
     pub alert: bool,
 }
 
+/// The units a [`Vital`] may carry, written once for servers and clients.
+pub mod unit {
+    /// A count: no unit.
+    pub const COUNT: &str = "";
+    pub const BYTES: &str = "B";
+    pub const BYTES_PER_SEC: &str = "B/s";
+    pub const PER_SEC: &str = "/s";
+    pub const PERCENT: &str = "%";
+}
+
 impl Vital {
-    /// A figure that needs no attention; `unit` as for [`Vital::unit`].
+    /// A figure that needs no attention; `unit` is one of [`unit`]'s.
     pub fn new(name: &str, value: f64, unit: &str) -> Vital {
         Vital {
             name: name.to_owned(),
@@ -215,7 +225,7 @@ impl Vital {
 
     /// A count: a figure without a unit.
     pub fn count(name: &str, value: u64) -> Vital {
-        Vital::new(name, value as f64, "")
+        Vital::new(name, value as f64, unit::COUNT)
     }
 
     /// The same figure, flagged for the admin's attention when `alert`.

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use backroom_api::proxy::{HostCount, Stats as Snapshot, StatusClasses, vital};
 use backroom_daemon::rate::Rate;
-use backroom_frame::server::Vital;
+use backroom_frame::server::{Vital, unit};
 
 /// Distinct hosts tracked before the least busy are forgotten.
 const HOST_LIMIT: usize = 4096;
@@ -132,9 +132,9 @@ impl Stats {
         };
         let per_sec = requests as f64 / VITAL_SECS as f64;
         vec![
-            Vital::new(vital::REQUESTS, per_sec, "/s"),
+            Vital::new(vital::REQUESTS, per_sec, unit::PER_SEC),
             Vital::count(vital::TUNNELS, self.active_tunnels.load(Ordering::Relaxed)),
-            Vital::new(vital::SERVER_ERRORS, share, "%")
+            Vital::new(vital::SERVER_ERRORS, share, unit::PERCENT)
                 .alert_if(share > vital::SERVER_ERRORS_ALERT_PERCENT),
             Vital::count(
                 vital::CONNECTIONS,

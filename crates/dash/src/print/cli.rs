@@ -15,8 +15,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use backroom_api::print::{
-    Event, Job, JobList, JobState, ListArgs, MAX_PRIORITY, MIN_PRIORITY, PrintClient, PrinterInfo,
-    PrinterState, Printers, SubmitArgs,
+    Event, HistoryArgs, Job, JobList, JobState, ListArgs, MAX_PRIORITY, MIN_PRIORITY, PrintClient,
+    PrinterInfo, PrinterState, Printers, SubmitArgs,
 };
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
@@ -76,7 +76,8 @@ pub enum PrintCommand {
         /// Finished jobs too, newest first after the queue.
         #[arg(long)]
         all: bool,
-        /// Only the jobs that printed, newest first: the server's history.
+        /// Only the jobs that printed, the last to finish first: the
+        /// server's history.
         #[arg(long, conflicts_with_all = ["all", "state"])]
         completed: bool,
         /// Only jobs in this state (pending, held, printing, completed,
@@ -207,14 +208,25 @@ async fn execute(args: Args, settings: &Settings) -> anyhow::Result<()> {
             printer,
             limit,
         } => {
-            let list = ListArgs {
-                state: state.or(completed.then_some(JobState::Completed)),
-                all,
-                owner,
-                printer,
-                limit,
+            let jobs = if completed {
+                let history = HistoryArgs {
+                    state: Some(JobState::Completed),
+                    owner,
+                    printer,
+                    limit,
+                };
+                client.history(&history).await
+            } else {
+                let list = ListArgs {
+                    state,
+                    all,
+                    owner,
+                    printer,
+                    limit,
+                };
+                client.list(&list).await
             };
-            let jobs = client.list(&list).await.context("cannot list jobs")?;
+            let jobs = jobs.context("cannot list jobs")?;
             out.value(&jobs, || jobs_table(&jobs))
         }
         PrintCommand::Info { id } => {
