@@ -4,8 +4,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
+use parking_lot::{Mutex, MutexGuard};
 use tracing_subscriber::fmt::MakeWriter;
 
 /// The daemon's log output; the default is stderr. Clones share it, so the clone that SIGHUP
@@ -49,7 +50,7 @@ impl Logs {
             return Ok(());
         };
         let file = open_append(&log.path)?;
-        *log.file.lock().unwrap_or_else(PoisonError::into_inner) = file;
+        *log.file.lock() = file;
         Ok(())
     }
 }
@@ -93,7 +94,7 @@ impl<'a> MakeWriter<'a> for Logs {
     fn make_writer(&'a self) -> LogWriter<'a> {
         match &self.file {
             None => LogWriter::Stderr(io::stderr()),
-            Some(log) => LogWriter::File(log.file.lock().unwrap_or_else(PoisonError::into_inner)),
+            Some(log) => LogWriter::File(log.file.lock()),
         }
     }
 }

@@ -6,8 +6,9 @@
 //! hot path may bump it on every chunk or statement and `info` may read it
 //! from a connection's reader.
 
-use std::sync::Mutex;
 use std::time::Instant;
+
+use parking_lot::{Mutex, MutexGuard};
 
 /// The seconds of history a [`Rate`] keeps: the longest window it answers.
 pub const WINDOW_SECS: u64 = 60;
@@ -62,10 +63,10 @@ impl Rate {
         self.started.elapsed().as_secs()
     }
 
-    fn ring(&self) -> std::sync::MutexGuard<'_, Ring> {
+    fn ring(&self) -> MutexGuard<'_, Ring> {
         // Every update leaves the ring whole, so a poisoned lock is still
         // good to use.
-        self.ring.lock().unwrap_or_else(|e| e.into_inner())
+        self.ring.lock()
     }
 }
 

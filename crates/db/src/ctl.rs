@@ -6,9 +6,10 @@
 //! it. Cancelling marks the job, and interrupts SQLite only while that very
 //! job is the one running, so a late cancel cannot hit the next job.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
+use parking_lot::Mutex;
 use rusqlite::InterruptHandle;
 
 static NEXT_JOB: AtomicU64 = AtomicU64::new(1);
@@ -29,7 +30,7 @@ impl Slot {
 
     /// Marks the job done; a cancel arriving later finds nothing to stop.
     pub fn finish(&self) {
-        *lock(&self.running) = None;
+        *self.running.lock() = None;
     }
 }
 
@@ -56,11 +57,11 @@ impl Ctl {
     /// Claims the job for `slot`'s worker. False when it was cancelled before
     /// it started: the worker then skips it.
     pub fn start(&self, slot: &Arc<Slot>) -> bool {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         if state.cancelled {
             return false;
         }
-        *lock(&slot.running) = Some(self.id);
+        *slot.running.lock() = Some(self.id);
         state.worker = Some(slot.clone());
         true
     }
@@ -68,12 +69,12 @@ impl Ctl {
     /// Cancels the job. Returns whether it had started, in which case its
     /// worker will still answer (soon, since its statement is interrupted).
     pub fn cancel(&self) -> bool {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         state.cancelled = true;
         let Some(slot) = &state.worker else {
             return false;
         };
-        let running = lock(&slot.running);
+        let running = slot.running.lock();
         if *running == Some(self.id) {
             slot.interrupt.interrupt();
         }
@@ -101,11 +102,6 @@ impl Drop for CancelOnDrop {
             ctl.cancel();
         }
     }
-}
-
-/// These locks guard plain data, so a poisoned one is recovered.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

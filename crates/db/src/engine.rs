@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use backroom_frame::body;
 use backroom_frame::error::{Error, ErrorCode};
 use backroom_frame::stream::ByteStream;
 use bytes::{BufMut, Bytes, BytesMut};
+use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle as TaskHandle;
 
@@ -154,21 +155,21 @@ impl Engine {
     /// Stops taking jobs and hands back the threads, which end once their
     /// queued work is done. Join them off the async workers.
     pub fn close(&self) -> Vec<JoinHandle<()>> {
-        lock(&self.pinned).clear();
-        lock(&self.writer).take();
-        lock(&self.readers).take();
-        std::mem::take(&mut *lock(&self.threads))
+        self.pinned.lock().clear();
+        self.writer.lock().take();
+        self.readers.lock().take();
+        std::mem::take(&mut *self.threads.lock())
     }
 
     /// Gives `session` a connection of its own, unless it has one. Blocking.
     pub fn pin(&self, session: SessionId) -> Result<(), Error> {
         // Held while the connection opens, so that two calls of one session
         // never open two connections.
-        let mut pinned = lock(&self.pinned);
+        let mut pinned = self.pinned.lock();
         if pinned.contains_key(&session) {
             return Ok(());
         }
-        let shared = lock(&self.writer).clone().ok_or_else(|| self.dropped())?;
+        let shared = self.writer.lock().clone().ok_or_else(|| self.dropped())?;
         let conn = SqlConn::open(
             &self.path,
             Access::Session,
@@ -192,12 +193,12 @@ impl Engine {
 
     /// Ends `session`'s connection, rolling back its open transaction.
     pub fn unpin(&self, session: SessionId) {
-        lock(&self.pinned).remove(&session);
+        self.pinned.lock().remove(&session);
     }
 
     /// Where `session`'s work on this database runs.
     pub fn lane(&self, session: SessionId) -> Lane {
-        if lock(&self.pinned).contains_key(&session) {
+        if self.pinned.lock().contains_key(&session) {
             Lane::Pinned(session)
         } else {
             Lane::Shared
@@ -211,8 +212,8 @@ impl Engine {
     /// Queues a job for the shared writer, or a pinned session's connection.
     pub fn send_write(&self, lane: Lane, job: WriteJob) -> Result<(), Error> {
         let sender = match lane {
-            Lane::Shared => lock(&self.writer).clone(),
-            Lane::Pinned(session) => lock(&self.pinned).get(&session).cloned(),
+            Lane::Shared => self.writer.lock().clone(),
+            Lane::Pinned(session) => self.pinned.lock().get(&session).cloned(),
         };
         let sender = sender.ok_or_else(|| self.dropped())?;
         sender.send(job).map_err(|_| self.dropped())
@@ -339,17 +340,17 @@ impl Engine {
         &self,
         work: impl FnOnce(&mut SqlConn) -> Result<T, Error>,
     ) -> Option<Result<T, Error>> {
-        let mut lent = lock(&self.inline).pop()?;
+        let mut lent = self.inline.lock().pop()?;
         lent.budget.store(INLINE_BUDGET, Ordering::Relaxed);
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(&mut lent.conn)))
             .unwrap_or_else(|_| Err(Error::internal("the statement failed unexpectedly")));
         let finished = lent.budget.load(Ordering::Relaxed) >= 0;
-        lock(&self.inline).push(lent);
+        self.inline.lock().push(lent);
         finished.then_some(result)
     }
 
     fn send_read(&self, job: ReadJob) -> Result<(), Error> {
-        let readers = lock(&self.readers);
+        let readers = self.readers.lock();
         let sender = readers.as_ref().ok_or_else(|| self.dropped())?;
         sender.try_send(job).map_err(|e| match e {
             TrySendError::Full(_) => Error::busy(format!(
@@ -518,7 +519,7 @@ fn serve_reads(mut conn: SqlConn, queue: &Mutex<Receiver<ReadJob>>) {
     let slot = Slot::new(conn.conn.get_interrupt_handle());
     loop {
         // The lock is held only while waiting for the next job.
-        let job = lock(queue).recv();
+        let job = queue.lock().recv();
         match job {
             Ok(job) => job(Ok((&mut conn, &slot))),
             Err(_) => return,
@@ -822,9 +823,4 @@ fn encode_page(rows: &[Vec<Value>]) -> Result<Bytes, Error> {
     out.put_u32(len);
     out.extend_from_slice(&encoded);
     Ok(out.freeze())
-}
-
-/// These locks guard plain data, so a poisoned one is recovered.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

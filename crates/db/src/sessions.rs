@@ -9,10 +9,11 @@
 //! transaction rolled back.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 use backroom_frame::auth::Identity;
 use backroom_frame::error::Error;
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::engine::{Engine, SessionId};
 
@@ -115,7 +116,7 @@ impl Sessions {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Entry>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, HashMap<SessionId, Entry>> {
+        self.map.lock()
     }
 }

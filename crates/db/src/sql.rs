@@ -5,12 +5,13 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use backroom_api::db::{Column, QueryResult, Statement, Value};
 use backroom_frame::auth::Role;
 use backroom_frame::error::{Error, ErrorCode};
+use parking_lot::Mutex;
 use rusqlite::config::DbConfig;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::ValueRef;
@@ -215,9 +216,9 @@ impl SqlConn {
     /// Prepares `sql` and returns whether it is read-only, with what the
     /// authorizer saw.
     fn prepare_seen(&mut self, sql: &str) -> (rusqlite::Result<bool>, Seen) {
-        *lock(&self.seen) = Seen::default();
+        *self.seen.lock() = Seen::default();
         let prepared = self.conn.prepare(sql).map(|stmt| stmt.readonly());
-        let seen = std::mem::take(&mut *lock(&self.seen));
+        let seen = std::mem::take(&mut *self.seen.lock());
         (prepared, seen)
     }
 
@@ -416,7 +417,7 @@ fn authorize(
     access: Access,
     ctx: AuthContext<'_>,
 ) -> Authorization {
-    let mut seen = lock(seen);
+    let mut seen = seen.lock();
     let verdict = record(&mut seen, data_dir, ctx);
     if seen.state.is_some() && access != Access::Session {
         // Connection state never lands on a shared connection.
@@ -488,11 +489,6 @@ const READ_PRAGMAS: [&str; 10] = [
 /// SQLite's authorizer code for ATTACH, seen with no file name when the
 /// file is not a literal.
 const ATTACH: i32 = 24;
-
-/// A poisoned lock here only guards plain data, so it is recovered.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Binds positional then named parameters, refusing a count that does not
 /// match, since SQLite would silently bind NULL to what is missing.

@@ -13,13 +13,14 @@
 //! serialised on the database and no one waits on SQLite's busy handler.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backroom_api::db::{ChangeOp, QueryResult, Statement, TxMode};
 use backroom_frame::auth::Role;
 use backroom_frame::error::Error;
+use parking_lot::Mutex;
 use rusqlite::hooks::Action;
 use tokio::sync::{broadcast, oneshot};
 
@@ -222,7 +223,7 @@ impl Writer {
                     Action::SQLITE_DELETE => ChangeOp::Delete,
                     _ => return,
                 };
-                lock(&sink).push(Change {
+                sink.lock().push(Change {
                     table: table.to_owned(),
                     op,
                     rowid,
@@ -526,7 +527,7 @@ impl Writer {
         };
         match op {
             SavepointOp::Set(name) => {
-                let pending = lock(&self.changes).len();
+                let pending = self.changes.lock().len();
                 open.savepoints.push((name.clone(), pending));
             }
             SavepointOp::Release(name) => {
@@ -536,7 +537,7 @@ impl Writer {
             }
             SavepointOp::RollbackTo(name) => {
                 if let Some(at) = find(name) {
-                    lock(&self.changes).truncate(open.savepoints[at].1);
+                    self.changes.lock().truncate(open.savepoints[at].1);
                     open.savepoints.truncate(at + 1);
                 }
             }
@@ -552,7 +553,7 @@ impl Writer {
             return;
         }
         self.open = None;
-        lock(&self.changes).clear();
+        self.changes.lock().clear();
         let reason = format!("transaction rolled back by SQLite after: {error}");
         self.ended.insert(id, Error::conflict(reason));
     }
@@ -585,11 +586,11 @@ impl Writer {
                 tracing::error!(error = %e, "rollback failed");
             }
         }
-        lock(&self.changes).clear();
+        self.changes.lock().clear();
     }
 
     fn publish(&mut self) {
-        let changes = std::mem::take(&mut *lock(&self.changes));
+        let changes = std::mem::take(&mut *self.changes.lock());
         for change in changes {
             // No subscriber is not an error.
             let _ = self.feed.send(change);
@@ -645,7 +646,7 @@ impl Writer {
         &mut self,
         work: impl FnOnce(&mut SqlConn) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mark = lock(&self.changes).len();
+        let mark = self.changes.lock().len();
         self.conn
             .conn
             .execute_batch("SAVEPOINT backroom_stmt")
@@ -653,7 +654,7 @@ impl Writer {
         let result = match work(&mut self.conn) {
             Ok(result) => result,
             Err(error) => {
-                lock(&self.changes).truncate(mark);
+                self.changes.lock().truncate(mark);
                 if !self.conn.conn.is_autocommit() {
                     let _ = self
                         .conn
@@ -775,7 +776,7 @@ impl Writer {
         while let Some(job) = rest.next() {
             let result = self.guarded(&job.statements, job.role, &job.ctl);
             if result.is_err() && self.conn.conn.is_autocommit() {
-                lock(&self.changes).clear();
+                self.changes.lock().clear();
                 let _ = job.answer.send(result.map(Ran::Done));
                 let mut again: Vec<Pending> = done.into_iter().map(|(job, _)| job).collect();
                 again.extend(rest);
@@ -817,9 +818,4 @@ pub fn human(d: Duration) -> String {
     } else {
         format!("{ms} ms")
     }
-}
-
-/// These locks guard plain data, so a poisoned one is recovered.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

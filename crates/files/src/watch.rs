@@ -9,12 +9,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backroom_api::files::{Change, ChangeKind, Origin};
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
 use crate::atomic::is_reserved;
@@ -82,11 +83,6 @@ fn ancestors(path: &str) -> impl Iterator<Item = &str> {
     std::iter::successors(Some(path), |p| p.rsplit_once('/').map(|(parent, _)| parent))
 }
 
-fn lock(recent: &Mutex<Recent>) -> std::sync::MutexGuard<'_, Recent> {
-    // Every update leaves the maps consistent, so a poisoned lock is usable.
-    recent.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// How many recent changes the journal keeps for `Last-Event-ID` resumes
 /// and long polls.
 const JOURNAL: usize = 1024;
@@ -121,7 +117,7 @@ impl Journal {
 
     fn record(&self, change: &Change) {
         let latest = {
-            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            let mut recent = self.recent.lock();
             recent.0 += 1;
             let n = recent.0;
             if recent.1.len() == JOURNAL {
@@ -135,7 +131,7 @@ impl Journal {
 
     /// The changes after number `after`.
     pub fn since(&self, after: u64) -> Since {
-        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let recent = self.recent.lock();
         let oldest = recent.1.front().map_or(recent.0 + 1, |(n, _)| *n);
         Since {
             changes: recent
@@ -204,7 +200,7 @@ impl Hub {
     /// events it causes are not reported as other programs' changes.
     pub fn expect(&self, path: &str, to: Option<&str>, tree: bool) {
         let now = Instant::now();
-        let mut recent = lock(&self.recent);
+        let mut recent = self.recent.lock();
         Recent::remember(&mut recent.by_server, path, now, ECHO_WINDOW);
         if let Some(to) = to {
             Recent::remember(&mut recent.by_server, to, now, ECHO_WINDOW);
@@ -218,7 +214,7 @@ impl Hub {
     pub fn publish(&self, kind: ChangeKind, path: String, to: Option<String>) {
         let now = Instant::now();
         {
-            let mut recent = lock(&self.recent);
+            let mut recent = self.recent.lock();
             Recent::remember(&mut recent.by_server, &path, now, ECHO_WINDOW);
             if let Some(to) = &to {
                 Recent::remember(&mut recent.by_server, to, now, ECHO_WINDOW);
@@ -244,7 +240,7 @@ impl Hub {
     /// Starts the disk watcher on first use. Blocking: a recursive watch
     /// walks the whole tree. Returns whether disk changes are being seen.
     pub fn ensure_disk(&self) -> bool {
-        let mut disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
+        let mut disk = self.disk.lock();
         if disk.is_none() {
             let started = self.start_disk();
             if let Err(e) = &started {
@@ -270,7 +266,7 @@ impl Hub {
             };
             let now = Instant::now();
             for change in disk_changes(&root, &event) {
-                if lock(&recent).admit_disk(&change, now) {
+                if recent.lock().admit_disk(&change, now) {
                     feed.send(change);
                 }
             }
@@ -392,7 +388,7 @@ mod tests {
         hub.expect("new/r2.pdf", None, false);
         hub.expect("old", None, true);
         let now = Instant::now();
-        let mut recent = lock(&hub.recent);
+        let mut recent = hub.recent.lock();
         assert!(!recent.admit_disk(&change(ChangeKind::Created, "new/r2.pdf"), now));
         assert!(!recent.admit_disk(&change(ChangeKind::Removed, "old/a/b.txt"), now));
         assert!(!recent.admit_disk(&change(ChangeKind::Removed, "old"), now));

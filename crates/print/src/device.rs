@@ -5,10 +5,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Mutex;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -169,7 +170,7 @@ impl Device {
         let mut progress = Progress::default();
         let last = Mutex::new(Instant::now());
         let watched = |p: Progress| {
-            *last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            *last.lock() = Instant::now();
             report(p);
         };
         let outcome = {
@@ -190,7 +191,7 @@ impl Device {
             return std::future::pending().await;
         };
         loop {
-            let deadline = *last.lock().unwrap_or_else(|e| e.into_inner()) + timeout;
+            let deadline = *last.lock() + timeout;
             if Instant::now() >= deadline {
                 return device(format!(
                     "the device took no data and did not finish for {} s (timeout_secs)",

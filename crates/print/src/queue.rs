@@ -6,7 +6,7 @@
 //! fsync. Methods report what changed as [`Event`]s for the watchers.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use backroom_api::print::{
@@ -16,6 +16,7 @@ use backroom_api::print::{
 };
 use backroom_frame::auth::{Identity, Role};
 use backroom_frame::error::Error;
+use parking_lot::{Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
 
 use crate::order::{Aging, Place, Rank};
@@ -610,7 +611,7 @@ impl Queue {
 
     fn store(&self) -> MutexGuard<'_, Store> {
         // A failed write rolls its transaction back: the store stays whole.
-        self.store.lock().unwrap_or_else(|e| e.into_inner())
+        self.store.lock()
     }
 
     /// The job as a client sees it.
@@ -1242,7 +1243,7 @@ impl Admitted {
     /// them) and gives them their ids. Blocks; holds the store, not the
     /// queue, so the queue answers reads meanwhile.
     pub fn write(&mut self) -> Result<(), Error> {
-        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        let mut store = self.store.lock();
         store.insert_all(&mut self.records).map_err(db)
     }
 }

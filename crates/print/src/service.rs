@@ -4,8 +4,8 @@
 use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backroom_api::print::{
@@ -18,16 +18,11 @@ use backroom_frame::error::Error;
 use backroom_frame::server::{Call, Reply, Service, Vital};
 use backroom_frame::stream::ByteStream;
 use bytes::Bytes;
+use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::{Notify, broadcast, oneshot};
 
 use crate::queue::{Arrival, Queue};
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Every holder leaves the data whole (a push or a take), so a panic
-    // elsewhere does not poison it for good.
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// How many events a slow watcher may fall behind before it is told it lost
 /// some.
@@ -157,7 +152,7 @@ impl Shared {
         let shared = self.clone();
         let (result, events) = tokio::task::spawn_blocking(move || {
             let mut events = Vec::new();
-            let mut queue = lock(&shared.queue);
+            let mut queue = shared.queue.lock();
             let result = op(&mut queue, now, &mut events);
             shared.gauges.read(&queue, &events);
             let unlinked = queue.unlinked();
@@ -176,7 +171,7 @@ impl Shared {
     /// all in one transaction: one fsync for many jobs.
     pub async fn enqueue(self: &Arc<Self>, arrival: Arrival) -> Result<Job, Error> {
         let (reply, answer) = oneshot::channel();
-        lock(&self.arrivals).push((arrival, reply));
+        self.arrivals.lock().push((arrival, reply));
         let now = self.clock.now_ms();
         let shared = self.clone();
         let events = tokio::task::spawn_blocking(move || shared.commit_arrivals(now))
@@ -194,16 +189,19 @@ impl Shared {
     /// and the next submissions' checks go on meanwhile. Blocks: run it on
     /// the blocking pool.
     fn commit_arrivals(&self, now: i64) -> Vec<Event> {
-        let _committing = lock(&self.committing);
-        let batch = std::mem::take(&mut *lock(&self.arrivals));
+        let _committing = self.committing.lock();
+        let batch = std::mem::take(&mut *self.arrivals.lock());
         if batch.is_empty() {
             return Vec::new();
         }
         let (arrivals, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-        let mut admitted = lock(&self.queue).admit(&arrivals, now);
+        let mut admitted = self.queue.lock().admit(&arrivals, now);
         let written = admitted.write();
         let mut events = Vec::new();
-        let answers = lock(&self.queue).install(admitted, written, now, &mut events);
+        let answers = self
+            .queue
+            .lock()
+            .install(admitted, written, now, &mut events);
         for (answer, reply) in answers.into_iter().zip(replies) {
             let _ = reply.send(answer);
         }

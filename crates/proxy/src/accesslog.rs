@@ -7,9 +7,10 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 
 use backroom_api::proxy::AccessRecord;
+use parking_lot::Mutex;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
@@ -113,7 +114,7 @@ impl AccessLog {
             }
         }
         let record = Arc::new(record);
-        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let mut recent = self.recent.lock();
         if recent.len() == RECENT_CAPACITY {
             recent.pop_front();
         }
@@ -132,7 +133,7 @@ impl AccessLog {
 
     /// The latest records, oldest first, and every record after them.
     pub fn subscribe(&self) -> (Vec<AccessRecord>, broadcast::Receiver<Arc<AccessRecord>>) {
-        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let recent = self.recent.lock();
         let records = recent.iter().map(|r| AccessRecord::clone(r)).collect();
         (records, self.feed.subscribe())
     }

@@ -6,11 +6,12 @@
 //! header on every request, and only the first one pays for the hash.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use backroom_daemon::face::parse_basic;
+use parking_lot::Mutex;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -115,12 +116,12 @@ impl ProxyAuth {
 
     fn cached(&self, key: &[u8; 32]) -> Option<String> {
         // A panic while holding the lock leaves a usable map: recover it.
-        let cache = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        let cache = self.verified.lock();
         cache.get(key).cloned()
     }
 
     fn remember(&self, key: [u8; 32], user: &str) {
-        let mut cache = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.verified.lock();
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
         }

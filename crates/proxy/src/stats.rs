@@ -3,13 +3,14 @@
 //! share of 5xx answers, and the busiest hosts.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use backroom_api::proxy::{HostCount, Stats as Snapshot, StatusClasses, vital};
 use backroom_daemon::rate::Rate;
 use backroom_frame::server::{Vital, unit};
+use parking_lot::{Mutex, MutexGuard};
 
 /// Distinct hosts tracked before the least busy are forgotten.
 const HOST_LIMIT: usize = 4096;
@@ -53,10 +54,10 @@ impl Default for Stats {
 }
 
 impl Stats {
-    fn hosts(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+    fn hosts(&self) -> MutexGuard<'_, HashMap<String, u64>> {
         // Every update leaves the map consistent, so a poisoned lock is
         // still good to use.
-        self.hosts.lock().unwrap_or_else(|e| e.into_inner())
+        self.hosts.lock()
     }
 
     /// Counts one finished request or tunnel.

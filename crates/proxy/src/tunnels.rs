@@ -5,12 +5,13 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backroom_api::proxy::TunnelInfo;
 use bytes::Bytes;
+use parking_lot::{Mutex, MutexGuard};
 use rustix::pipe::{self, PipeFlags, SpliceFlags};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
@@ -64,9 +65,9 @@ impl Drop for Registration {
 }
 
 impl Tunnels {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Entry>> {
         // Single inserts and removes leave the map consistent after a panic.
-        self.open.lock().unwrap_or_else(|e| e.into_inner())
+        self.open.lock()
     }
 
     pub fn register(

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Mutex, PoisonError};
+
 use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
@@ -24,6 +24,7 @@ use backroom_api::files::{
 use backroom_frame::error::{Error, ErrorCode};
 use bytes::{Bytes, BytesMut};
 use indicatif::ProgressBar;
+use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -803,7 +804,7 @@ impl Progress {
             Progress::Hidden => {}
             Progress::Bar(bar) => bar.inc(bytes as u64),
             Progress::Lines(lines) => {
-                let mut lines = lines.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut lines = lines.lock();
                 lines.advance(bytes as u64);
             }
         }

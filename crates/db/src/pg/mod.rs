@@ -18,13 +18,14 @@ mod session;
 mod types;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
 
 use backroom_daemon::face::{Admitted, Limits, Refusal, accept_loop};
 use futures_util::StreamExt;
+use parking_lot::{Mutex, MutexGuard};
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -47,8 +48,8 @@ struct Running {
 }
 
 impl Running {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i32, (i32, CancellationToken)>> {
-        self.by_pid.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, HashMap<i32, (i32, CancellationToken)>> {
+        self.by_pid.lock()
     }
 }
 

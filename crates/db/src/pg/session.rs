@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,6 +13,7 @@ use backroom_api::db::{DEFAULT_DB, QueryResult, Statement, TxMode, Value};
 use backroom_frame::auth::{Identity, Role};
 use backroom_frame::error::Error;
 use futures_util::{Sink, SinkExt, StreamExt};
+use parking_lot::{Mutex, MutexGuard};
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::auth::{
     ServerParameterProvider, finish_authentication, protocol_negotiation,
@@ -153,8 +154,8 @@ impl PgSession {
         self.face.clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
     }
 
     /// The session's id in the engine: its own address, unique while it

@@ -5,11 +5,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-use std::sync::Mutex;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use backroom_frame::Error;
+use parking_lot::{Mutex, MutexGuard};
 
 use super::conditional::Validators;
 use super::xml::{DAV, Node, escape};
@@ -271,12 +272,12 @@ pub struct Store {
 }
 
 impl Store {
-    fn props(&self) -> std::sync::MutexGuard<'_, HashMap<RelPath, Dead>> {
-        self.props.lock().unwrap_or_else(|e| e.into_inner())
+    fn props(&self) -> MutexGuard<'_, HashMap<RelPath, Dead>> {
+        self.props.lock()
     }
 
-    fn locks(&self) -> std::sync::MutexGuard<'_, Vec<Lock>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+    fn locks(&self) -> MutexGuard<'_, Vec<Lock>> {
+        let mut locks = self.locks.lock();
         let now = Instant::now();
         locks.retain(|l| l.expires > now);
         locks

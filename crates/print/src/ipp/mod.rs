@@ -13,7 +13,7 @@ mod message;
 mod ops;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use backroom_api::print::Printers;
@@ -25,6 +25,7 @@ use http::{HeaderMap, Method, Response, StatusCode as HttpStatus};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use ipp::model::{IppVersion, StatusCode};
+use parking_lot::{Mutex, MutexGuard};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -158,9 +159,9 @@ fn speaks(version: IppVersion) -> bool {
 }
 
 impl Face {
-    fn incoming(&self) -> std::sync::MutexGuard<'_, HashMap<u64, bool>> {
+    fn incoming(&self) -> MutexGuard<'_, HashMap<u64, bool>> {
         // Every holder leaves the map whole, so a poisoned lock is still good.
-        self.incoming.lock().unwrap_or_else(|e| e.into_inner())
+        self.incoming.lock()
     }
 
     /// Who the request comes from: `Ok(None)` on a server without users,
