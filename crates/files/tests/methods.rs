@@ -100,6 +100,40 @@ async fn ranges_read_the_middle_of_a_file() {
 }
 
 #[tokio::test]
+async fn a_range_across_several_read_blocks_arrives_whole_and_in_chunks() {
+    let server = TestServer::start().await;
+    let c = server.client().await;
+    // Read blocks are 1 MiB and chunks 128 KiB: a range that starts and
+    // ends inside blocks, and spans three, checks the seams of both.
+    let data = pattern((3 << 20) + 4321, 7);
+    c.write_all(
+        &write_args("blocks.bin", WriteMode::CreateNew),
+        Bytes::from(data.clone()),
+    )
+    .await
+    .expect("write");
+    let (offset, length) = ((1 << 20) - 5, (2 << 20) + 9);
+    let args = ReadArgs {
+        path: "blocks.bin".into(),
+        offset: offset as u64,
+        length: Some(length as u64),
+    };
+    let (head, mut stream) = c.read(&args).await.expect("read");
+    assert_eq!(head.length, length as u64);
+    let mut got = Vec::new();
+    while let Some(chunk) = stream.chunk().await.expect("chunk") {
+        assert!(
+            chunk.len() <= backroom_frame::stream::MAX_CHUNK,
+            "a chunk of {} bytes",
+            chunk.len()
+        );
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(got.len(), length);
+    assert!(got == data[offset..offset + length], "the bytes differ");
+}
+
+#[tokio::test]
 async fn a_download_interrupted_and_resumed_matches_the_checksum() {
     let server = TestServer::start().await;
     let c = server.client().await;
