@@ -27,10 +27,11 @@ use crate::rights::Access;
 use crate::service::{State, blocking, checked};
 use crate::uploads;
 
-/// The read size of downloads: one default stream window, eight protocol
-/// chunks. One blocking trip per megabyte rather than per chunk; the frame
-/// runtime cuts each block into chunks without copying.
-const READ_BLOCK: usize = 1024 * 1024;
+/// What a transfer reads or writes per blocking trip: one default stream
+/// window, eight protocol chunks. One trip per megabyte rather than per
+/// chunk; the frame runtime cuts a download's blocks into chunks without
+/// copying, and an upload's chunks are written together.
+const BLOCK: usize = 1024 * 1024;
 /// How long a resume or status waits for the same upload's earlier attempt.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -146,7 +147,7 @@ fn read_ahead(mut file: std::fs::File, want: usize) -> ReadJob {
 }
 
 fn chunk_len(left: u64) -> usize {
-    usize::try_from(left).map_or(READ_BLOCK, |left| left.min(READ_BLOCK))
+    usize::try_from(left).map_or(BLOCK, |left| left.min(BLOCK))
 }
 
 /// A download in progress. Each block is read on a blocking thread, one
@@ -356,16 +357,20 @@ pub async fn write_from(
     } = begun;
 
     let mut total = temp.written();
-    // The temp file travels to a blocking thread for each chunk and back, so
-    // no thread waits on a slow client. Its lock travels after it, so that
-    // if this handler is dropped mid-write the file closes first.
+    // The temp file travels to a blocking thread for each block of chunks
+    // and back, so no thread waits on a slow client. Its lock travels after
+    // it, so that if this handler is dropped mid-write the file closes first.
     let mut job = (temp, lock);
+    let mut pieces = Pieces::default();
+    let mut interrupted = None;
     let refused = loop {
         let data = match upload.chunk().await {
             Ok(Some(data)) => data,
             Ok(None) => break None,
-            // Interrupted: a resumable upload keeps what it has.
-            Err(e) => return Err(e),
+            Err(e) => {
+                interrupted = Some(e);
+                break None;
+            }
         };
         total += data.len() as u64;
         if let Some(max) = max.filter(|&max| total > max) {
@@ -379,19 +384,26 @@ pub async fn write_from(
         if let Err(e) = charge.add(data.len() as u64) {
             break Some(e);
         }
-        let (mut temp, lock) = job;
-        let (temp, lock, written) = tokio::task::spawn_blocking(move || {
-            let written = temp.write(&data);
-            (temp, lock, written)
-        })
-        .await
-        .map_err(|e| Error::internal(format!("the upload's write task failed: {e}")))?;
-        job = (temp, lock);
+        if pieces.push(data) < BLOCK {
+            continue;
+        }
+        let written;
+        (job, written) = pieces.write(job).await?;
         if let Err(e) = written {
             // A write that failed (a full disk above all) leaves nothing
             // worth resuming: rolled back below, so the space is free for
             // the next upload.
             break Some(fs_error(e, &path));
+        }
+    };
+    // What is gathered still goes to disk, unless the upload is refused
+    // anyway: an interrupted resumable upload keeps every byte it received.
+    let refused = match refused {
+        Some(error) => Some(error),
+        None => {
+            let written;
+            (job, written) = pieces.write(job).await?;
+            written.err().map(|e| fs_error(e, &path))
         }
     };
     let (temp, lock) = job;
@@ -403,6 +415,9 @@ pub async fn write_from(
             Ok(())
         })
         .await?;
+        return Err(error);
+    }
+    if let Some(error) = interrupted {
         return Err(error);
     }
     if let Some(size) = declared.filter(|&size| total != size) {
@@ -437,6 +452,43 @@ pub async fn write_from(
         path: path.to_string(),
         size,
     })
+}
+
+/// An upload's temp file on its way to and from a blocking write, its lock
+/// after it.
+type WriteJob = (TempFile, Option<UploadLock>);
+
+/// Chunks of an upload received but not yet written.
+#[derive(Default)]
+struct Pieces {
+    gathered: Vec<Bytes>,
+    len: usize,
+}
+
+impl Pieces {
+    /// Adds a chunk; returns how many bytes are gathered.
+    fn push(&mut self, data: Bytes) -> usize {
+        self.len += data.len();
+        self.gathered.push(data);
+        self.len
+    }
+
+    /// Writes what is gathered on a blocking thread and hands the temp file
+    /// back with the write's outcome.
+    async fn write(&mut self, job: WriteJob) -> Result<(WriteJob, std::io::Result<()>), Error> {
+        if self.gathered.is_empty() {
+            return Ok((job, Ok(())));
+        }
+        let gathered = std::mem::take(&mut self.gathered);
+        self.len = 0;
+        let (mut temp, lock) = job;
+        tokio::task::spawn_blocking(move || {
+            let written = gathered.iter().try_for_each(|piece| temp.write(piece));
+            ((temp, lock), written)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("the upload's write task failed: {e}")))
+    }
 }
 
 /// Holds a resumable upload's lock. It travels with the upload's temp file,

@@ -215,6 +215,30 @@ async fn an_upload_interrupted_and_resumed_matches_the_checksum() {
 }
 
 #[tokio::test]
+async fn an_upload_ended_short_keeps_exactly_its_bytes_across_write_blocks() {
+    let server = TestServer::start().await;
+    let c = server.client().await;
+    // Chunks are written to disk a megabyte at a time: what an upload sent
+    // before it ended, block or not, must all be kept for the resume.
+    let sent = (3 << 19) + 100;
+    let data = pattern(sent, 5);
+    let mut args = write_args("short.bin", WriteMode::CreateNew);
+    args.upload_id = Some("short-1".into());
+    args.size = Some(4 << 20);
+    let ended = c.write_all(&args, Bytes::from(data.clone())).await;
+    assert_eq!(ended.expect_err("ends short").code, ErrorCode::BadRequest);
+    let status = c
+        .upload_status("short.bin", "short-1", Some(Algorithm::Blake3))
+        .await
+        .expect("status");
+    assert_eq!(status.received, sent as u64);
+    assert_eq!(
+        status.digest,
+        Some(blake3::hash(&data).to_hex().to_string())
+    );
+}
+
+#[tokio::test]
 async fn resuming_beyond_what_was_received_is_refused() {
     let server = TestServer::start().await;
     let c = server.client().await;
