@@ -5,7 +5,7 @@
 //! (`xtask bench NAME --json`), so that one that fails, or cannot run at all,
 //! is recorded as such while the others still run.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -59,21 +59,13 @@ fn run_one(exe: &std::path::Path, name: &str, options: &Options) -> Outcome {
         Ok(child) => child,
         Err(e) => return Outcome::Failed(format!("cannot start it: {e}")),
     };
-    // Every line goes through as it comes, except the last one, held back
-    // because it is the JSON that the summary takes in.
-    let mut held: Option<String> = None;
-    if let Some(stdout) = child.stdout.take() {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line.trim().is_empty() {
-                println!();
-                continue;
-            }
-            if let Some(previous) = held.replace(line) {
-                println!("{previous}");
-            }
+    let held = match child.stdout.take() {
+        Some(stdout) => {
+            let lines = BufReader::new(stdout).lines().map_while(Result::ok);
+            pass_through(lines, &mut std::io::stdout().lock())
         }
-    }
+        None => None,
+    };
     let status = match child.wait() {
         Ok(status) => status,
         Err(e) => return Outcome::Failed(format!("lost track of it: {e}")),
@@ -83,6 +75,32 @@ fn run_one(exe: &std::path::Path, name: &str, options: &Options) -> Outcome {
         println!("{line}");
     }
     judged
+}
+
+/// Copies every line to `out` as it comes, except the last one that is not
+/// blank, which it returns: the JSON that the summary takes in. Blank lines
+/// after that one are held back with it.
+fn pass_through(lines: impl Iterator<Item = String>, out: &mut impl Write) -> Option<String> {
+    let mut held: Option<String> = None;
+    let mut blanks_after_held = 0;
+    for line in lines {
+        if line.trim().is_empty() {
+            if held.is_some() {
+                blanks_after_held += 1;
+            } else {
+                let _ = writeln!(out);
+            }
+            continue;
+        }
+        if let Some(previous) = held.replace(line) {
+            let _ = writeln!(out, "{previous}");
+            for _ in 0..blanks_after_held {
+                let _ = writeln!(out);
+            }
+        }
+        blanks_after_held = 0;
+    }
+    held
 }
 
 /// Judges a finished benchmark by its exit and its last line.
@@ -252,6 +270,27 @@ mod tests {
         );
         // The line parses back: it is what a tracker reads.
         assert_eq!(json::parse(&summary.render()).unwrap(), summary);
+    }
+
+    #[test]
+    fn a_benchmarks_table_passes_through_in_order_without_its_json_line() {
+        let printed = [
+            "",
+            "title",
+            "",
+            "row 1",
+            "row 2",
+            "",
+            "{\"bench\":\"x\"}",
+            "",
+        ];
+        let mut out = Vec::new();
+        let last = pass_through(printed.iter().map(|l| l.to_string()), &mut out);
+        assert_eq!(last.as_deref(), Some("{\"bench\":\"x\"}"));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\ntitle\n\nrow 1\nrow 2\n\n"
+        );
     }
 
     #[test]
