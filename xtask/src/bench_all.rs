@@ -114,25 +114,35 @@ fn outcome(success: bool, status: &str, last_line: Option<&str>) -> Outcome {
     }
 }
 
-/// Every `ratio` in a benchmark's figures, named by its path of keys, such as
-/// `pipelined` or `download.devnull`.
+/// The benchmarks name their ratios `ratio`, `ratio_pg`, `rps_ratio` or
+/// `vs_squid`.
+fn is_ratio_key(key: &str) -> bool {
+    key.starts_with("ratio_") || key.ends_with("_ratio") || key.starts_with("vs_")
+}
+
+/// Every ratio in a benchmark's figures, named by its path of keys, such as
+/// `pipelined` (for a `ratio`) or `point_select.ratio_pg`.
 fn ratios(prefix: &str, value: &Value, found: &mut Vec<(String, f64)>) {
     let Value::Object(members) = value else {
         return;
     };
     for (key, member) in members {
-        if key == "ratio" {
-            if let Some(r) = member.as_f64() {
-                found.push((prefix.to_owned(), r));
-            }
-            continue;
-        }
         let path = if prefix.is_empty() {
             key.clone()
         } else {
             format!("{prefix}.{key}")
         };
-        ratios(&path, member, found);
+        if key == "ratio" {
+            if let Some(r) = member.as_f64() {
+                found.push((prefix.to_owned(), r));
+            }
+        } else if is_ratio_key(key) {
+            if let Some(r) = member.as_f64() {
+                found.push((path, r));
+            }
+        } else {
+            ratios(&path, member, found);
+        }
     }
 }
 
@@ -227,13 +237,17 @@ mod tests {
             r#"{"bench":"frame","pipelined":{"rps":5,"ratio":1.1},"stream":{"ratio":0.9},"notes":[]}"#,
         )
         .unwrap();
-        let files =
-            json::parse(r#"{"bench":"files","download":{"devnull":{"ratio":1.02}}}"#).unwrap();
+        let files = json::parse(
+            r#"{"bench":"files","download":{"devnull":{"ratio":1.02,"iperf3_ratio":0.4}}}"#,
+        )
+        .unwrap();
+        let proxy = json::parse(r#"{"bench":"proxy","wrk":{"vs_squid":2.1,"rps":5}}"#).unwrap();
         let summary = aggregate(
             &options(),
             &[
                 ("frame", Outcome::Ran(frame.clone())),
                 ("files", Outcome::Ran(files)),
+                ("proxy", Outcome::Ran(proxy)),
             ],
         );
         assert_eq!(summary.path(&["benchmarks", "frame"]), Some(&frame));
@@ -241,6 +255,9 @@ mod tests {
         assert_eq!(ratio("frame.pipelined"), Some(1.1));
         assert_eq!(ratio("frame.stream"), Some(0.9));
         assert_eq!(ratio("files.download.devnull"), Some(1.02));
+        assert_eq!(ratio("files.download.devnull.iperf3_ratio"), Some(0.4));
+        assert_eq!(ratio("proxy.wrk.vs_squid"), Some(2.1));
+        assert_eq!(ratio("proxy.wrk.rps"), None);
         assert_eq!(summary.get("failed"), Some(&Value::Array(Vec::new())));
     }
 
