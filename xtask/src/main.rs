@@ -8,6 +8,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bench;
+mod bench_all;
 mod bench_dash;
 mod bench_db;
 mod bench_files;
@@ -35,7 +36,9 @@ commands:
   bench files [--quick] [--json]     backroom-files against nginx and vsftpd (with curl) and iperf3
   bench print [--quick] [--json]     backroom-print's accepted jobs/s against CUPS lp, and queue latency at 100k jobs
   bench proxy [--quick] [--json]     backroom-proxy against tinyproxy, squid and direct, with wrk
-  bench dash [--quick] [--json]      the dashboard: Print tab render time with 10k jobs, and idle CPU";
+  bench dash [--quick] [--json]      the dashboard: Print tab render time with 10k jobs, and idle CPU
+  bench all [--quick] [--json]       every benchmark above in turn; --json ends with one line holding
+                                     every benchmark's figures and all their ratios";
 
 /// The exit code of a command line that could not be understood.
 const USAGE_ERROR: u8 = 2;
@@ -71,17 +74,25 @@ fn main() -> ExitCode {
 /// A benchmark: it measures, prints its figures, and fails only if it cannot.
 type Benchmark = fn(&bench::Options) -> Result<(), String>;
 
-/// The benchmark called `name`, if there is one.
+/// Every benchmark, by name, in the order `bench all` runs them.
+const BENCHMARKS: [(&str, Benchmark); 6] = [
+    ("frame", bench::frame),
+    ("files", bench_files::files),
+    ("db", bench_db::db),
+    ("proxy", bench_proxy::proxy),
+    ("print", bench_print::print),
+    ("dash", bench_dash::dash),
+];
+
+/// The benchmark called `name`, if there is one; `all` runs every one.
 fn benchmark(name: &str) -> Option<Benchmark> {
-    Some(match name {
-        "frame" => bench::frame,
-        "files" => bench_files::files,
-        "print" => bench_print::print,
-        "db" => bench_db::db,
-        "proxy" => bench_proxy::proxy,
-        "dash" => bench_dash::dash,
-        _ => return None,
-    })
+    if name == "all" {
+        return Some(bench_all::all);
+    }
+    BENCHMARKS
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, run)| *run)
 }
 
 fn report(result: Result<(), String>) -> ExitCode {

@@ -1,8 +1,8 @@
 //! Streamed transfers (`read`, `write`, `upload_status`), the per-connection
 //! transfer limit, quota charging, and the `watch` event stream.
 //!
-//! File IO runs on blocking threads one chunk at a time, handed over between
-//! the network and the disk, so memory stays at a few chunks per transfer and
+//! File IO runs on blocking threads one block at a time, handed over between
+//! the network and the disk, so memory stays at a few blocks per transfer and
 //! no thread is held while a slow client sends or reads.
 
 use std::future::Future;
@@ -28,8 +28,11 @@ use crate::service::{State, blocking, checked};
 use crate::uploads;
 use crate::vitals::{Meter, Transfer};
 
-/// The read size of downloads: one protocol chunk.
-const READ_BLOCK: usize = backroom_frame::stream::MAX_CHUNK;
+/// What a transfer reads or writes per blocking trip: one default stream
+/// window, eight protocol chunks. One trip per megabyte rather than per
+/// chunk; the frame runtime cuts a download's blocks into chunks without
+/// copying, and an upload's chunks are written together.
+const BLOCK: usize = 1024 * 1024;
 /// How long a resume or status waits for the same upload's earlier attempt.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -108,7 +111,7 @@ pub async fn read(state: &Arc<State>, call: &Call) -> Result<Reply, Error> {
 }
 
 /// Streams the next `length` bytes of `file`, from where it stands, one
-/// chunk ahead of the reader, holding `slot` until the end.
+/// block ahead of the reader, holding `slot` until the end.
 pub fn download(slot: Slot, file: cap_std::fs::File, length: u64) -> BodyStream {
     let meter = slot.state.meter.clone();
     let mut download = Download {
@@ -119,7 +122,7 @@ pub fn download(slot: Slot, file: cap_std::fs::File, length: u64) -> BodyStream 
         _slot: slot,
     };
     if download.left > 0 {
-        download.job = Some(read_ahead(file, chunk_len(download.left)));
+        download.job = Some(read_ahead(file.into_std(), chunk_len(download.left)));
     }
     Box::pin(futures_util::stream::unfold(
         download,
@@ -130,26 +133,29 @@ pub fn download(slot: Slot, file: cap_std::fs::File, length: u64) -> BodyStream 
     ))
 }
 
-/// A read of one chunk on a blocking thread; it hands the file back.
-type ReadJob = tokio::task::JoinHandle<(cap_std::fs::File, std::io::Result<Vec<u8>>)>;
+/// A read of one block on a blocking thread; it hands the file back.
+type ReadJob = tokio::task::JoinHandle<(std::fs::File, std::io::Result<Vec<u8>>)>;
 
-fn read_ahead(mut file: cap_std::fs::File, want: usize) -> ReadJob {
+/// Reads up to `want` bytes into a fresh buffer. Through the standard file,
+/// whose reads fill uninitialised memory, the buffer is never zeroed first
+/// (a zeroing `vec![0; want]` was 8% of a download's CPU time).
+fn read_ahead(mut file: std::fs::File, want: usize) -> ReadJob {
     tokio::task::spawn_blocking(move || {
-        let mut buf = vec![0; want];
-        let read = file.read(&mut buf).map(|n| {
-            buf.truncate(n);
-            buf
-        });
+        let mut buf = Vec::with_capacity(want);
+        let read = Read::by_ref(&mut file)
+            .take(want as u64)
+            .read_to_end(&mut buf)
+            .map(|_| buf);
         (file, read)
     })
 }
 
 fn chunk_len(left: u64) -> usize {
-    usize::try_from(left).map_or(READ_BLOCK, |left| left.min(READ_BLOCK))
+    usize::try_from(left).map_or(BLOCK, |left| left.min(BLOCK))
 }
 
-/// A download in progress. Each chunk is read on a blocking thread, one
-/// chunk ahead of the network; no thread waits on a slow client.
+/// A download in progress. Each block is read on a blocking thread, one
+/// block ahead of the network; no thread waits on a slow client.
 struct Download {
     job: Option<ReadJob>,
     left: u64,
@@ -359,16 +365,20 @@ pub async fn write_from(
     } = begun;
 
     let mut total = temp.written();
-    // The temp file travels to a blocking thread for each chunk and back, so
-    // no thread waits on a slow client. Its lock travels after it, so that
-    // if this handler is dropped mid-write the file closes first.
+    // The temp file travels to a blocking thread for each block of chunks
+    // and back, so no thread waits on a slow client. Its lock travels after
+    // it, so that if this handler is dropped mid-write the file closes first.
     let mut job = (temp, lock);
+    let mut pieces = Pieces::default();
+    let mut interrupted = None;
     let refused = loop {
         let data = match upload.chunk().await {
             Ok(Some(data)) => data,
             Ok(None) => break None,
-            // Interrupted: a resumable upload keeps what it has.
-            Err(e) => return Err(e),
+            Err(e) => {
+                interrupted = Some(e);
+                break None;
+            }
         };
         total += data.len() as u64;
         state.meter.bytes_in.add(data.len() as u64);
@@ -383,19 +393,26 @@ pub async fn write_from(
         if let Err(e) = charge.add(data.len() as u64) {
             break Some(e);
         }
-        let (mut temp, lock) = job;
-        let (temp, lock, written) = tokio::task::spawn_blocking(move || {
-            let written = temp.write(&data);
-            (temp, lock, written)
-        })
-        .await
-        .map_err(|e| Error::internal(format!("the upload's write task failed: {e}")))?;
-        job = (temp, lock);
+        if pieces.push(data) < BLOCK {
+            continue;
+        }
+        let written;
+        (job, written) = pieces.write(job).await?;
         if let Err(e) = written {
             // A write that failed (a full disk above all) leaves nothing
             // worth resuming: rolled back below, so the space is free for
             // the next upload.
             break Some(fs_error(e, &path));
+        }
+    };
+    // What is gathered still goes to disk, unless the upload is refused
+    // anyway: an interrupted resumable upload keeps every byte it received.
+    let refused = match refused {
+        Some(error) => Some(error),
+        None => {
+            let written;
+            (job, written) = pieces.write(job).await?;
+            written.err().map(|e| fs_error(e, &path))
         }
     };
     let (temp, lock) = job;
@@ -407,6 +424,9 @@ pub async fn write_from(
             Ok(())
         })
         .await?;
+        return Err(error);
+    }
+    if let Some(error) = interrupted {
         return Err(error);
     }
     if let Some(size) = declared.filter(|&size| total != size) {
@@ -441,6 +461,43 @@ pub async fn write_from(
         path: path.to_string(),
         size,
     })
+}
+
+/// An upload's temp file on its way to and from a blocking write, its lock
+/// after it.
+type WriteJob = (TempFile, Option<UploadLock>);
+
+/// Chunks of an upload received but not yet written.
+#[derive(Default)]
+struct Pieces {
+    gathered: Vec<Bytes>,
+    len: usize,
+}
+
+impl Pieces {
+    /// Adds a chunk; returns how many bytes are gathered.
+    fn push(&mut self, data: Bytes) -> usize {
+        self.len += data.len();
+        self.gathered.push(data);
+        self.len
+    }
+
+    /// Writes what is gathered on a blocking thread and hands the temp file
+    /// back with the write's outcome.
+    async fn write(&mut self, job: WriteJob) -> Result<(WriteJob, std::io::Result<()>), Error> {
+        if self.gathered.is_empty() {
+            return Ok((job, Ok(())));
+        }
+        let gathered = std::mem::take(&mut self.gathered);
+        self.len = 0;
+        let (mut temp, lock) = job;
+        tokio::task::spawn_blocking(move || {
+            let written = gathered.iter().try_for_each(|piece| temp.write(piece));
+            ((temp, lock), written)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("the upload's write task failed: {e}")))
+    }
 }
 
 /// Holds a resumable upload's lock. It travels with the upload's temp file,

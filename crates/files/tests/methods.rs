@@ -100,6 +100,40 @@ async fn ranges_read_the_middle_of_a_file() {
 }
 
 #[tokio::test]
+async fn a_range_across_several_read_blocks_arrives_whole_and_in_chunks() {
+    let server = TestServer::start().await;
+    let c = server.client().await;
+    // Read blocks are 1 MiB and chunks 128 KiB: a range that starts and
+    // ends inside blocks, and spans three, checks the seams of both.
+    let data = pattern((3 << 20) + 4321, 7);
+    c.write_all(
+        &write_args("blocks.bin", WriteMode::CreateNew),
+        Bytes::from(data.clone()),
+    )
+    .await
+    .expect("write");
+    let (offset, length) = ((1 << 20) - 5, (2 << 20) + 9);
+    let args = ReadArgs {
+        path: "blocks.bin".into(),
+        offset: offset as u64,
+        length: Some(length as u64),
+    };
+    let (head, mut stream) = c.read(&args).await.expect("read");
+    assert_eq!(head.length, length as u64);
+    let mut got = Vec::new();
+    while let Some(chunk) = stream.chunk().await.expect("chunk") {
+        assert!(
+            chunk.len() <= backroom_frame::stream::MAX_CHUNK,
+            "a chunk of {} bytes",
+            chunk.len()
+        );
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(got.len(), length);
+    assert!(got == data[offset..offset + length], "the bytes differ");
+}
+
+#[tokio::test]
 async fn a_download_interrupted_and_resumed_matches_the_checksum() {
     let server = TestServer::start().await;
     let c = server.client().await;
@@ -178,6 +212,30 @@ async fn an_upload_interrupted_and_resumed_matches_the_checksum() {
         .await
         .expect_err("done");
     assert_eq!(err.code, ErrorCode::NotFound);
+}
+
+#[tokio::test]
+async fn an_upload_ended_short_keeps_exactly_its_bytes_across_write_blocks() {
+    let server = TestServer::start().await;
+    let c = server.client().await;
+    // Chunks are written to disk a megabyte at a time: what an upload sent
+    // before it ended, block or not, must all be kept for the resume.
+    let sent = (3 << 19) + 100;
+    let data = pattern(sent, 5);
+    let mut args = write_args("short.bin", WriteMode::CreateNew);
+    args.upload_id = Some("short-1".into());
+    args.size = Some(4 << 20);
+    let ended = c.write_all(&args, Bytes::from(data.clone())).await;
+    assert_eq!(ended.expect_err("ends short").code, ErrorCode::BadRequest);
+    let status = c
+        .upload_status("short.bin", "short-1", Some(Algorithm::Blake3))
+        .await
+        .expect("status");
+    assert_eq!(status.received, sent as u64);
+    assert_eq!(
+        status.digest,
+        Some(blake3::hash(&data).to_hex().to_string())
+    );
 }
 
 #[tokio::test]

@@ -80,18 +80,23 @@ struct Answer {
     download: Option<ByteStream>,
 }
 
+/// The requests waiting for answers, by id. The ids are this client's own
+/// counter, never a peer's choice, so a fast hash that does not resist chosen
+/// keys is safe here, and SipHash was a twentieth of a pipelined ping's cost.
+type PendingMap = HashMap<u64, Pending, foldhash::fast::RandomState>;
+
 /// The state the reader loop and the handles share. The lock is never held
 /// across an await.
 struct Conn {
     out: Outbox,
-    pending: Mutex<HashMap<u64, Pending>>,
+    pending: Mutex<PendingMap>,
     /// Why the connection can take no more requests, once it cannot.
     closed: Mutex<Option<Error>>,
     window: u32,
 }
 
 impl Conn {
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Pending>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, PendingMap> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -588,12 +593,12 @@ async fn connect_once(config: &ClientConfig) -> Result<Client, Error> {
             )));
         }
     };
-    let (out, rx) = mpsc::channel(io::OUTBOX_CAPACITY);
+    let (out, rx) = Outbox::new();
     let stop = CancellationToken::new();
     io::spawn_writer(writer, rx, stop.clone());
     let conn = Arc::new(Conn {
         out,
-        pending: Mutex::new(HashMap::new()),
+        pending: Mutex::new(PendingMap::default()),
         closed: Mutex::new(None),
         window: welcome.limits.stream_window,
     });

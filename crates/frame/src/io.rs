@@ -20,8 +20,64 @@ use crate::message::Message;
 pub type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
 pub type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
 
-/// The queue of messages waiting for a connection's writer task.
-pub type Outbox = mpsc::Sender<Message>;
+/// What a connection's writer task writes next.
+pub enum Outgoing {
+    /// A message, which the writer encodes.
+    Message(Message),
+    /// Whole frames its sender already encoded, written as they are.
+    Encoded(Bytes),
+}
+
+/// The queue of what waits for a connection's writer task. Cheap to clone;
+/// the writer ends once every clone is dropped.
+#[derive(Clone)]
+pub struct Outbox(mpsc::Sender<Outgoing>);
+
+/// The writer task's end of an [`Outbox`].
+pub struct OutboxReceiver(mpsc::Receiver<Outgoing>);
+
+/// The outbox is closed: the connection's writer has ended.
+#[derive(Debug)]
+pub struct Closed;
+
+/// The outbox had no room, or was closed.
+#[derive(Debug)]
+pub struct Unsent;
+
+impl Outbox {
+    /// A new outbox holding at most [`OUTBOX_CAPACITY`] entries.
+    pub fn new() -> (Outbox, OutboxReceiver) {
+        let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
+        (Outbox(tx), OutboxReceiver(rx))
+    }
+
+    /// Queues a message, waiting for room.
+    pub async fn send(&self, msg: Message) -> Result<(), Closed> {
+        self.0
+            .send(Outgoing::Message(msg))
+            .await
+            .map_err(|_| Closed)
+    }
+
+    /// Queues a message if there is room now.
+    pub fn try_send(&self, msg: Message) -> Result<(), Unsent> {
+        self.0.try_send(Outgoing::Message(msg)).map_err(|_| Unsent)
+    }
+
+    /// Queues an entry, waiting for room.
+    pub async fn queue(&self, entry: Outgoing) -> Result<(), Closed> {
+        self.0.send(entry).await.map_err(|_| Closed)
+    }
+
+    /// Queues an entry if there is room now; gives it back when there is
+    /// none, and `None` when the outbox is closed.
+    pub fn try_queue(&self, entry: Outgoing) -> Result<(), Option<Outgoing>> {
+        self.0.try_send(entry).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(entry) => Some(entry),
+            mpsc::error::TrySendError::Closed(_) => None,
+        })
+    }
+}
 
 /// How many messages may wait for the writer before senders wait in turn.
 pub const OUTBOX_CAPACITY: usize = 1024;
@@ -152,7 +208,7 @@ pub async fn write_now(io: &mut WriteHalf, msg: &Message) -> io::Result<()> {
 /// `stop` is cancelled, which is how a peer that never reads is cut off.
 pub fn spawn_writer(
     io: WriteHalf,
-    rx: mpsc::Receiver<Message>,
+    rx: OutboxReceiver,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<io::Result<()>> {
     tokio::spawn(async move {
@@ -163,10 +219,11 @@ pub fn spawn_writer(
     })
 }
 
-async fn write_loop(mut io: WriteHalf, mut rx: mpsc::Receiver<Message>) -> io::Result<()> {
+async fn write_loop(mut io: WriteHalf, rx: OutboxReceiver) -> io::Result<()> {
+    let mut rx = rx.0;
     let mut batch = Batch::default();
-    while let Some(msg) = rx.recv().await {
-        batch.push(msg);
+    while let Some(next) = rx.recv().await {
+        batch.push(next);
         while batch.len < WRITE_BATCH {
             match rx.try_recv() {
                 Ok(msg) => batch.push(msg),
@@ -180,8 +237,9 @@ async fn write_loop(mut io: WriteHalf, mut rx: mpsc::Receiver<Message>) -> io::R
 }
 
 /// Queued frames, as buffers to write in order: small frames are encoded
-/// together into one buffer, while a large chunk's data goes out from its own
-/// buffer, uncopied, in the same vectored write.
+/// together into one buffer, while a large chunk's data and frames encoded
+/// by their sender go out from their own buffers, uncopied, in the same
+/// vectored write.
 #[derive(Default)]
 struct Batch {
     encoded: BytesMut,
@@ -190,7 +248,18 @@ struct Batch {
 }
 
 impl Batch {
-    fn push(&mut self, msg: Message) {
+    fn push(&mut self, next: Outgoing) {
+        let msg = match next {
+            Outgoing::Message(msg) => msg,
+            Outgoing::Encoded(frames) => {
+                self.len += frames.len();
+                if !self.encoded.is_empty() {
+                    self.parts.push(self.encoded.split().freeze());
+                }
+                self.parts.push(frames);
+                return;
+            }
+        };
         let before = self.encoded.len();
         match codec::encode_vectored(msg, &mut self.encoded) {
             None => self.len += self.encoded.len() - before,

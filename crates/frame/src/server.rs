@@ -13,20 +13,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{AuthHandle, Identity};
 use crate::body;
+use crate::codec;
 use crate::error::{Error, ErrorCode};
-use crate::io::{self, FrameReader, Outbox, WriteHalf};
+use crate::io::{self, FrameReader, Outbox, Outgoing, WriteHalf};
 use crate::message::{
     CONNECTION_ID, HELLO_MAX_FRAME, Hello, Limits, Message, PROTOCOL_VERSION, Welcome,
 };
@@ -235,6 +236,52 @@ impl Vital {
     }
 }
 
+/// The reader hands its gathered replies to the writer once they reach this
+/// many bytes, so that a burst of large answers holds little memory and still
+/// meets the outbox's back-pressure.
+const REPLIES_FLUSH: usize = 64 * 1024;
+
+/// The reader's own answers of one burst: built-in replies, `Pong`s and
+/// refusals. A lone answer goes to the writer as a message, as it would
+/// anyway; two or more are encoded into one buffer that goes as one outbox
+/// entry, so a pipelined burst costs one channel hop and one wake-up of the
+/// writer rather than one per answer.
+#[derive(Default)]
+struct Replies {
+    lone: Option<Message>,
+    encoded: BytesMut,
+}
+
+impl Replies {
+    fn push(&mut self, msg: Message) {
+        if self.lone.is_none() && self.encoded.is_empty() {
+            self.lone = Some(msg);
+            return;
+        }
+        // Room for many small frames at once; once the writer has dropped
+        // what went before, this reuses the same allocation.
+        if self.encoded.capacity() - self.encoded.len() < 1024 {
+            self.encoded.reserve(16 * 1024);
+        }
+        if let Some(lone) = self.lone.take() {
+            codec::encode(&lone, &mut self.encoded);
+        }
+        codec::encode(&msg, &mut self.encoded);
+    }
+
+    fn is_full(&self) -> bool {
+        self.encoded.len() >= REPLIES_FLUSH
+    }
+
+    /// What goes to the writer now, if anything.
+    fn take(&mut self) -> Option<Outgoing> {
+        if let Some(lone) = self.lone.take() {
+            return Some(Outgoing::Message(lone));
+        }
+        (!self.encoded.is_empty()).then(|| Outgoing::Encoded(self.encoded.split().freeze()))
+    }
+}
+
 /// State shared by every connection of one server.
 struct Shared<S> {
     service: S,
@@ -430,7 +477,7 @@ fn refuse_over_cap(tcp: &TcpStream, peer: SocketAddr, max: usize, plaintext: boo
                 peer.ip()
             )),
         };
-        let _ = tcp.try_write(&crate::codec::to_bytes(&refusal));
+        let _ = tcp.try_write(&codec::to_bytes(&refusal));
     }
 }
 
@@ -621,7 +668,7 @@ impl<S: Service> Connection<S> {
             .map_err(|e| e.to_string())?;
         tracing::debug!(%peer, user = %identity.user, %client, "welcomed");
 
-        let (out, rx) = mpsc::channel(io::OUTBOX_CAPACITY);
+        let (out, rx) = Outbox::new();
         let hard = shared.hard_stop.child_token();
         let writer = io::spawn_writer(writer, rx, hard.clone());
         let stall_limit = Duration::from_millis(shared.config.limits.idle_timeout_ms);
@@ -662,6 +709,7 @@ impl<S: Service> Connection<S> {
         let drain_timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(idle_timer, drain_timer);
         let mut draining = false;
+        let mut replies = Replies::default();
         let end = loop {
             tokio::select! {
                 biased;
@@ -693,7 +741,7 @@ impl<S: Service> Connection<S> {
                 }
                 read = reader.next() => {
                     last_heard = tokio::time::Instant::now();
-                    if let Some(end) = self.take(read, &mut reader, draining).await {
+                    if let Some(end) = self.take(read, &mut reader, draining, &mut replies).await {
                         break end;
                     }
                 }
@@ -704,11 +752,35 @@ impl<S: Service> Connection<S> {
 
     /// Handles a message just read, then every further one already buffered,
     /// so a pipelined burst costs one trip through `select!`, not one each.
+    /// The reader's own answers in the burst gather in `replies` and go to
+    /// the writer together at its end.
     async fn take(
+        &self,
+        read: Result<Option<Message>, io::ReadError>,
+        reader: &mut FrameReader,
+        draining: bool,
+        replies: &mut Replies,
+    ) -> Option<End> {
+        let end = self.take_burst(read, reader, draining, replies).await;
+        if let Some(End::Refused) = end {
+            // A peer we refuse gets what fits now, and no more waiting.
+            if let Some(entry) = replies.take() {
+                let _ = self.out.try_queue(entry);
+            }
+            return end;
+        }
+        match self.flush(replies).await {
+            Ok(()) => end,
+            Err(_) => Some(End::Closed),
+        }
+    }
+
+    async fn take_burst(
         &self,
         mut read: Result<Option<Message>, io::ReadError>,
         reader: &mut FrameReader,
         draining: bool,
+        replies: &mut Replies,
     ) -> Option<End> {
         loop {
             let msg = match read {
@@ -717,7 +789,7 @@ impl<S: Service> Connection<S> {
                 Err(io::ReadError::Codec(e)) => {
                     tracing::debug!(peer = %self.peer, error = %e, "bad frame");
                     let error = e.to_error();
-                    let _ = self.out.try_send(Message::Error {
+                    replies.push(Message::Error {
                         id: CONNECTION_ID,
                         error,
                     });
@@ -728,10 +800,10 @@ impl<S: Service> Connection<S> {
                     return Some(End::Closed);
                 }
             };
-            match self.dispatch(msg, draining).await {
+            match self.dispatch(msg, draining, replies).await {
                 Ok(()) => {}
                 Err(Fault::Refuse(error)) => {
-                    let _ = self.out.try_send(Message::Error {
+                    replies.push(Message::Error {
                         id: CONNECTION_ID,
                         error,
                     });
@@ -797,37 +869,59 @@ impl<S: Service> Connection<S> {
         }
     }
 
-    /// Queues a message for the peer, waiting for room, but only so long: a
-    /// peer that reads nothing for a whole idle timeout is cut off.
-    async fn send(&self, msg: Message) -> Result<(), Fault> {
-        // The common case needs no timer: there is room.
-        let msg = match self.out.try_send(msg) {
-            Ok(()) => return Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Fault::Gone),
-            Err(mpsc::error::TrySendError::Full(msg)) => msg,
+    /// Adds one of the reader's answers to the burst's `replies`, handing
+    /// them to the writer early once they are many.
+    async fn reply(&self, replies: &mut Replies, msg: Message) -> Result<(), Fault> {
+        replies.push(msg);
+        if replies.is_full() {
+            self.flush(replies).await?;
+        }
+        Ok(())
+    }
+
+    /// Queues the gathered replies for the peer as one outbox entry, waiting
+    /// for room, but only so long: a peer that reads nothing for a whole
+    /// idle timeout is cut off.
+    async fn flush(&self, replies: &mut Replies) -> Result<(), Fault> {
+        let Some(entry) = replies.take() else {
+            return Ok(());
         };
-        match tokio::time::timeout(self.stall_limit, self.out.send(msg)).await {
+        // The common case needs no timer: there is room.
+        let entry = match self.out.try_queue(entry) {
+            Ok(()) => return Ok(()),
+            Err(None) => return Err(Fault::Gone),
+            Err(Some(entry)) => entry,
+        };
+        match tokio::time::timeout(self.stall_limit, self.out.queue(entry)).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(Fault::Gone),
         }
     }
 
     /// Handles one message from the client. An error closes the connection.
-    async fn dispatch(&self, msg: Message, draining: bool) -> Result<(), Fault> {
+    async fn dispatch(
+        &self,
+        msg: Message,
+        draining: bool,
+        replies: &mut Replies,
+    ) -> Result<(), Fault> {
         match msg {
             Message::Request {
                 id,
                 method,
                 body,
                 stream,
-            } => self.request(id, method, body, stream, draining).await,
+            } => {
+                self.request(id, method, body, stream, draining, replies)
+                    .await
+            }
             Message::Cancel { id } => {
                 if let Some(slot) = self.table.remove(id) {
                     if let Some(abort) = slot.abort {
                         abort.abort();
                     }
                     let error = Error::cancelled("cancelled by the client");
-                    self.send(Message::Error { id, error }).await?;
+                    self.reply(replies, Message::Error { id, error }).await?;
                 }
                 Ok(())
             }
@@ -854,7 +948,7 @@ impl<S: Service> Connection<S> {
                 }
                 Ok(())
             }
-            Message::Ping { nonce } => self.send(Message::Pong { nonce }).await,
+            Message::Ping { nonce } => self.reply(replies, Message::Pong { nonce }).await,
             Message::Pong { .. } => Ok(()),
             Message::Goodbye { .. } => Err(Fault::Gone),
             other => Err(Fault::Refuse(Error::bad_request(format!(
@@ -877,13 +971,14 @@ impl<S: Service> Connection<S> {
         body: Bytes,
         stream: bool,
         draining: bool,
+        replies: &mut Replies,
     ) -> Result<(), Fault> {
         if id == CONNECTION_ID {
             return Err(Error::bad_request("request id 0 is reserved").into());
         }
         if draining {
             let error = Error::unavailable("the server is shutting down");
-            return self.send(Message::Error { id, error }).await;
+            return self.reply(replies, Message::Error { id, error }).await;
         }
         // Built-ins answer inline: no task, no slot, the cheapest round trip.
         let builtin = match method.as_str() {
@@ -907,7 +1002,7 @@ impl<S: Service> Connection<S> {
                 },
                 Err(error) => Message::Error { id, error },
             };
-            return self.send(reply).await;
+            return self.reply(replies, reply).await;
         }
         let max = self.shared.config.limits.max_in_flight as usize;
         let admitted = {
@@ -933,7 +1028,7 @@ impl<S: Service> Connection<S> {
             let error = Error::busy(format!(
                 "{max} requests are already in flight on this connection; wait for one to finish"
             ));
-            return self.send(Message::Error { id, error }).await;
+            return self.reply(replies, Message::Error { id, error }).await;
         };
         let call = Call {
             method,

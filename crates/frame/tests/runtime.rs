@@ -508,6 +508,58 @@ async fn a_thousand_pipelined_requests_are_answered_out_of_order() {
 }
 
 #[tokio::test]
+async fn a_burst_of_built_in_requests_is_answered_in_order_even_past_one_flush() {
+    let server = TestServer::start(config()).await;
+    let mut raw = Raw::welcomed(server.addr).await;
+    // One write of pings, Pings and infos: the infos' answers alone pass the
+    // amount the reader gathers before it hands its replies to the writer.
+    let mut burst = BytesMut::new();
+    for id in 1..=2000u64 {
+        let msg = match id % 3 {
+            0 => Message::Ping { nonce: id },
+            1 => request(id, "ping", body::encode(&id)),
+            _ => request(id, "info", body::NIL.clone()),
+        };
+        codec::encode(&msg, &mut burst);
+    }
+    raw.send_bytes(&burst).await;
+    for id in 1..=2000u64 {
+        match (id % 3, raw.recv().await) {
+            (0, Some(Message::Pong { nonce })) => assert_eq!(nonce, id),
+            (1, Some(Message::Response { id: got, body, .. })) => {
+                assert_eq!(got, id);
+                assert_eq!(body::decode::<u64>(&body).expect("echo"), id);
+            }
+            (2, Some(Message::Response { id: got, body, .. })) => {
+                assert_eq!(got, id);
+                let info: server::Info = body::decode(&body).expect("info");
+                assert_eq!(info.service, "test");
+            }
+            (_, other) => panic!("answer {id}: unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn answers_gathered_before_a_violation_arrive_before_the_refusal() {
+    let server = TestServer::start(config()).await;
+    let mut raw = Raw::welcomed(server.addr).await;
+    let mut burst = BytesMut::new();
+    for id in 1..=10u64 {
+        codec::encode(&request(id, "ping", body::NIL.clone()), &mut burst);
+    }
+    codec::encode(&request(0, "ping", body::NIL.clone()), &mut burst);
+    raw.send_bytes(&burst).await;
+    for id in 1..=10u64 {
+        match raw.recv().await {
+            Some(Message::Response { id: got, .. }) => assert_eq!(got, id),
+            other => panic!("expected the answer to ping {id}, got {other:?}"),
+        }
+    }
+    raw.expect_refusal(ErrorCode::BadRequest).await;
+}
+
+#[tokio::test]
 async fn an_unknown_method_gets_an_error_and_the_connection_stays_open() {
     let server = TestServer::start(config()).await;
     let client = server.client().await;
