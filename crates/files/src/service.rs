@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use backroom_api::files::{
     ChangeKind, ChecksumArgs, DEFAULT_PAGE, FindArgs, ListArgs, MkdirArgs, MoveArgs, PathArgs,
@@ -13,6 +13,7 @@ use backroom_frame::Error;
 use backroom_frame::auth::Identity;
 use backroom_frame::server::{Call, Reply, Service, Vital};
 use cap_std::fs::Dir;
+use parking_lot::Mutex;
 
 use crate::Limits;
 use crate::ops;

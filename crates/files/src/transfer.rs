@@ -18,6 +18,7 @@ use backroom_frame::server::{BodyStream, Call, EventStream, Reply};
 use backroom_frame::stream::ByteStream;
 use backroom_frame::{Error, ErrorCode};
 use bytes::Bytes;
+use parking_lot::MutexGuard;
 use tokio::sync::broadcast;
 
 use crate::atomic::{self, TempFile};
@@ -46,7 +47,7 @@ impl Slot {
     /// Takes a slot, or fails with `busy` when the connection has none free.
     pub fn take(state: &Arc<State>, connection: u64) -> Result<Slot, Error> {
         let max = state.limits.max_transfers_per_connection;
-        let mut transfers = state.transfers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut transfers = state.transfers.lock();
         let running = transfers.entry(connection).or_insert(0);
         if *running >= max {
             return Err(Error::busy(format!(
@@ -63,11 +64,7 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut transfers = self
-            .state
-            .transfers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut transfers = self.state.transfers.lock();
         if let Some(running) = transfers.get_mut(&self.connection) {
             *running -= 1;
             if *running == 0 {
@@ -515,7 +512,7 @@ impl UploadLock {
     async fn acquire(state: &Arc<State>, path: &RelPath, id: &str) -> Result<UploadLock, Error> {
         let key = lock_key(&path.to_string(), id);
         let lock = {
-            let mut uploads = state.uploads.lock().unwrap_or_else(|e| e.into_inner());
+            let mut uploads = state.uploads.lock();
             uploads.entry(key.clone()).or_default().clone()
         };
         let guard = tokio::time::timeout(LOCK_WAIT, lock.lock_owned())
@@ -541,11 +538,7 @@ fn lock_key(path: &str, id: &str) -> String {
 /// Whether upload `id` of `path` is in flight (its lock is taken or
 /// awaited): its bytes are then charged as it goes.
 fn in_flight(state: &State, path: &str, id: &str) -> bool {
-    state
-        .uploads
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains_key(&lock_key(path, id))
+    state.uploads.lock().contains_key(&lock_key(path, id))
 }
 
 /// `abort_upload`: removes one of the caller's interrupted uploads (an
@@ -565,7 +558,7 @@ pub async fn abort_upload(state: &Arc<State>, call: &Call) -> Result<Reply, Erro
 impl Drop for UploadLock {
     fn drop(&mut self) {
         drop(self.guard.take());
-        let mut uploads = self.state.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        let mut uploads = self.state.uploads.lock();
         // Only the map holds it now: nobody waits, so forget it.
         if uploads
             .get(&self.key)
@@ -624,11 +617,8 @@ impl Charge {
         })
     }
 
-    fn reserved(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u64>> {
-        self.state
-            .reserved
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    fn reserved(&self) -> MutexGuard<'_, std::collections::HashMap<String, u64>> {
+        self.state.reserved.lock()
     }
 
     /// Fails if `more` bytes would not fit, without charging them.
@@ -665,7 +655,7 @@ impl Charge {
             return Ok(());
         }
         let state = self.state.clone();
-        let mut reserved = state.reserved.lock().unwrap_or_else(|e| e.into_inner());
+        let mut reserved = state.reserved.lock();
         let pending = reserved.get(&self.user).copied().unwrap_or(0);
         self.fits(pending.saturating_add(more))?;
         *reserved.entry(self.user.clone()).or_insert(0) += more;

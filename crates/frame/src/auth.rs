@@ -1,8 +1,9 @@
 //! Tokens, roles and identities: who a connection is and what it may do.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -185,10 +186,7 @@ impl AuthHandle {
 
     /// The users in force now.
     pub fn current(&self) -> Arc<Auth> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.current.read().clone()
     }
 
     /// Puts `auth` in force for every handshake from now on.
@@ -196,7 +194,7 @@ impl AuthHandle {
     /// The server checks [`Auth::check_bind`] only when it starts, so the
     /// caller decides whether a replacement with no users is acceptable.
     pub fn replace(&self, auth: Auth) {
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(auth);
+        *self.current.write() = Arc::new(auth);
     }
 }
 

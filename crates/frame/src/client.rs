@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
@@ -96,19 +97,16 @@ struct Conn {
 }
 
 impl Conn {
-    fn pending(&self) -> std::sync::MutexGuard<'_, PendingMap> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    fn pending(&self) -> MutexGuard<'_, PendingMap> {
+        self.pending.lock()
     }
 
     fn closed_reason(&self) -> Option<Error> {
-        self.closed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.closed.lock().clone()
     }
 
     fn set_closed(&self, error: Error) {
-        let mut closed = self.closed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut closed = self.closed.lock();
         if closed.is_none() {
             *closed = Some(error);
         }

@@ -9,13 +9,14 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use futures_util::FutureExt;
+use parking_lot::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
@@ -425,10 +426,10 @@ impl ClientCap {
         })
     }
 
-    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+    fn open(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
         // Every update is a single insert, store or remove: a panic cannot
         // leave the map half-changed.
-        self.open.lock().unwrap_or_else(|e| e.into_inner())
+        self.open.lock()
     }
 
     /// A slot for one more connection from `ip`, or `None` when that
@@ -552,10 +553,10 @@ struct Table {
 }
 
 impl Table {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Slot>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Slot>> {
         // A panic while holding this lock leaves the map consistent (every
         // operation is a single insert, remove or field store), so recover it.
-        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+        self.slots.lock()
     }
 
     fn remove(&self, id: u64) -> Option<Slot> {
