@@ -198,10 +198,10 @@ impl Shared {
         let mut admitted = self.queue.lock().admit(&arrivals, now);
         let written = admitted.write();
         let mut events = Vec::new();
-        let answers = self
-            .queue
-            .lock()
-            .install(admitted, written, now, &mut events);
+        let mut queue = self.queue.lock();
+        let answers = queue.install(admitted, written, now, &mut events);
+        self.gauges.read(&queue, &events);
+        drop(queue);
         for (answer, reply) in answers.into_iter().zip(replies) {
             let _ = reply.send(answer);
         }
