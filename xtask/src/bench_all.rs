@@ -115,9 +115,10 @@ fn outcome(success: bool, status: &str, last_line: Option<&str>) -> Outcome {
 }
 
 /// The benchmarks name their ratios `ratio`, `ratio_pg`, `rps_ratio` or
-/// `vs_squid`.
+/// `vs_squid`; `aim_ratio` is the aim a ratio is held to, not a ratio.
 fn is_ratio_key(key: &str) -> bool {
-    key.starts_with("ratio_") || key.ends_with("_ratio") || key.starts_with("vs_")
+    !key.starts_with("aim")
+        && (key.starts_with("ratio_") || key.ends_with("_ratio") || key.starts_with("vs_"))
 }
 
 /// Every ratio in a benchmark's figures, named by its path of keys, such as
@@ -132,16 +133,11 @@ fn ratios(prefix: &str, value: &Value, found: &mut Vec<(String, f64)>) {
         } else {
             format!("{prefix}.{key}")
         };
-        if key == "ratio" {
-            if let Some(r) = member.as_f64() {
-                found.push((prefix.to_owned(), r));
-            }
-        } else if is_ratio_key(key) {
-            if let Some(r) = member.as_f64() {
-                found.push((path, r));
-            }
-        } else {
-            ratios(&path, member, found);
+        match member.as_f64() {
+            Some(r) if key == "ratio" => found.push((prefix.to_owned(), r)),
+            Some(r) if is_ratio_key(key) => found.push((path, r)),
+            // A group such as the proxy's `vs_squid: {rps_ratio, ...}`.
+            _ => ratios(&path, member, found),
         }
     }
 }
@@ -241,13 +237,18 @@ mod tests {
             r#"{"bench":"files","download":{"devnull":{"ratio":1.02,"iperf3_ratio":0.4}}}"#,
         )
         .unwrap();
-        let proxy = json::parse(r#"{"bench":"proxy","wrk":{"vs_squid":2.1,"rps":5}}"#).unwrap();
+        let proxy = json::parse(
+            r#"{"bench":"proxy","wrk":{"vs_squid":2.1,"rps":5},"vs_direct":{"rps_ratio":0.3,"aim":0.35}}"#,
+        )
+        .unwrap();
+        let print = json::parse(r#"{"bench":"print","ratio":20.4,"aim_ratio":20}"#).unwrap();
         let summary = aggregate(
             &options(),
             &[
                 ("frame", Outcome::Ran(frame.clone())),
                 ("files", Outcome::Ran(files)),
                 ("proxy", Outcome::Ran(proxy)),
+                ("print", Outcome::Ran(print)),
             ],
         );
         assert_eq!(summary.path(&["benchmarks", "frame"]), Some(&frame));
@@ -258,6 +259,9 @@ mod tests {
         assert_eq!(ratio("files.download.devnull.iperf3_ratio"), Some(0.4));
         assert_eq!(ratio("proxy.wrk.vs_squid"), Some(2.1));
         assert_eq!(ratio("proxy.wrk.rps"), None);
+        assert_eq!(ratio("proxy.vs_direct.rps_ratio"), Some(0.3));
+        assert_eq!(ratio("print"), Some(20.4));
+        assert_eq!(ratio("print.aim_ratio"), None);
         assert_eq!(summary.get("failed"), Some(&Value::Array(Vec::new())));
     }
 
